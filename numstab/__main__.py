@@ -1,0 +1,3 @@
+from numstab.cli import main
+
+main()

@@ -1,0 +1,52 @@
+"""The ``numstab`` command line: parse, call the library, render. No computation lives here.
+
+A user's mistake (any :class:`numstab.errors.NumstabError`, or a usage error from the argument
+parser) prints exactly one line on stderr and exits with status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+import typer.main
+
+from numstab.cli._app import app
+from numstab.errors import NumstabError
+
+# Each module registers its commands on `app` when imported.
+from numstab.cli import check, lab, theory, tour  # noqa: E402,F401  isort: skip
+
+__all__ = ["app", "main"]
+
+# typer vendors its own copy of click (or uses click, in older releases); its usage errors share
+# the base class of typer.BadParameter, so take it from there rather than from a private module.
+_UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+
+def _fail(message: str) -> None:
+    print(f"numstab: error: {' '.join(str(message).split())}", file=sys.stderr)
+    sys.exit(2)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; exit 2 with one line on stderr for a user's mistake."""
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=argv, prog_name="numstab", standalone_mode=False)
+    except _UsageError as err:
+        if not err.format_message():  # bare `numstab`: the help was shown, nothing went wrong
+            sys.exit(0)
+        where = err.ctx.command_path if getattr(err, "ctx", None) is not None else "numstab"
+        _fail(f"{err.format_message()} (see '{where} --help')")
+    except NumstabError as err:
+        _fail(str(err))
+    except (KeyboardInterrupt, typer.Abort):
+        print("numstab: aborted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as err:
+        if type(err).__name__ != "Abort":
+            raise
+        print("numstab: aborted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
