@@ -40,7 +40,7 @@ _ANCHOR = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _RESERVED_ANCHORS = frozenset({"top", "contents"})
 #: The badge text of each verdict kind; the colour is never the only cue.
 VERDICT_LABELS = {"ok": "OK", "warn": "Warning", "bad": "Problem"}
-_CSS_PX_PER_INCH = 96  # CSS pixels per inch: the figure's size on screen, whatever its dpi
+_CSS_PX_PER_INCH = 112  # on-screen size: a 6.4 in figure fills the 48rem column (717 px), whatever its dpi
 
 _CSS = """
 .numstab-report{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;

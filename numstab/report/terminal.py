@@ -89,7 +89,7 @@ def make_table(
     headers, rows = check_table(headers, rows, verdict_column)
     table = Table(title=title or None, box=box.SIMPLE_HEAD, show_edge=False, title_justify="left")
     for header, numeric in zip(headers, numeric_columns(headers, rows), strict=True):
-        table.add_column(header, justify="right" if numeric else "left")
+        table.add_column(header, justify="right" if numeric else "left", no_wrap=numeric)
     for row in rows:
         table.add_row(*(_cell(value, index == verdict_column) for index, value in enumerate(row)))
     return table
