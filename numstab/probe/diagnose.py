@@ -1,0 +1,402 @@
+"""``numstab.diagnose``: one forward and one backward pass of a model with hooks, then verdicts and fixes.
+
+Examples:
+    >>> import torch
+    >>> from torch import nn
+    >>> g = torch.Generator().manual_seed(0)
+    >>> net = nn.Sequential(*[m for _ in range(12) for m in (nn.Linear(32, 32), nn.Sigmoid())])
+    >>> report = diagnose(net, torch.randn(64, 32, generator=g))
+    >>> report.verdict
+    'vanishing'
+    >>> report.findings[0].fix.startswith("replace sigmoid by tanh or 4·sigmoid − 2")
+    True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from numstab.errors import BadInputError, InvalidArgumentError, ModelError, NumstabTypeError
+from numstab.probe import analytic, rules
+from numstab.probe.hooks import CallRecord, Capture, float_tensors, measured_modules
+from numstab.probe.report import LayerReport, NonfiniteOrigin, Report
+from numstab.probe.state import preserved
+from numstab.probe.stats import TensorStats, duplicate_rows, summarize
+
+__all__ = ["diagnose", "DEFAULT_SEED"]
+
+#: Seed of the unit-variance backward vector used when no ``loss_fn`` is given.
+DEFAULT_SEED = 0
+
+
+def diagnose(
+    model: nn.Module,
+    inputs: Any,
+    *,
+    loss_fn: Callable[..., torch.Tensor] | None = None,
+    target: Any = None,
+    seed: int = DEFAULT_SEED,
+) -> Report:
+    """Run one forward and backward pass of ``model`` with hooks; return per-layer statistics and verdicts.
+
+    Every module that owns parameters and every activation module is measured; a module called twice is
+    reported twice (``name`` and ``name#2``). Statistics are over all elements, accumulated in float64
+    so that a gradient of 1e-30 reads 1e-30 and a finite 1e25 is never called non-finite. Then the
+    rules of :mod:`numstab.probe.rules` (documented thresholds) turn the numbers into findings with a fix.
+
+    The backward seed is ``loss_fn(output)`` (``loss_fn(output, target)`` when ``target`` is given).
+    Without ``loss_fn`` it is :math:`\\sum_i r_i \\cdot y_i` over every floating-point output tensor
+    ``y`` with :math:`r \\sim N(0, 1)` drawn from a ``torch.Generator`` seeded with ``seed``, so the
+    gradient at the output is a unit-variance random vector (as in Schoenholz et al. 2017's backward
+    analysis) and the global RNG is not touched.
+
+    The model is left exactly as found: it runs in its current train/eval mode (dropout draws happen
+    inside ``torch.random.fork_rng``, so the global RNG state is unchanged); buffers (BatchNorm running
+    statistics, which a train-mode forward updates) are copied before and restored after; gradients are
+    taken with ``torch.autograd.grad``, so ``.grad`` is untouched; every hook is removed in a
+    ``finally``, also when the model raises.
+
+    Args:
+        model: the network, as initialized or trained.
+        inputs: a tensor (``model(inputs)``), a tuple or list (``model(*inputs)``) or a dict
+            (``model(**inputs)``).
+        loss_fn: the loss; None for the random unit-variance seed.
+        target: second argument of ``loss_fn``.
+        seed: seed of the random backward vector.
+
+    Returns:
+        A :class:`numstab.probe.report.Report`.
+
+    Raises:
+        NumstabTypeError: ``model`` is not an ``nn.Module``.
+        ModelError: the model has no parameters, or its output holds no floating-point tensor and no
+            ``loss_fn`` was given.
+        BadInputError: NaN/inf already in ``inputs`` (bad data, not instability), or the forward pass
+            failed (the message names the module where it failed).
+
+    Examples:
+        >>> net = nn.Sequential(nn.Linear(8, 8), nn.ReLU(inplace=True), nn.Linear(8, 2))
+        >>> r = diagnose(net, torch.randn(16, 8, generator=torch.Generator().manual_seed(0)))
+        >>> [layer.name for layer in r.layers], r.verdict
+        (['0', '1', '2'], 'healthy')
+    """
+    _check_model(model)
+    args, kwargs = _as_call(inputs)
+    _check_finite_inputs(args, kwargs)
+    with preserved(model), torch.random.fork_rng(devices=_cuda_devices(model)):
+        capture = Capture(model)
+        with capture:
+            output = _forward(model, capture, args, kwargs)
+            loss = _seed_loss(output, loss_fn, target, seed)
+            grads = _backward(model, loss)
+    report = _build(model, capture, grads, loss, inputs=(args, kwargs), loss_given=loss_fn is not None)
+    return _with_recheck(report, model, inputs, loss_fn, target, seed)
+
+
+# -- input checks ------------------------------------------------------------------------------------
+
+
+def _check_model(model: Any) -> None:
+    if not isinstance(model, nn.Module):
+        got = type(model).__name__
+        raise NumstabTypeError(f"model must be a torch.nn.Module, got {got}: pass the network itself")
+    if next(model.parameters(), None) is None:
+        raise ModelError(
+            f"model {type(model).__name__} has no parameters: there is no initialization to diagnose; "
+            "pass the network that owns the weights"
+        )
+
+
+def _as_call(inputs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    if isinstance(inputs, dict):
+        return (), dict(inputs)
+    if isinstance(inputs, (tuple, list)):
+        return tuple(inputs), {}
+    return (inputs,), {}
+
+
+def _check_finite_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    for i, t in enumerate(float_tensors((args, kwargs))):
+        bad = int((~torch.isfinite(t)).sum())
+        if bad:
+            raise BadInputError(
+                f"inputs hold {bad} NaN/inf value(s) (floating-point tensor {i}, shape {tuple(t.shape)}): "
+                "non-finite inputs are bad data, not model instability; clean them (torch.nan_to_num) "
+                "or fix the data pipeline"
+            )
+
+
+def _cuda_devices(model: nn.Module) -> list[int]:
+    return sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
+
+
+# -- the pass ----------------------------------------------------------------------------------------
+
+
+def _forward(model: nn.Module, capture: Capture, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    try:
+        return model(*args, **kwargs)
+    except Exception as err:
+        where = capture.stack[-1] if capture.stack else ""
+        module = model.get_submodule(where) if where else model
+        shapes = [tuple(t.shape) for t in float_tensors((args, kwargs))] or "no floating-point tensors"
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise BadInputError(
+            f"the forward pass failed in module '{where or '(the model itself)'}' ({type(module).__name__}): "
+            f"{type(err).__name__}: {first}; check that the inputs (shapes {shapes}) match what the model "
+            "expects"
+        ) from err
+
+
+def _seed_loss(output: Any, loss_fn: Callable[..., Any] | None, target: Any, seed: int) -> torch.Tensor:
+    if loss_fn is not None:
+        return _user_loss(output, loss_fn, target)
+    outs = list(float_tensors(output))
+    if not outs:
+        raise ModelError(
+            f"the model's output ({type(output).__name__}) holds no floating-point tensor: pass loss_fn= "
+            "that turns it into a scalar loss"
+        )
+    total = outs[0].new_zeros(())
+    for t in outs:
+        gen = torch.Generator(device=t.device).manual_seed(seed)
+        r = torch.randn(t.shape, generator=gen, device=t.device, dtype=t.dtype)
+        total = total + (t * r).sum()
+    return total
+
+
+def _user_loss(output: Any, loss_fn: Callable[..., Any], target: Any) -> torch.Tensor:
+    loss = loss_fn(output) if target is None else loss_fn(output, target)
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1 or not loss.is_floating_point():
+        got = f"shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else type(loss).__name__
+        raise InvalidArgumentError(
+            f"loss_fn must return a scalar floating-point tensor, got {got}: reduce it, e.g. with .mean()"
+        )
+    return loss.reshape(())
+
+
+def _backward(model: nn.Module, loss: torch.Tensor) -> dict[nn.Parameter, torch.Tensor] | None:
+    """Gradients of every trainable parameter via autograd.grad (``.grad`` untouched); None: no backward."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params or not loss.requires_grad:
+        return None
+    try:
+        grads = torch.autograd.grad(loss, params, allow_unused=True)
+    except RuntimeError as err:
+        raise ModelError(f"the backward pass failed: {str(err).splitlines()[0]}") from err
+    return {p: g for p, g in zip(params, grads, strict=True) if g is not None}
+
+
+# -- assembling the report ---------------------------------------------------------------------------
+
+
+def _build(
+    model: nn.Module,
+    capture: Capture,
+    grads: dict[nn.Parameter, torch.Tensor] | None,
+    loss: torch.Tensor,
+    *,
+    inputs: tuple[tuple[Any, ...], dict[str, Any]],
+    loss_given: bool,
+) -> Report:
+    modules = {n: m for m, n in measured_modules(model).items()}
+    layers = [_layer_report(r, modules[r.module_name], grads) for r in capture.records]
+    acts = {r.name: act for r in capture.records if (act := analytic.activation_of(modules[r.module_name]))}
+    layers = analytic.annotate(layers, acts)
+    q0 = _input_second_moment(inputs, layers)
+    loss_value = float(loss.detach()) if grads is not None or loss_given else None
+    origin = _origin(capture.records, modules, grads, loss_value if loss_given else None)
+    findings = rules.evaluate(layers, input_second_moment=q0, first_nonfinite=origin)
+    return Report(
+        layers=layers,
+        findings=findings,
+        verdict=rules.verdict(findings),
+        input_second_moment=q0,
+        loss=loss_value,
+        first_nonfinite=origin,
+        backward=grads is not None,
+        never_called=capture.never_called,
+    )
+
+
+def _input_second_moment(inputs: Any, layers: Sequence[LayerReport]) -> float:
+    """E[x²] over the floating-point inputs; for integer inputs (token ids), the first layer's output."""
+    stats: TensorStats | None = None
+    for t in float_tensors(inputs):
+        s = summarize(t)
+        stats = s if stats is None else _merged(stats, s)
+    if stats is not None:
+        return stats.second_moment
+    return layers[0].activation_second_moment if layers else math.nan
+
+
+def _merged(a: TensorStats, b: TensorStats) -> TensorStats:
+    from numstab.probe.stats import merge
+
+    return merge(a, b)
+
+
+def _layer_report(
+    record: CallRecord, module: nn.Module, grads: dict[nn.Parameter, torch.Tensor] | None
+) -> LayerReport:
+    fwd = record.forward or summarize(torch.zeros(0))
+    grad = record.grad
+    weight = _main_weight(module)
+    wstats = _weight_fields(module, weight)
+    dup_w = duplicate_rows(weight.detach()) if weight is not None and weight.dim() >= 2 else 0
+    return LayerReport(
+        name=record.name,
+        kind=record.kind,
+        activation_mean=fwd.mean,
+        activation_std=fwd.std,
+        grad_std=None if grad is None else grad.std,
+        weight_std=wstats.get("weight_std"),
+        weight_grad_norm=_own_grad_norm(module, grads),
+        dead_fraction=record.dead_fraction,
+        duplicate_units=max(record.duplicate_units, dup_w),
+        out_of_range=fwd.out_of_range,
+        nonfinite=fwd.nonfinite + (grad.nonfinite if grad else 0),
+        activation_second_moment=fwd.second_moment,
+        activation_max_abs=fwd.max_abs,
+        grad_second_moment=None if grad is None else grad.second_moment,
+        grad_max_abs=None if grad is None else grad.max_abs,
+        forward_nonfinite=fwd.nonfinite,
+        grad_nonfinite=grad.nonfinite if grad else 0,
+        grad_out_of_range=grad.out_of_range if grad else {},
+        headroom_log2=fwd.headroom_log2,
+        grad_headroom_log2=grad.headroom_log2 if grad else {},
+        units=record.units,
+        weight_grad_ratio=_ratio(_own_grad_norm(module, grads), _own_norm(module)),
+        **{k: v for k, v in wstats.items() if k != "weight_std"},
+    )
+
+
+def _main_weight(module: nn.Module) -> torch.Tensor | None:
+    """``module.weight`` if it is a parameter, else its first parameter of >= 2 dims, else its first one."""
+    own = list(module.parameters(recurse=False))
+    weight = getattr(module, "weight", None)
+    if isinstance(weight, torch.Tensor) and any(weight is p for p in own):
+        return weight
+    return next((p for p in own if p.dim() >= 2), own[0] if own else None)
+
+
+def _weight_fields(module: nn.Module, weight: torch.Tensor | None) -> dict[str, Any]:
+    if weight is None:
+        return {}
+    fields: dict[str, Any] = {"weight_std": summarize(weight).std}
+    bias = getattr(module, "bias", None)
+    if isinstance(bias, torch.Tensor) and bias.is_floating_point():
+        fields["bias_std"] = summarize(bias).std
+    if weight.dim() >= 2:
+        from numstab.init import fans
+
+        fan_in, fan_out = fans(weight)
+        fields.update(
+            fan_in=fan_in,
+            fan_out=fan_out,
+            kaiming_ratio=fields["weight_std"] / math.sqrt(2.0 / fan_in),
+            xavier_ratio=fields["weight_std"] / math.sqrt(2.0 / (fan_in + fan_out)),
+        )
+    return fields
+
+
+def _own_grad_norm(module: nn.Module, grads: dict[nn.Parameter, torch.Tensor] | None) -> float | None:
+    if grads is None:
+        return None
+    own = [grads[p] for p in module.parameters(recurse=False) if p in grads]
+    return _norm(own) if own else None
+
+
+def _own_norm(module: nn.Module) -> float | None:
+    own = list(module.parameters(recurse=False))
+    return _norm(own) if own else None
+
+
+def _norm(tensors: Sequence[torch.Tensor]) -> float:
+    """Euclidean norm of all entries, exact at the extremes (float64 via TensorStats)."""
+    total = 0.0
+    for t in tensors:
+        s = summarize(t)
+        total += s.second_moment * (s.count - s.nonfinite) + (math.inf if s.nonfinite else 0.0)
+    return math.sqrt(total)
+
+
+def _ratio(num: float | None, den: float | None) -> float | None:
+    if num is None or not den:
+        return None
+    return num / den
+
+
+# -- where the first NaN/inf appeared ----------------------------------------------------------------
+
+
+def _origin(
+    records: Sequence[CallRecord],
+    modules: dict[str, nn.Module],
+    grads: dict[nn.Parameter, torch.Tensor] | None,
+    loss: float | None,
+) -> NonfiniteOrigin | None:
+    """First module whose output was non-finite (forward), else the loss, else the backward culprit."""
+    for r in records:
+        if r.forward is not None and r.forward.nonfinite:
+            return NonfiniteOrigin(r.name, "forward")
+    if loss is not None and not math.isfinite(loss):
+        return NonfiniteOrigin("loss_fn", "forward")
+    return _backward_origin(records, modules, grads)
+
+
+def _backward_origin(
+    records: Sequence[CallRecord],
+    modules: dict[str, nn.Module],
+    grads: dict[nn.Parameter, torch.Tensor] | None,
+) -> NonfiniteOrigin | None:
+    """The module whose backward turned a finite output gradient into a non-finite input/parameter gradient.
+
+    Among such calls an enclosing module (a block) yields to the module inside it that did it; among the
+    rest, the last in forward order ran first in backward. When no call qualifies but a gradient is
+    non-finite (it arrived so from the loss or an unhooked operation), the first output gradient to
+    turn non-finite in backward order is named.
+    """
+    bad_params = {p for p, g in (grads or {}).items() if not bool(torch.isfinite(g).all())}
+
+    def produced(r: CallRecord) -> bool:
+        own = set(modules[r.module_name].parameters(recurse=False))
+        return r.input_grad_nonfinite or bool(own & bad_params)
+
+    culprits = [r for r in records if not (r.grad and r.grad.nonfinite) and produced(r)]
+    inner = [r for r in culprits if not any(_encloses(r.module_name, o.module_name) for o in culprits)]
+    if inner:
+        return NonfiniteOrigin(inner[-1].name, "backward")
+    arrived = [r for r in records if r.first_nonfinite_grad_seq is not None]
+    if arrived:
+        return NonfiniteOrigin(min(arrived, key=lambda r: r.first_nonfinite_grad_seq or 0).name, "backward")
+    return None
+
+
+def _encloses(outer: str, inner: str) -> bool:
+    """True when module ``inner`` lives inside module ``outer`` (the root, named '', encloses all)."""
+    return outer != inner and (outer == "" or inner.startswith(outer + "."))
+
+
+# -- re-checking with a fix --------------------------------------------------------------------------
+
+
+def _with_recheck(
+    report: Report, model: nn.Module, inputs: Any, loss_fn: Callable[..., Any] | None, target: Any, seed: int
+) -> Report:
+    def recheck(scheme: str, options: dict[str, Any]) -> Report:
+        import copy
+
+        from numstab.init import apply_
+
+        fixed = apply_(copy.deepcopy(model), scheme, **options)
+        return diagnose(fixed, inputs, loss_fn=loss_fn, target=target, seed=seed)
+
+    from dataclasses import replace
+
+    return replace(report, _recheck=recheck, seed=seed)

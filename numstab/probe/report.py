@@ -1,0 +1,293 @@
+"""The result of :func:`numstab.diagnose`: per-layer numbers, findings, a verdict, and the fix re-checked.
+
+Data only: rendering lives in :mod:`numstab.report.check` and is imported when a report is printed,
+written as HTML or shown in a notebook.
+
+Examples:
+    >>> f = Finding("dead", "warning", ("2",), "half of layer 2's units are 0", "use leaky_relu")
+    >>> f.to_dict()["kind"]
+    'dead'
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+__all__ = ["LayerReport", "Finding", "NonfiniteOrigin", "Report", "FixComparison", "SEVERITIES", "KINDS"]
+
+#: Severities from most to least severe.
+SEVERITIES: tuple[str, ...] = ("error", "warning", "info")
+
+#: Finding kinds, most to least severe at equal severity (the verdict's tie-break).
+KINDS: tuple[str, ...] = ("nonfinite", "exploding", "vanishing", "out_of_range", "dead", "symmetric", "init")
+
+
+@dataclass(frozen=True)
+class LayerReport:
+    """The statistics of one call of one module.
+
+    Forward statistics cover every floating-point tensor of the module's output; gradient statistics the
+    gradients of the seed (loss) with respect to those tensors. All are over every element, in float64.
+
+    Attributes:
+        name: the module's name in ``model.named_modules()``; ``name#k`` for its k-th call.
+        kind: the module's class name ("Linear", "ReLU", ...).
+        activation_mean: mean of the output.
+        activation_std: standard deviation of the output.
+        grad_std: standard deviation of the gradient with respect to the output (None: no gradient
+            reached it).
+        weight_std: standard deviation of the module's main weight (None: no weight of its own).
+        weight_grad_norm: Euclidean norm of the gradient of the module's own parameters (None: frozen or
+            no parameters).
+        dead_fraction: fraction of output units that are exactly 0 for the whole batch.
+        duplicate_units: output units whose values over the batch, or whose weight rows, equal another
+            unit's (the larger of the two counts; dead units skipped).
+        out_of_range: ``{format: fraction}`` of output values that would overflow or flush to zero in
+            float16, bfloat16, float8_e4m3fn and float8_e5m2 (names of :func:`numstab.precision.formats`).
+        nonfinite: number of NaN/inf values in the output plus in its gradient.
+        activation_second_moment: mean of the squared output, E[x²].
+        activation_max_abs: largest |output|.
+        grad_second_moment: E[g²] of the gradient with respect to the output.
+        grad_max_abs: largest |gradient|.
+        forward_nonfinite: non-finite values in the output.
+        grad_nonfinite: non-finite values in the gradient.
+        grad_out_of_range: like ``out_of_range``, for the gradient (float16 underflow is AMP's problem).
+        headroom_log2: ``{format: log2(max / max |output|)}``: powers of two before overflow.
+        grad_headroom_log2: the same for the gradient.
+        units: number of output units (features, or channels for convolutions).
+        fan_in, fan_out: fans of the main weight (None without one).
+        bias_std: standard deviation of the module's bias (None without one).
+        kaiming_ratio: weight_std / sqrt(2 / fan_in) (He et al. 2015).
+        xavier_ratio: weight_std / sqrt(2 / (fan_in + fan_out)) (Glorot & Bengio 2010).
+        weight_grad_ratio: weight_grad_norm / norm of the module's own parameters.
+        theory_second_moment: mean-field prediction of E[x²] for a dense/conv layer fed by a registered
+            activation of the previous dense/conv layer's output (None where the stack does not match).
+        theory_grad_factor: predicted E[g_in²]/E[g_out²] across this layer and the activation before it.
+        measured_grad_factor: the measured value of that ratio.
+    """
+
+    name: str
+    kind: str
+    activation_mean: float
+    activation_std: float
+    grad_std: float | None
+    weight_std: float | None
+    weight_grad_norm: float | None
+    dead_fraction: float
+    duplicate_units: int
+    out_of_range: dict[str, float]
+    nonfinite: int
+    activation_second_moment: float = 0.0
+    activation_max_abs: float = 0.0
+    grad_second_moment: float | None = None
+    grad_max_abs: float | None = None
+    forward_nonfinite: int = 0
+    grad_nonfinite: int = 0
+    grad_out_of_range: dict[str, float] = field(default_factory=dict)
+    headroom_log2: dict[str, float] = field(default_factory=dict)
+    grad_headroom_log2: dict[str, float] = field(default_factory=dict)
+    units: int = 0
+    fan_in: int | None = None
+    fan_out: int | None = None
+    bias_std: float | None = None
+    kaiming_ratio: float | None = None
+    xavier_ratio: float | None = None
+    weight_grad_ratio: float | None = None
+    theory_second_moment: float | None = None
+    theory_grad_factor: float | None = None
+    measured_grad_factor: float | None = None
+
+    @property
+    def module_name(self) -> str:
+        """The name without the ``#k`` call suffix."""
+        return self.name.split("#", 1)[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the fields as plain Python values."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem the rules found, with its evidence and the fix.
+
+    Attributes:
+        kind: "nonfinite", "exploding", "vanishing", "out_of_range", "dead", "symmetric" or "init".
+        severity: "error", "warning" or "info".
+        layers: the names of the layers concerned, in forward order.
+        message: the evidence and the cause, in the chapter's terms.
+        fix: a concrete change, e.g. ``numstab.init.apply_(model, 'kaiming_normal')``.
+    """
+
+    kind: str
+    severity: str
+    layers: tuple[str, ...]
+    message: str
+    fix: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the fields as plain Python values."""
+        return {**asdict(self), "layers": list(self.layers)}
+
+
+@dataclass(frozen=True)
+class NonfiniteOrigin:
+    """Where the first NaN/inf appeared.
+
+    Attributes:
+        module: the module's call name (``"loss_fn"`` when the loss itself is non-finite).
+        phase: "forward" (the module's output) or "backward" (the gradient it passed to its input or
+            its parameters).
+    """
+
+    module: str
+    phase: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the fields as plain Python values."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Report:
+    """Per-layer statistics of one forward and backward pass, the findings and the verdict.
+
+    Printing it in a rich console shows a table; in a notebook it shows as HTML.
+
+    Attributes:
+        layers: one :class:`LayerReport` per module call, in the order the calls finished.
+        findings: the problems found, most severe first.
+        verdict: the most severe finding's kind, or "healthy".
+        input_second_moment: E[x²] over the floating-point inputs.
+        loss: the value of the backward seed (None when there was no backward pass).
+        first_nonfinite: where the first NaN/inf appeared, or None.
+        backward: whether a backward pass ran (False when no parameter requires grad).
+        seed: seed of the random unit-variance backward vector used when ``loss_fn`` is None.
+        never_called: modules owning parameters whose forward never ran (weights used directly).
+    """
+
+    layers: list[LayerReport]
+    findings: list[Finding]
+    verdict: str
+    input_second_moment: float
+    loss: float | None = None
+    first_nonfinite: NonfiniteOrigin | None = None
+    backward: bool = True
+    seed: int = 0
+    never_called: list[str] = field(default_factory=list)
+    _recheck: Any = field(default=None, repr=False, compare=False)
+
+    def layer(self, name: str) -> LayerReport:
+        """The layer report called ``name``.
+
+        Raises:
+            UnknownNameError: no such layer (the message lists the names).
+        """
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        from numstab.errors import UnknownNameError
+
+        raise UnknownNameError("layer", name, [la.name for la in self.layers])
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the report as plain Python values (``verdict`` first)."""
+        out: dict[str, Any] = {"verdict": self.verdict}
+        for f in fields(self):
+            if not f.name.startswith("_") and f.name != "verdict":
+                value = getattr(self, f.name)
+                out[f.name] = _plain(value)
+        return out
+
+    def to_json(self, path: str | os.PathLike | None = None) -> str:
+        """Return the JSON document (schema ``numstab.report/1``, kind "check"); also write it to ``path``.
+
+        Non-finite numbers are written as the strings "inf", "-inf", "nan" (see :mod:`numstab.report.jsonio`).
+        """
+        from numstab.report import jsonio
+
+        if path is not None:
+            jsonio.dump("check", self.to_dict(), path)
+        return jsonio.dumps("check", self.to_dict())
+
+    def to_html(self, path: str | os.PathLike) -> pathlib.Path:
+        """Write a self-contained HTML page of the report and return its path."""
+        from numstab.report.check import html_report
+
+        return html_report(self).write(path)
+
+    def with_fix(self, scheme: str, **init_options: Any) -> FixComparison:
+        """Apply ``numstab.init.apply_(copy, scheme, **init_options)`` to a deep copy of the model, re-check.
+
+        The model is not changed. The copy is diagnosed with the same inputs, loss and seed.
+
+        Args:
+            scheme: an initialization scheme of :func:`numstab.init.apply_` ("kaiming_normal", ...).
+            **init_options: passed on to ``apply_`` (``activation=``, ``generator=``, ...).
+
+        Returns:
+            A :class:`FixComparison` with the report before and after.
+        """
+        if self._recheck is None:
+            from numstab.errors import InvalidArgumentError
+
+            raise InvalidArgumentError(
+                "with_fix needs the model this report came from: call it on a report returned by "
+                "numstab.diagnose, not on one read back from JSON"
+            )
+        return FixComparison(scheme, self, self._recheck(scheme, init_options))
+
+    def __rich__(self) -> Any:
+        from numstab.report.check import rich_table
+
+        return rich_table(self)
+
+    def _repr_html_(self) -> str:
+        from numstab.report.check import html_report
+
+        return html_report(self).render(fragment=True)
+
+
+@dataclass(frozen=True)
+class FixComparison:
+    """A report before and after an initialization fix applied to a copy of the model.
+
+    Attributes:
+        scheme: the scheme applied with :func:`numstab.init.apply_`.
+        before: the report of the model as given.
+        after: the report of the fixed copy.
+    """
+
+    scheme: str
+    before: Report
+    after: Report
+
+    @property
+    def improved(self) -> bool:
+        """True when the fixed copy has fewer errors and warnings than the original."""
+        return _weight(self.after) < _weight(self.before)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the comparison as plain Python values."""
+        return {"scheme": self.scheme, "before": self.before.to_dict(), "after": self.after.to_dict()}
+
+    def __rich__(self) -> Any:
+        from numstab.report.check import rich_fix
+
+        return rich_fix(self)
+
+
+def _weight(report: Report) -> tuple[int, int]:
+    errors = sum(f.severity == "error" for f in report.findings)
+    return errors, sum(f.severity == "warning" for f in report.findings)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    return value

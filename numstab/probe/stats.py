@@ -1,0 +1,277 @@
+"""Streaming tensor statistics, exact at the extremes.
+
+Each tensor a hook sees is reduced here to a :class:`TensorStats` of a few numbers and then released,
+so :func:`numstab.diagnose` never holds every activation at once.
+
+Why not ``torch.linalg.vector_norm`` or ``x.std()`` on the tensor as it is: torch's float32 reductions
+square the entries without rescaling, so entries of 1e-23 give a norm of 0 and a vector of 1e19s gives
+``inf``. The layers this tool exists for live exactly there. The reductions below run in float64:
+a float32 (or float16/bfloat16) value squared in float64 can neither overflow (3.4e38² ≈ 1.2e77) nor
+flush (1.4e-45² ≈ 2e-90), so a gradient of 1e-30 is reported as 1e-30 and a finite 1e25 is never called
+non-finite. float64 inputs are divided by their largest magnitude first, the same trick LAPACK's
+``dnrm2`` uses (Blue 1978).
+
+Statistics cover the finite entries; the non-finite ones are counted apart.
+
+.. math::
+
+    \\bar x = \\frac1n \\sum_i x_i, \\qquad
+    \\sigma^2 = \\frac1n \\sum_i (x_i - \\bar x)^2, \\qquad
+    m_2 = \\sigma^2 + \\bar x^2 = \\frac1n \\sum_i x_i^2
+
+Two partial summaries combine exactly with Chan, Golub and LeVeque's (1979) pairwise update, so a
+module returning several tensors (an LSTM's output and states) is summarized as one.
+
+Examples:
+    >>> import torch
+    >>> tiny = torch.full((4, 3), 2.0**-100)  # ~7.9e-31
+    >>> float(torch.linalg.vector_norm(tiny)), summarize(tiny).second_moment == 2.0**-200
+    (0.0, True)
+    >>> summarize(torch.full((2, 2), 1e25)).nonfinite
+    0
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import torch
+
+__all__ = [
+    "TensorStats",
+    "summarize",
+    "merge",
+    "dead_fraction",
+    "duplicate_rows",
+    "range_fractions",
+    "RANGE_FORMATS",
+]
+
+#: The formats whose range the report checks, by :func:`numstab.precision.formats` name.
+RANGE_FORMATS: tuple[str, ...] = ("float16", "bfloat16", "float8_e4m3fn", "float8_e5m2")
+
+
+@dataclass(frozen=True)
+class TensorStats:
+    """Summary of the values of one or more tensors.
+
+    Attributes:
+        count: number of entries summarized (finite and non-finite).
+        mean: mean of the finite entries (0.0 when there are none).
+        std: population standard deviation of the finite entries.
+        second_moment: mean of the squared finite entries, ``std**2 + mean**2``.
+        max_abs: largest finite magnitude.
+        nonfinite: number of NaN or infinite entries.
+        overflow: ``{format: fraction}`` of entries whose magnitude exceeds the format's largest value
+            (non-finite entries included).
+        underflow: ``{format: fraction}`` of non-zero entries that the format flushes to zero.
+        headroom_log2: ``{format: log2(format max / max_abs)}``, the powers of two left before overflow
+            (``inf`` for an all-zero tensor).
+    """
+
+    count: int
+    mean: float
+    std: float
+    second_moment: float
+    max_abs: float
+    nonfinite: int
+    overflow: dict[str, float] = field(default_factory=dict)
+    underflow: dict[str, float] = field(default_factory=dict)
+    headroom_log2: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def out_of_range(self) -> dict[str, float]:
+        """``{format: fraction}`` that would overflow or flush to zero in the format."""
+        return {k: self.overflow[k] + self.underflow.get(k, 0.0) for k in self.overflow}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the fields as plain Python values."""
+        return {**asdict(self), "out_of_range": self.out_of_range}
+
+
+def summarize(t: torch.Tensor, *, formats: tuple[str, ...] = ()) -> TensorStats:
+    """Reduce a floating-point tensor to a :class:`TensorStats`, in float64 (see the module docstring).
+
+    Args:
+        t: any floating-point tensor; it is read, never modified, and no reference is kept.
+        formats: :func:`numstab.precision.formats` names whose overflow and flush-to-zero fractions
+            and headroom to compute (none by default; :data:`RANGE_FORMATS` is what diagnose uses).
+
+    Examples:
+        >>> s = summarize(torch.tensor([1.0, -1.0, float("inf")]))
+        >>> (s.count, s.mean, s.std, s.nonfinite)
+        (3, 0.0, 1.0, 1)
+    """
+    with torch.no_grad():
+        x = t.detach().reshape(-1)
+        finite = torch.isfinite(x)
+        n_finite = int(finite.sum())
+        nonfinite = x.numel() - n_finite
+        values = x if nonfinite == 0 else x[finite]
+        moments = _moments(values)
+        ranges = range_fractions(x, formats, max_abs=moments[3]) if formats else ({}, {}, {})
+    return TensorStats(x.numel(), *moments, nonfinite, *ranges)
+
+
+def _moments(values: torch.Tensor) -> tuple[float, float, float, float]:
+    """(mean, std, second moment, max |x|) of finite values, accumulated in float64."""
+    if values.numel() == 0:
+        return 0.0, 0.0, 0.0, 0.0
+    lo, hi = torch.aminmax(values)
+    max_abs = max(-float(lo), float(hi))
+    if max_abs == 0.0:
+        return 0.0, 0.0, 0.0, 0.0
+    wide = values.to(torch.float64)
+    scale = max_abs if values.dtype == torch.float64 else 1.0  # float32 and below cannot overflow float64
+    if scale != 1.0:
+        wide = wide / scale
+    var, mean = torch.var_mean(wide, correction=0)
+    var, mean = float(var), float(mean)
+    std = math.sqrt(max(var, 0.0)) * scale
+    mean *= scale
+    return mean, std, std * std + mean * mean, max_abs
+
+
+def merge(a: TensorStats | None, b: TensorStats) -> TensorStats:
+    """Combine two summaries into the summary of all their entries (Chan, Golub & LeVeque 1979).
+
+    .. math::
+
+        \\bar x = \\frac{n_a \\bar x_a + n_b \\bar x_b}{n}, \\qquad
+        n\\sigma^2 = n_a\\sigma_a^2 + n_b\\sigma_b^2 + \\frac{n_a n_b}{n}(\\bar x_a - \\bar x_b)^2
+
+    Args:
+        a: the running summary, or None for the first tensor.
+        b: the summary to add.
+
+    Examples:
+        >>> m = merge(summarize(torch.tensor([1.0, 1.0])), summarize(torch.tensor([-1.0, -1.0])))
+        >>> (m.count, m.mean, m.std)
+        (4, 0.0, 1.0)
+    """
+    if a is None:
+        return b
+    na, nb = a.count - a.nonfinite, b.count - b.nonfinite
+    n = na + nb
+    if n == 0:
+        mean = var = 0.0
+    else:
+        mean = (na * a.mean + nb * b.mean) / n
+        var = (na * a.std**2 + nb * b.std**2 + na * nb / n * (a.mean - b.mean) ** 2) / n
+    count = a.count + b.count
+
+    def weighted(x: dict[str, float], y: dict[str, float]) -> dict[str, float]:
+        return {k: (x[k] * a.count + y.get(k, 0.0) * b.count) / count for k in x}
+
+    headroom = {k: min(v, b.headroom_log2.get(k, math.inf)) for k, v in a.headroom_log2.items()}
+    return replace(
+        a,
+        count=count,
+        mean=mean,
+        std=math.sqrt(var),
+        second_moment=var + mean * mean,
+        max_abs=max(a.max_abs, b.max_abs),
+        nonfinite=a.nonfinite + b.nonfinite,
+        overflow=weighted(a.overflow, b.overflow),
+        underflow=weighted(a.underflow, b.underflow),
+        headroom_log2=headroom,
+    )
+
+
+def range_fractions(
+    x: torch.Tensor, formats: tuple[str, ...], *, max_abs: float
+) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+    """Fractions of ``x`` that overflow or flush to zero in each format, and the headroom left.
+
+    Uses :func:`numstab.precision.classify`, which decides before any cast. Non-finite entries count
+    as overflow.
+
+    Args:
+        x: the values (any floating dtype).
+        formats: :func:`numstab.precision.formats` names.
+        max_abs: the largest finite magnitude of ``x`` (for the headroom).
+
+    Returns:
+        ``(overflow, underflow, headroom_log2)``, each a dict keyed by format name.
+
+    Examples:
+        >>> over, under, room = range_fractions(torch.tensor([1e5, 1e-9, 1.0, 0.0]), ("float16",),
+        ...                                     max_abs=1e5)
+        >>> over["float16"], under["float16"], round(room["float16"], 3)
+        (0.25, 0.25, -0.61)
+    """
+    from numstab import precision
+
+    table = precision.formats()
+    n = max(x.numel(), 1)
+    overflow: dict[str, float] = {}
+    underflow: dict[str, float] = {}
+    headroom: dict[str, float] = {}
+    for name in formats:
+        counts = precision.classify(x, name)
+        overflow[name] = (counts["overflow"] + counts["nonfinite"]) / n
+        underflow[name] = counts["underflow"] / n
+        headroom[name] = math.log2(table[name].max / max_abs) if max_abs > 0 else math.inf
+    return overflow, underflow, headroom
+
+
+def dead_fraction(t: torch.Tensor, unit_dim: int) -> float:
+    """Fraction of units whose value is exactly 0 for every sample and position.
+
+    A unit is one index along ``unit_dim`` (features of a dense layer, channels of a convolution).
+    A ReLU unit that is dead here gets no gradient, so it never recovers.
+
+    Args:
+        t: the layer's output.
+        unit_dim: the dimension that indexes units.
+
+    Examples:
+        >>> dead_fraction(torch.tensor([[0.0, 1.0], [0.0, 2.0]]), 1)
+        0.5
+    """
+    with torch.no_grad():
+        alive = _unit_rows(t, unit_dim).ne(0).any(dim=1)
+    return 1.0 - float(alive.sum()) / max(alive.numel(), 1)
+
+
+def duplicate_rows(rows: torch.Tensor, *, skip_zero: bool = True) -> int:
+    """Number of rows equal to an earlier row (bit for bit): ``rows - distinct rows``.
+
+    This is the chapter's symmetry: units initialized alike get the same gradient and stay alike, so a
+    layer of ``n`` units computes like one. All-zero rows (dead units) are skipped by default, so a dead
+    layer is not also called symmetric.
+
+    Args:
+        rows: a 2-D tensor, one row per unit (a weight matrix, or a unit's values over the batch).
+        skip_zero: ignore rows that are all zero.
+
+    Examples:
+        >>> duplicate_rows(torch.tensor([[1.0, 2.0], [1.0, 2.0], [3.0, 4.0], [0.0, 0.0], [0.0, 0.0]]))
+        1
+    """
+    with torch.no_grad():
+        r = rows.detach().reshape(rows.shape[0], -1)
+        if skip_zero:
+            r = r[r.ne(0).any(dim=1)]
+        if r.shape[0] < 2:
+            return 0
+        return r.shape[0] - torch.unique(r, dim=0).shape[0]
+
+
+def unit_rows(t: torch.Tensor, unit_dim: int) -> torch.Tensor:
+    """View ``t`` as ``(units, samples)``: row ``u`` holds every value of unit ``u``.
+
+    Examples:
+        >>> unit_rows(torch.zeros(8, 3, 5, 5), 1).shape
+        torch.Size([3, 200])
+    """
+    return _unit_rows(t, unit_dim)
+
+
+def _unit_rows(t: torch.Tensor, unit_dim: int) -> torch.Tensor:
+    x = t.detach()
+    if x.dim() == 0:
+        return x.reshape(1, 1)
+    return x.movedim(unit_dim, 0).reshape(x.shape[unit_dim], -1)
