@@ -170,7 +170,7 @@ def init_fix(layers: Sequence[LayerReport], kind: str) -> str:
 
     Examples:
         >>> init_fix([_layer("0", kind="Sigmoid")], "vanishing").split(",")[0]
-        'replace sigmoid by tanh or 4·sigmoid − 2 (activation 'scaled_sigmoid')'
+        "replace sigmoid by tanh or 4·sigmoid − 2 (activation 'scaled_sigmoid')"
         >>> init_fix([_layer("0", kind="ReLU")], "exploding")
         "numstab.init.apply_(model, 'kaiming_normal')"
     """
