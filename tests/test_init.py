@@ -1,0 +1,513 @@
+"""numstab.init: exact laws (KS tests, variance bands), drop-in equality with torch.nn.init, LSUV."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.special
+import torch
+from scipy import stats
+from torch import nn
+
+from numstab import activations, init
+from numstab.errors import BadInputError, InvalidArgumentError, ModelError, NumstabTypeError, UnknownNameError
+
+KS_P_MIN = 1e-4  # as in pytorch's test/nn/test_init.py
+BAND_SE = 5.0  # the sample variance must lie within 5 standard errors of the target variance
+TANH_GAIN = 5.0 / 3.0  # torch.nn.init.calculate_gain("tanh")
+
+# weight shapes: a Linear (out=300, in=200) and a Conv2d (out=64, in=32, 3x3)
+SHAPES = {"2d": (nn.Linear, (200, 300)), "4d": (nn.Conv2d, (32, 64, 3))}
+FANS = {"2d": (200, 300), "4d": (32 * 9, 64 * 9)}
+
+
+def gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def layer(shape: str, seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    cls, args = SHAPES[shape]
+    return cls(*args).double()
+
+
+def state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def assert_same_state(model: nn.Module, before: dict[str, torch.Tensor]) -> None:
+    after = model.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in before.items())
+
+
+def assert_law(sample: torch.Tensor, dist: stats.rv_continuous, kurtosis: float) -> None:
+    """KS against the exact law, and the sample variance within BAND_SE standard errors of its variance.
+
+    For n iid draws, SE(s^2) = sigma^2 * sqrt((kurtosis - 1) / n) to leading order.
+    """
+    x = sample.detach().double().flatten().numpy()
+    assert stats.kstest(x, dist.cdf).pvalue > KS_P_MIN
+    var = dist.var()
+    assert abs(x.var(ddof=1) - var) < BAND_SE * var * math.sqrt((kurtosis - 1) / x.size)
+
+
+def orthogonal_entry_cdf(dim: int, g: float):
+    """CDF of an entry of g * (a row or column uniform on the sphere S^{dim-1}).
+
+    x^2 / g^2 ~ Beta(1/2, (dim - 1)/2), and x is symmetric.
+    """
+
+    def cdf(x):
+        u = np.clip((np.asarray(x) / g) ** 2, 0, 1)
+        return 0.5 + 0.5 * np.sign(x) * scipy.special.betainc(0.5, (dim - 1) / 2, u)
+
+    return cdf
+
+
+# ---------------------------------------------------------------------------------------------
+# fans and gains
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        nn.Linear(7, 5),
+        nn.Conv1d(3, 6, 5),
+        nn.Conv2d(3, 6, (3, 4)),
+        nn.Conv2d(4, 8, 3, groups=2),
+        nn.Conv3d(2, 4, 3),
+        nn.ConvTranspose1d(3, 6, 5),
+        nn.ConvTranspose2d(3, 6, (2, 3)),
+        nn.ConvTranspose3d(2, 4, 3),
+    ],
+    ids=lambda m: type(m).__name__,
+)
+def test_fans_equal_torch_for_every_layer_type(module):
+    assert init.fans(module.weight) == nn.init._calculate_fan_in_and_fan_out(module.weight)
+
+
+def test_fans_golden_and_bad_shape():
+    assert init.fans(torch.empty(16, 3, 5, 5)) == (75, 400)
+    assert init.fans(torch.empty(6, 3, 4, 4)) == (48, 96)
+    with pytest.raises(BadInputError, match=r"shape \(5,\)"):
+        init.fans(torch.empty(5))
+
+
+TORCH_GAIN_CASES = [
+    ("linear", None), ("conv1d", None), ("conv2d", None), ("conv3d", None), ("conv_transpose1d", None),
+    ("conv_transpose2d", None), ("conv_transpose3d", None), ("sigmoid", None), ("tanh", None),
+    ("relu", None), ("leaky_relu", None), ("selu", None),
+]
+
+
+@pytest.mark.parametrize(("name", "param"), TORCH_GAIN_CASES)
+def test_gain_equals_calculate_gain_where_torch_defines_it(name, param):
+    assert init.gain(name) == nn.init.calculate_gain(name, param)
+
+
+def test_gain_golden_literals_and_parametrized_leaky_relu():
+    assert init.gain("relu") == 1.4142135623730951
+    assert init.gain("tanh") == 1.6666666666666667
+    assert init.gain("selu") == 0.75
+    assert init.gain("identity") == 1.0
+    assert init.gain(activations.leaky_relu(0.2)) == nn.init.calculate_gain("leaky_relu", 0.2)
+    assert init.gain(activations.leaky_relu(0.2)) == math.sqrt(2 / 1.04)
+
+
+def test_gain_by_quadrature_is_exact_across_a_kink_and_for_erf():
+    # a plain callable is not torch-known: the quadrature must give relu's sqrt(2) through the kink
+    assert init.gain(lambda x: np.maximum(x, 0.0)) == pytest.approx(math.sqrt(2.0), abs=1e-9)
+    assert init.gain(lambda x: np.where(x > 0, x, 0.2 * x)) == pytest.approx(math.sqrt(2 / 1.04), abs=1e-9)
+    # E[erf(z)^2] = (2/pi) arcsin(2/3) (Williams 1997)
+    assert init.gain("erf") == pytest.approx(1 / math.sqrt(2 / math.pi * math.asin(2 / 3)), abs=1e-10)
+
+
+@pytest.mark.parametrize("name", ["gelu", "silu", "elu", "softplus", "scaled_sigmoid"])
+def test_gain_matches_monte_carlo_with_a_million_samples(name):
+    """1e6 seeded samples; control variates with known Gaussian moments shrink the MC error to ~1e-5.
+
+    Plain MC of E[f(z)^2] has a standard error near 2e-3 here, too coarse to check to 1e-3.
+    Controls: z, z^2, z^3, z^4, relu(z), relu(z)^2 with means 0, 1, 0, 3, 1/sqrt(2 pi), 1/2.
+    """
+    z = torch.randn(1_000_000, dtype=torch.float64, generator=gen(1234)).numpy()
+    y = np.asarray(activations.get(name).fn(z)) ** 2
+    r = np.maximum(z, 0.0)
+    controls = np.stack([z, z**2, z**3, z**4, r, r**2], axis=1)
+    means = np.array([0.0, 1.0, 0.0, 3.0, 1 / math.sqrt(2 * math.pi), 0.5])
+    centred = controls - means
+    beta, *_ = np.linalg.lstsq(centred - centred.mean(0), y - y.mean(), rcond=None)
+    second_moment = float(np.mean(y - centred @ beta))
+    assert init.gain(name) == pytest.approx(1 / math.sqrt(second_moment), abs=1e-3)
+
+
+def test_gain_of_a_zero_function_or_unknown_name_is_an_error():
+    with pytest.raises(InvalidArgumentError, match="E\\[f\\(z\\)\\^2\\]"):
+        init.gain(lambda x: 0.0 * x)
+    with pytest.raises(UnknownNameError, match="relu"):
+        init.gain("relu7")
+
+
+# ---------------------------------------------------------------------------------------------
+# every scheme's law, for a 2-D and a 4-D weight
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+@pytest.mark.parametrize("scheme", ["xavier_normal", "xavier_uniform"])
+def test_xavier_laws(scheme, shape):
+    model = init.apply_(layer(shape), scheme, activation="tanh", generator=gen(0))
+    fan_in, fan_out = FANS[shape]
+    std = TANH_GAIN * math.sqrt(2.0 / (fan_in + fan_out))
+    if scheme == "xavier_normal":
+        assert_law(model.weight, stats.norm(0, std), kurtosis=3.0)
+    else:
+        a = math.sqrt(3.0) * std
+        assert_law(model.weight, stats.uniform(-a, 2 * a), kurtosis=1.8)
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+@pytest.mark.parametrize("mode", ["fan_in", "fan_out"])
+@pytest.mark.parametrize("scheme", ["kaiming_normal", "kaiming_uniform"])
+def test_kaiming_laws_for_both_fan_modes(scheme, mode, shape):
+    model = init.apply_(layer(shape), scheme, activation="tanh", mode=mode, generator=gen(1))
+    fan = FANS[shape][0 if mode == "fan_in" else 1]
+    std = TANH_GAIN / math.sqrt(fan)
+    if scheme == "kaiming_normal":
+        assert_law(model.weight, stats.norm(0, std), kurtosis=3.0)
+    else:
+        assert_law(model.weight, stats.uniform(-math.sqrt(3) * std, 2 * math.sqrt(3) * std), kurtosis=1.8)
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_kaiming_with_a_quadrature_gain(shape):
+    model = init.apply_(layer(shape), "kaiming_normal", activation="gelu", generator=gen(2))
+    assert_law(model.weight, stats.norm(0, 1.5335304411955353 / math.sqrt(FANS[shape][0])), kurtosis=3.0)
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_normal_scheme_uses_the_raw_std(shape):
+    model = init.apply_(layer(shape), "normal", scale=0.05, generator=gen(3))
+    assert_law(model.weight, stats.norm(0, 0.05), kurtosis=3.0)
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_orthogonal_law_and_gram_matrix(shape):
+    model = init.apply_(layer(shape), "orthogonal", activation="tanh", generator=gen(4))
+    w = model.weight.detach().reshape(model.weight.shape[0], -1)  # (out, in * kernel)
+    rows, cols = w.shape
+    small = w @ w.T if rows <= cols else w.T @ w
+    eye = torch.eye(min(rows, cols), dtype=w.dtype)
+    torch.testing.assert_close(small, TANH_GAIN**2 * eye, rtol=0, atol=1e-6)
+    # every row (or column) lies on the sphere of radius g in dimension max(rows, cols)
+    x = w.flatten().numpy()
+    assert stats.kstest(x, orthogonal_entry_cdf(max(rows, cols), TANH_GAIN)).pvalue > KS_P_MIN
+    assert float(np.mean(x**2)) == pytest.approx(TANH_GAIN**2 / max(rows, cols), rel=1e-9)
+
+
+def test_tall_orthogonal_has_orthonormal_columns():
+    model = init.apply_(nn.Linear(60, 100).double(), "orthogonal", generator=gen(5))
+    w = model.weight.detach()
+    torch.testing.assert_close(w.T @ w, torch.eye(60, dtype=torch.float64), rtol=0, atol=1e-6)
+
+
+def test_constant_scheme_is_the_symmetry_trap():
+    model = nn.Sequential(nn.Linear(4, 6), nn.Sigmoid(), nn.Conv1d(6, 2, 3))
+    init.apply_(model, "constant", value=0.25)
+    for lay in (model[0], model[2]):
+        assert torch.equal(lay.weight, torch.full_like(lay.weight, 0.25))
+        assert torch.equal(lay.bias, torch.zeros_like(lay.bias))
+
+
+def test_biases_zeroed_or_drawn_and_other_modules_untouched():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 2000), nn.BatchNorm1d(2000), nn.LayerNorm(2000))
+    model[2].weight.data.uniform_()
+    others = {k: v for k, v in state(model).items() if not k.startswith("1.")}
+    init.apply_(model, "xavier_uniform", generator=gen(0))
+    assert torch.equal(model[1].bias, torch.zeros(2000))
+    init.apply_(model, "xavier_uniform", bias_std=0.3, generator=gen(0))
+    assert_law(model[1].bias, stats.norm(0, 0.3), kurtosis=3.0)
+    after = model.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in others.items())
+
+
+@pytest.mark.parametrize(
+    "module",
+    [nn.Conv1d(2, 3, 3), nn.Conv3d(2, 3, 2), nn.ConvTranspose1d(2, 3, 3), nn.ConvTranspose2d(2, 3, 3),
+     nn.ConvTranspose3d(2, 3, 2)],
+    ids=lambda m: type(m).__name__,
+)
+def test_every_layer_type_is_initialized(module):
+    init.apply_(module, "constant", value=0.5)
+    assert torch.equal(module.weight, torch.full_like(module.weight, 0.5))
+
+
+# ---------------------------------------------------------------------------------------------
+# drop-in equality with torch.nn.init, and generators
+
+DROP_IN = [
+    ("kaiming_normal", {}, lambda w, g: nn.init.kaiming_normal_(w, generator=g)),
+    ("kaiming_normal", {"mode": "fan_out", "activation": "relu"},
+     lambda w, g: nn.init.kaiming_normal_(w, mode="fan_out", nonlinearity="relu", generator=g)),
+    ("kaiming_uniform", {"activation": "leaky_relu"},
+     lambda w, g: nn.init.kaiming_uniform_(w, a=0.01, generator=g)),
+    ("xavier_normal", {"activation": "tanh"}, lambda w, g: nn.init.xavier_normal_(w, 5 / 3, generator=g)),
+    ("xavier_uniform", {}, lambda w, g: nn.init.xavier_uniform_(w, generator=g)),
+    ("orthogonal", {"activation": "relu"}, lambda w, g: nn.init.orthogonal_(w, math.sqrt(2), generator=g)),
+]
+
+
+@pytest.mark.parametrize(
+    ("scheme", "kwargs", "reference"), DROP_IN, ids=[f"{s}-{i}" for i, (s, _, _) in enumerate(DROP_IN)]
+)
+def test_bit_identical_to_torch_nn_init(scheme, kwargs, reference):
+    model = nn.Conv2d(8, 16, 3)
+    expected = reference(torch.empty_like(model.weight), gen(7))
+    init.apply_(model, scheme, generator=gen(7), **kwargs)
+    assert torch.equal(model.weight, expected)
+
+
+RANDOM_SCHEMES = [
+    ("xavier_normal", {}), ("xavier_uniform", {}), ("kaiming_normal", {}), ("kaiming_uniform", {}),
+    ("orthogonal", {}), ("normal", {"scale": 0.1}), ("critical", {"activation": "tanh", "bias_std": 0.1}),
+]
+
+
+@pytest.mark.parametrize(("scheme", "kwargs"), RANDOM_SCHEMES, ids=[s for s, _ in RANDOM_SCHEMES])
+def test_same_seed_same_weights_different_seed_different(scheme, kwargs):
+    def run(seed):
+        model = nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Conv1d(7, 3, 2))
+        return state(init.apply_(model, scheme, generator=gen(seed), **{"bias_std": 0.1, **kwargs}))
+
+    a, b, c = run(11), run(11), run(12)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert all(not torch.equal(a[k], c[k]) for k in a)
+
+
+# ---------------------------------------------------------------------------------------------
+# critical_ (needs numstab.theory.critical_weight_std)
+
+
+def critical_scale(activation: str, shape: tuple[int, ...], bias_std: float = 0.0) -> float:
+    """std * sqrt(fan_in) of critical_, read exactly: same seed, float64, ratio to a unit normal draw."""
+    w = torch.empty(shape, dtype=torch.float64)
+    init.critical_(w, activation, bias_std=bias_std, generator=gen(9))
+    unit = torch.empty(shape, dtype=torch.float64).normal_(0, 1, generator=gen(9))
+    ratio = (w / unit).flatten()
+    assert float(ratio.max() - ratio.min()) < 1e-12  # one std for every entry
+    return float(ratio[0]) * math.sqrt(init.fans(w)[0])
+
+
+def test_critical_golden_values():
+    assert critical_scale("relu", (30, 20)) == pytest.approx(math.sqrt(2.0), rel=1e-9)  # He et al. 2015
+    assert critical_scale("relu", (8, 4, 3, 3)) == pytest.approx(math.sqrt(2.0), rel=1e-9)
+    assert critical_scale("tanh", (30, 20)) == pytest.approx(1.0, rel=1e-6)  # Poole et al. 2016
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_critical_scheme_law_and_biases(shape):
+    model = init.apply_(layer(shape), "critical", activation="relu", bias_std=0.2, generator=gen(10))
+    assert_law(model.weight, stats.norm(0, math.sqrt(2.0 / FANS[shape][0])), kurtosis=3.0)
+    assert float(model.bias.std()) > 0  # N(0, 0.2^2) biases, not zeros
+
+
+def test_critical_bad_input():
+    with pytest.raises(BadInputError, match=r"shape \(4,\)"):
+        init.critical_(torch.empty(4), "relu")
+    with pytest.raises(UnknownNameError, match="tanh"):
+        init.critical_(torch.empty(4, 4), "tanhh")
+    with pytest.raises(InvalidArgumentError, match="activation="):
+        init.apply_(nn.Linear(2, 2), "critical")
+
+
+# ---------------------------------------------------------------------------------------------
+# delta_orthogonal_
+
+
+@pytest.mark.parametrize("shape", [(12, 8, 3), (12, 8, 3, 5), (8, 8, 3, 3, 3), (6, 4, 4, 4)])
+def test_delta_orthogonal_is_an_isometry_at_the_centre_tap(shape):
+    w = init.delta_orthogonal_(torch.empty(shape, dtype=torch.float64), 1.5, generator=gen(3))
+    centre = (slice(None), slice(None), *(k // 2 for k in shape[2:]))
+    h = w[centre]
+    eye = torch.eye(shape[1], dtype=torch.float64)
+    torch.testing.assert_close(h.T @ h, 2.25 * eye, rtol=0, atol=1e-6)
+    if shape[0] == shape[1]:
+        torch.testing.assert_close(h @ h.T, 2.25 * eye, rtol=0, atol=1e-6)
+    rest = w.clone()
+    rest[centre] = 0.0
+    assert int(torch.count_nonzero(rest)) == 0  # exactly zero off the centre tap
+
+
+def test_delta_orthogonal_conv_preserves_the_norm_of_every_input():
+    conv = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+    init.delta_orthogonal_(conv.weight, generator=gen(0))
+    x = torch.randn(4, 8, 10, 10, generator=gen(1))
+    with torch.no_grad():
+        y = conv(x)
+    torch.testing.assert_close(y.norm(dim=1), x.norm(dim=1), rtol=1e-5, atol=1e-6)
+    centre = conv.weight.detach()[:, :, 1, 1].double()
+    x = centre.flatten().numpy()
+    assert stats.kstest(x, orthogonal_entry_cdf(8, 1.0)).pvalue > KS_P_MIN
+
+
+def test_delta_orthogonal_seeds_and_bad_shapes():
+    a = init.delta_orthogonal_(torch.empty(4, 4, 3), generator=gen(0))
+    b = init.delta_orthogonal_(torch.empty(4, 4, 3), generator=gen(0))
+    c = init.delta_orthogonal_(torch.empty(4, 4, 3), generator=gen(1))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    with pytest.raises(BadInputError, match=r"shape \(4, 8, 3, 3\).*at least 8 output channels"):
+        init.delta_orthogonal_(torch.empty(4, 8, 3, 3))
+    with pytest.raises(BadInputError, match=r"shape \(4, 4\)"):
+        init.delta_orthogonal_(torch.empty(4, 4))
+
+
+# ---------------------------------------------------------------------------------------------
+# apply_ bad input leaves the model bit-identical
+
+BAD_CALLS = [
+    ({"scheme": "xavier"}, UnknownNameError, "scheme 'xavier': use one of xavier_normal, xavier_uniform"),
+    ({"scheme": "xavier_normal", "activation": "tanhh"}, UnknownNameError, "relu"),
+    ({"scheme": "kaiming_normal", "mode": "fan_avg"}, UnknownNameError, "fan_in, fan_out"),
+    ({"scheme": "normal"}, InvalidArgumentError, "needs scale="),
+    ({"scheme": "normal", "scale": -0.1}, InvalidArgumentError, "scale must be .* got -0.1"),
+    ({"scheme": "normal", "scale": "big"}, InvalidArgumentError, "scale must be a finite number"),
+    ({"scheme": "xavier_normal", "scale": 0.1}, InvalidArgumentError, "scale= only applies to scheme='norm"),
+    ({"scheme": "constant"}, InvalidArgumentError, "needs value="),
+    ({"scheme": "constant", "value": math.nan}, InvalidArgumentError, "value must be a finite number"),
+    ({"scheme": "xavier_normal", "bias_std": -1.0}, InvalidArgumentError, "bias_std"),
+    ({"scheme": "xavier_normal", "generator": 0}, NumstabTypeError, "generator must be a torch.Generator"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "error", "message"), BAD_CALLS, ids=[m for _, _, m in BAD_CALLS])
+def test_bad_input_is_rejected_before_any_weight_changes(kwargs, error, message):
+    model = nn.Sequential(nn.Linear(3, 4), nn.Conv1d(4, 2, 3))
+    before = state(model)
+    with pytest.raises(error, match=message):
+        init.apply_(model, **kwargs)
+    assert_same_state(model, before)
+
+
+def test_non_module_and_layerless_models():
+    with pytest.raises(NumstabTypeError, match="model must be a torch.nn.Module, got Tensor"):
+        init.apply_(torch.empty(3, 3), "xavier_normal")
+    with pytest.raises(ModelError, match="no Linear, Conv or ConvTranspose layer"):
+        init.apply_(nn.Sequential(nn.ReLU(), nn.LayerNorm(3)), "xavier_normal")
+
+
+def test_a_failure_while_sampling_leaves_the_model_bit_identical(monkeypatch):
+    model = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
+    before = state(model)
+    calls = []
+
+    def failing(tensor, gain=1.0, generator=None):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("LAPACK failed")
+        return tensor.fill_(gain)
+
+    monkeypatch.setattr(nn.init, "orthogonal_", failing)
+    with pytest.raises(RuntimeError, match="LAPACK"):
+        init.apply_(model, "orthogonal")
+    assert len(calls) == 2
+    assert_same_state(model, before)
+
+
+# ---------------------------------------------------------------------------------------------
+# lsuv_
+
+
+def output_stds(model: nn.Module, x: torch.Tensor) -> dict[str, float]:
+    stds, handles = {}, []
+
+    def hook(name):
+        def record(module, args, out):
+            stds.setdefault(name, float(out.std()))
+
+        return record
+
+    for name, m in model.named_modules():
+        if isinstance(m, nn.Linear | nn.Conv2d):
+            handles.append(m.register_forward_hook(hook(name)))
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return stds
+
+
+def tanh_mlp(depth: int = 20, width: int = 64) -> nn.Sequential:
+    torch.manual_seed(0)
+    layers = [nn.Linear(32, width), nn.Tanh()]
+    for _ in range(depth - 2):
+        layers += [nn.Linear(width, width), nn.Tanh()]
+    return nn.Sequential(*layers, nn.Linear(width, 10))
+
+
+def small_cnn() -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(),
+        nn.MaxPool2d(2), nn.Flatten(), nn.Linear(16 * 4 * 4, 10),
+    )
+
+
+@pytest.mark.parametrize(("factory", "shape"), [(tanh_mlp, (256, 32)), (small_cnn, (32, 3, 8, 8))])
+@pytest.mark.parametrize("target", [1.0, 0.5])
+def test_lsuv_brings_every_layer_output_std_within_tol(factory, shape, target):
+    model = factory()
+    x = torch.randn(shape, generator=gen(0))
+    init.lsuv_(model, x, target_std=target, tol=0.05, generator=gen(1))
+    stds = output_stds(model, x)
+    assert len(stds) == (20 if factory is tanh_mlp else 3)
+    assert all(abs(s - target) <= 0.05 for s in stds.values()), stds
+
+
+def test_lsuv_restores_modes_removes_hooks_and_leaves_batchnorm_stats():
+    model = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.Dropout(0.5), nn.Linear(16, 4))
+    model.train()
+    model[2].eval()  # a mixed state must come back as it was
+    stats_before = state(model[1])
+    init.lsuv_(model, torch.randn(64, 8, generator=gen(0)), generator=gen(0))
+    assert [m.training for m in model] == [True, True, False, True]
+    assert all(not m._forward_hooks for m in model.modules())
+    assert_same_state(model[1], stats_before)
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_lsuv_is_reproducible_with_a_generator():
+    x = torch.randn(64, 32, generator=gen(0))
+    a = state(init.lsuv_(tanh_mlp(5), x, generator=gen(3)))
+    b = state(init.lsuv_(tanh_mlp(5), x, generator=gen(3)))
+    c = state(init.lsuv_(tanh_mlp(5), x, generator=gen(4)))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["0.weight"], c["0.weight"])
+
+
+def test_lsuv_zero_variance_names_the_layer_and_restores_everything():
+    model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 4, bias=False), nn.Linear(4, 2))
+    model.train()
+    with torch.no_grad():
+        model[0].bias.fill_(-100.0)  # relu kills every unit: layer '2' sees zeros
+    before = state(model)
+    with pytest.raises(ModelError, match="layer '2' has output std 0.0"):
+        init.lsuv_(model, torch.randn(16, 4, generator=gen(0)))
+    assert_same_state(model, before)
+    assert model.training and all(not m._forward_hooks for m in model.modules())
+
+
+def test_lsuv_bad_input():
+    model = nn.Linear(3, 3)
+    with pytest.raises(NumstabTypeError, match="inputs must be a tensor"):
+        init.lsuv_(model, [[1.0, 2.0, 3.0]])
+    with pytest.raises(InvalidArgumentError, match="tol"):
+        init.lsuv_(model, torch.randn(4, 3), tol=0.0)
+    with pytest.raises(InvalidArgumentError, match="max_iter"):
+        init.lsuv_(model, torch.randn(4, 3), max_iter=0)
+    with pytest.raises(NumstabTypeError, match="model must be"):
+        init.lsuv_("model", torch.randn(4, 3))
+    with pytest.raises(ModelError, match="no module with a weight"):
+        init.lsuv_(nn.ReLU(), torch.randn(4, 3))
