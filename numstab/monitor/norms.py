@@ -85,6 +85,8 @@ def exact_norms(grads: Sequence[torch.Tensor]) -> torch.Tensor:
         ['1.000000e-29', '2.000000e+25']
     """
     norms = [torch.linalg.vector_norm(g.detach(), dtype=torch.float64) for g in grads]
+    if not norms:
+        return torch.empty(0, dtype=torch.float64)
     device = norms[0].device
     return torch.stack([n.to(device) for n in norms])
 
