@@ -156,3 +156,20 @@ def test_failed_dump_keeps_previous_report(tmp_path: pathlib.Path) -> None:
         dump("check", {"verdict": object()}, path)  # fails while encoding: the old file must survive
     assert load(path)["verdict"] == "healthy"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
+
+
+def test_schema_document_names_every_field_of_a_check_report() -> None:
+    """docs/report-schema.md is the contract: a field the check report writes must be documented there."""
+    import torch
+
+    import numstab
+
+    doc = (pathlib.Path(__file__).parents[1] / "docs" / "report-schema.md").read_text(encoding="utf-8")
+    assert f"`{SCHEMA}`" in doc
+    generator = torch.Generator().manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
+    report = loads(numstab.diagnose(model, torch.randn(8, 4, generator=generator),
+                                    loss_fn=lambda out: out.pow(2).mean()).to_json(), kind="check")
+    undocumented = [key for key in report if f"`{key}`" not in doc]
+    undocumented += [f"layers[].{key}" for key in report["layers"][0] if f"`{key}`" not in doc]
+    assert undocumented == []

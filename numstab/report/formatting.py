@@ -51,8 +51,9 @@ def fmt(x: float, *, digits: int = 3) -> str:
 
     Magnitudes in a stability report span dozens of decades (a gradient norm of 1e-27 next to 0.5), so
     numbers outside :math:`10^{-3} \\le |x| < 10^{4}` are written as ``1.23e-27``; inside the range they are
-    written in fixed notation with the same number of significant digits, so a column of them lines up.
-    The decision is made *after* rounding, so 9999.7 becomes ``1.00e+04``, never ``10000``.
+    written in fixed notation with ``digits`` significant digits (more when the integer part has more:
+    the integer part is never cut), so a right-aligned column of them lines up. The decision is made
+    *after* rounding to ``digits`` significant digits, so 9999.7 becomes ``1.00e+04``, never ``10000``.
     Integers are written exactly while they are inside the range; non-finite values are spelled out
     (``inf``, ``-inf``, ``nan``).
 
