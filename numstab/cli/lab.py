@@ -1,5 +1,157 @@
-"""`numstab lab`: registered on the shared app (filled in by its issue)."""
+"""`numstab lab NAME [options]`: run one experiment of the chapter, print its table (or its JSON).
+
+Each command parses, calls :mod:`numstab.lab` and renders with :mod:`numstab.report.lab`; a user's
+mistake raises a NumstabError, which ``numstab.cli.main`` turns into one line and exit status 2.
+"""
 
 from __future__ import annotations
 
-from numstab.cli._app import app  # noqa: F401
+import json
+from typing import Any
+
+import typer
+
+from numstab.cli._app import lab_app
+from numstab.errors import InvalidArgumentError
+
+_JSON = typer.Option(False, "--json", help="Print the result as JSON instead of a table.")
+_SEED = typer.Option(0, "--seed", help="Seed of the random generator.")
+
+
+def _floats(option: str, text: str) -> tuple[float, ...]:
+    """Parse '0.5,0.7' into (0.5, 0.7), naming the option on a mistake."""
+    try:
+        return tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise InvalidArgumentError(
+            f"{option} must be comma-separated numbers such as 0.5,0.7, got {text!r}"
+        ) from None
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _show(result: Any, as_json: bool) -> None:
+    if as_json:
+        from numstab.report import jsonio
+
+        typer.echo(json.dumps(jsonio.encode(result.to_dict()), indent=2, allow_nan=False))
+        return
+    from numstab.report.lab import terminal_table
+    from numstab.report.terminal import make_console
+
+    make_console().print(terminal_table(result))
+
+
+@lab_app.command("activation-curves")
+def activation_curves(
+    names: str = typer.Option(
+        "sigmoid,tanh,relu,scaled_sigmoid", "--names", help="Activations, comma-separated."
+    ),
+    lo: float = typer.Option(-8.0, help="First grid point."),
+    hi: float = typer.Option(8.0, help="Grid end (excluded)."),
+    step: float = typer.Option(0.1, help="Grid spacing."),
+    as_json: bool = _JSON,
+) -> None:
+    """Activations and their autograd gradients on arange(lo, hi, step); where the gradient vanishes."""
+    from numstab import lab
+
+    _show(lab.activation_curves(_names(names), lo, hi, step), as_json)
+
+
+@lab_app.command("matrix-products")
+def matrix_products(
+    scales: str = typer.Option(
+        "0.4,0.45,0.5,0.55,0.6,0.65,0.7,0.8,0.9,1.0", help="Entry standard deviations."
+    ),
+    k: int = typer.Option(4, help="Matrix size."),
+    n: int = typer.Option(100, help="Number of factors."),
+    trials: int = typer.Option(2000, help="Products per scale."),
+    seed: int = _SEED,
+    as_json: bool = _JSON,
+) -> None:
+    """Products of n random k x k matrices beside the top Lyapunov exponent."""
+    from numstab import lab
+
+    _show(lab.matrix_products(_floats("--scales", scales), k, n, trials=trials, seed=seed), as_json)
+
+
+@lab_app.command("mlp-gradients")
+def mlp_gradients(
+    activations: str = typer.Option("relu,sigmoid,scaled_sigmoid", help="Activations, comma-separated."),
+    scales: str = typer.Option("0.1,0.2,0.4,0.8", help="Weight standard deviations, comma-separated."),
+    width: int = typer.Option(100, help="Layer width K."),
+    depth: int = typer.Option(50, help="Number of layers."),
+    repeats: int = typer.Option(10, help="Independent networks per pair."),
+    xavier_uniform: bool = typer.Option(
+        True, "--xavier-uniform/--no-xavier-uniform", help="Add Xavier uniform."
+    ),
+    seed: int = _SEED,
+    as_json: bool = _JSON,
+) -> None:
+    """The lecture's synthetic 50-layer MLP gradient beside chi_1 ** l."""
+    from numstab import lab
+
+    result = lab.mlp_gradients(
+        _names(activations),
+        _floats("--scales", scales),
+        width=width,
+        depth=depth,
+        repeats=repeats,
+        seed=seed,
+        xavier_uniform=xavier_uniform,
+    )
+    _show(result, as_json)
+
+
+@lab_app.command("taylor")
+def taylor(
+    names: str = typer.Option("", "--names", help="Activations, comma-separated (default: all)."),
+    as_json: bool = _JSON,
+) -> None:
+    """f(0) and f'(0) of each activation: is it the identity near 0?"""
+    from numstab import lab
+
+    _show(lab.taylor(_names(names) or None), as_json)
+
+
+@lab_app.command("xavier")
+def xavier(
+    width: int = typer.Option(128, help="Equal width (and the first alternating width)."),
+    other_width: int = typer.Option(512, help="Second alternating width."),
+    depth: int = typer.Option(20, help="Number of layers."),
+    trials: int = typer.Option(4, help="Independent weight draws."),
+    seed: int = _SEED,
+    as_json: bool = _JSON,
+) -> None:
+    """Forward and backward variance through a deep Xavier-initialized linear stack."""
+    from numstab import lab
+
+    _show(lab.xavier(width=width, other_width=other_width, depth=depth, trials=trials, seed=seed), as_json)
+
+
+@lab_app.command("symmetry")
+def symmetry(
+    steps: int = typer.Option(1000, help="SGD steps."),
+    dropout: float = typer.Option(0.5, help="Drop probability of the dropout case."),
+    seed: int = _SEED,
+    as_json: bool = _JSON,
+) -> None:
+    """Two hidden units with constant init stay identical under SGD; dropout separates them."""
+    from numstab import lab
+
+    _show(lab.symmetry(steps=steps, dropout=dropout, seed=seed), as_json)
+
+
+@lab_app.command("precision")
+def precision(
+    depth: int = typer.Option(200, help="Layers of the deep products."),
+    scales: str = typer.Option("1.0,0.25", help="Entry standard deviations of the deep products."),
+    seed: int = _SEED,
+    as_json: bool = _JSON,
+) -> None:
+    """1.5^100 and 0.8^100 in every format; the layer where a deep product leaves each format's range."""
+    from numstab import lab
+
+    _show(lab.precision(depth=depth, scales=_floats("--scales", scales), seed=seed), as_json)

@@ -1,5 +1,26 @@
-"""`numstab tour`: registered on the shared app (filled in by its issue)."""
+"""`numstab tour [--out DIR] [--quick]`: the chapter end to end, tables here and an HTML report there."""
 
 from __future__ import annotations
 
-from numstab.cli._app import app  # noqa: F401
+import pathlib
+
+import typer
+
+from numstab.cli._app import app
+
+
+@app.command("tour")
+def tour(
+    out: pathlib.Path = typer.Option(pathlib.Path("numstab-report"), "--out", help="Report folder."),
+    quick: bool = typer.Option(False, "--quick", help="Small settings: seconds instead of the chapter's."),
+) -> None:
+    """Run every experiment of the chapter: what it printed, what we measure, what theory predicts."""
+    from numstab.report.terminal import make_console
+    from numstab.report.tour import run_tour
+
+    console = make_console()
+    summary = run_tour(out, quick=quick, console=console)
+    if summary.replaced:
+        console.print(f"Replaced the earlier report in {summary.folder}: {', '.join(summary.replaced)}")
+    total = sum(summary.seconds.values())
+    console.print(f"Report written to {summary.folder}/ (index.html, report.json) in {total:.1f} s")

@@ -1,0 +1,248 @@
+"""Number formats and the chapter's arithmetic: 1.5^100 overflows float16, 0.8^100 flushes to zero.
+
+The study notes compare 1.5^100 ~ 4e17 and 0.8^100 ~ 2e-10 with float16's largest value 65504 and its
+smallest step 2^-24 ~ 6e-8. :func:`precision` puts the format table of :mod:`numstab.precision` beside
+those two powers in every format, and runs a deep product of random matrices in float16, bfloat16 and
+float32 to show the layer at which each format overflows or underflows, against a float64 reference.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from numstab import precision as _precision
+from numstab.errors import check_int_at_least
+from numstab.lab._result import LabResult
+from numstab.lab._validate import scales_tuple
+
+__all__ = ["precision", "Precision", "PowerRow", "DeepProduct", "RUN_FORMATS"]
+
+#: Formats the running products are computed in (torch has no arithmetic for the 8-bit formats on CPU).
+RUN_FORMATS = ("float16", "bfloat16", "float32")
+
+
+@dataclass(frozen=True)
+class PowerRow(LabResult):
+    """base**exponent in one format.
+
+    Attributes:
+        base, exponent: the power.
+        fmt: the format's name.
+        log10_exact: log10 of the exact value.
+        category: where the exact value lands (:func:`numstab.precision.classify`): "overflow", "normal",
+            "subnormal" or "underflow".
+        computed: the running product base * base * ... computed in ``fmt`` (NaN for the 8-bit formats,
+            which torch cannot multiply on CPU), as a float.
+        first_overflow: the first step whose running product is inf (None if never).
+        first_subnormal: the first step whose running product is subnormal (None if never).
+        first_zero: the first step whose running product is 0 (None if never).
+    """
+
+    base: float
+    exponent: int
+    fmt: str
+    log10_exact: float
+    category: str
+    computed: float
+    first_overflow: int | None
+    first_subnormal: int | None
+    first_zero: int | None
+
+
+@dataclass(frozen=True)
+class DeepProduct(LabResult):
+    """A product of ``depth`` random k x k matrices (N(0, scale^2)) run in several formats.
+
+    Attributes:
+        scale: standard deviation of the entries.
+        formats: the formats it ran in.
+        log10_max: log10 max |entry| after each layer l = 0..depth, per format, shape (F, depth + 1);
+            +inf once the product overflowed (or turned NaN), -inf once it is exactly 0.
+        reference_log10_max: the same in float64 with renormalization (never leaves the range), (depth + 1,).
+        first_overflow: per format, the first layer with a non-finite entry (None if never).
+        first_subnormal: per format, the first layer whose largest entry is below the smallest normal.
+        first_zero: per format, the first layer where every entry is 0.
+        predicted_overflow: per format, the first layer where the reference exceeds the format's max.
+        predicted_zero: per format, the first layer where the reference's largest entry is below half the
+            smallest subnormal (rounds to 0).
+        lyapunov: top Lyapunov exponent per layer (nats), the theory's growth rate.
+    """
+
+    scale: float
+    formats: tuple[str, ...]
+    log10_max: np.ndarray
+    reference_log10_max: np.ndarray
+    first_overflow: tuple[int | None, ...]
+    first_subnormal: tuple[int | None, ...]
+    first_zero: tuple[int | None, ...]
+    predicted_overflow: tuple[int | None, ...]
+    predicted_zero: tuple[int | None, ...]
+    lyapunov: float
+
+
+@dataclass(frozen=True)
+class Precision(LabResult):
+    """Result of :func:`precision`.
+
+    Attributes:
+        formats: the format table (:class:`numstab.precision.Format` for every format).
+        powers: one :class:`PowerRow` per (power, format), powers outer.
+        products: one :class:`DeepProduct` per scale.
+        k, depth, seed: settings of the deep products.
+    """
+
+    formats: tuple[_precision.Format, ...]
+    powers: tuple[PowerRow, ...]
+    products: tuple[DeepProduct, ...]
+    k: int
+    depth: int
+    seed: int
+
+    def power(self, base: float, fmt: str) -> PowerRow:
+        """Return the row of ``base`` in format ``fmt``."""
+        return next(p for p in self.powers if p.base == base and p.fmt == fmt)
+
+
+def precision(
+    *,
+    powers: Sequence[tuple[float, int]] = ((1.5, 100), (0.8, 100)),
+    scales: Sequence[float] = (1.0, 0.25),
+    depth: int = 200,
+    k: int = 4,
+    run_formats: Sequence[str] = RUN_FORMATS,
+    seed: int = 0,
+) -> Precision:
+    """Tabulate the formats, place the chapter's powers in each, and run a deep product per format.
+
+    A format with p mantissa bits and exponent range [e_min, e_max] holds magnitudes up to
+    (2 - 2^-p) 2^e_max; below 2^e_min values are subnormal and below 2^(e_min - p - 1) they round to 0.
+    A product growing at the Lyapunov rate lambda (Newman 1986) leaves the range after about
+
+    .. math::
+        l^* \\approx \\frac{\\ln \\text{max}}{\\lambda}
+
+    layers (float16: 65504 is e^11.1; float32 and bfloat16: 3.4e38 is e^88.7).
+
+    Args:
+        powers: (base, exponent) pairs; the notes: 1.5^100 and 0.8^100.
+        scales: entry standard deviations of the deep products (1.0 grows, 0.25 decays for k = 4).
+        depth: layers of the deep products.
+        k: matrix size.
+        run_formats: formats to run the products in (any of float16, bfloat16, float32, float64).
+        seed: seed of the torch generator (the same draws in every format).
+
+    Examples:
+        >>> r = precision(depth=30)
+        >>> r.power(1.5, "float16").category, r.power(1.5, "float16").first_overflow
+        ('overflow', 28)
+        >>> r.power(0.8, "float16").category, r.power(0.8, "float32").category
+        ('underflow', 'normal')
+    """
+    depth = check_int_at_least("depth", depth, 1)
+    k = check_int_at_least("k", k, 1)
+    scale_values = scales_tuple("scales", scales)
+    fmts = [_precision.get_format(f).name for f in run_formats]
+    table = _precision.formats()
+    rows = tuple(
+        _power(float(b), check_int_at_least("exponent", e, 1), f) for b, e in powers for f in table.values()
+    )
+    gen = torch.Generator().manual_seed(int(seed))
+    draws = torch.randn(depth, k, k, generator=gen, dtype=torch.float64)
+    products = tuple(_deep(s, draws, fmts) for s in scale_values)
+    return Precision(
+        formats=tuple(table.values()), powers=rows, products=products, k=k, depth=depth, seed=int(seed)
+    )
+
+
+def _power(base: float, exponent: int, fmt: _precision.Format) -> PowerRow:
+    log10_exact = exponent * math.log10(abs(base)) if base else -math.inf
+    exact = torch.tensor([float(base) ** exponent if log10_exact < 300 else math.inf], dtype=torch.float64)
+    counts = _precision.classify(exact, fmt)
+    category = next(name for name, count in counts.items() if count)
+    if fmt.name not in ("float16", "bfloat16", "float32", "float64"):
+        return PowerRow(base, exponent, fmt.name, log10_exact, category, math.nan, None, None, None)
+    values = _running_power(float(base), exponent, fmt.dtype)
+    return PowerRow(
+        base,
+        exponent,
+        fmt.name,
+        log10_exact,
+        category,
+        float(values[-1]),
+        _first(~torch.isfinite(values)),
+        _first((values != 0) & (values.abs() < fmt.smallest_normal)),
+        _first(values == 0),
+    )
+
+
+def _running_power(base: float, exponent: int, dtype: torch.dtype) -> torch.Tensor:
+    """base, base^2, ..., base^exponent, each step multiplied and rounded in ``dtype`` (as float64 values)."""
+    factor = torch.tensor(base, dtype=dtype)
+    value, out = factor.clone(), [factor.double()]
+    for _ in range(exponent - 1):
+        value = value * factor
+        out.append(value.double())
+    return torch.stack(out)
+
+
+def _first(mask: torch.Tensor) -> int | None:
+    """1-based index of the first True (a step or layer number), None when there is none."""
+    hits = torch.nonzero(mask.reshape(-1))
+    return int(hits[0]) + 1 if len(hits) else None
+
+
+def _deep(scale: float, draws: torch.Tensor, fmts: list[str]) -> DeepProduct:
+    reference = _reference(scale * draws)
+    curves, over, sub, zero, pred_over, pred_zero = [], [], [], [], [], []
+    for name in fmts:
+        spec = _precision.get_format(name)
+        curve = _in_format(scale * draws, spec.dtype)
+        curves.append(curve)
+        finite = np.isfinite(curve)
+        over.append(_first(torch.from_numpy(np.isposinf(curve[1:]))))
+        sub.append(_first(torch.from_numpy(finite[1:] & (curve[1:] < math.log10(spec.smallest_normal)))))
+        zero.append(_first(torch.from_numpy(np.isneginf(curve[1:]))))
+        pred_over.append(_first(torch.from_numpy(reference[1:] > math.log10(spec.max))))
+        pred_zero.append(_first(torch.from_numpy(reference[1:] < math.log10(spec.smallest_subnormal / 2))))
+    from numstab import theory
+
+    return DeepProduct(
+        scale=scale,
+        formats=tuple(fmts),
+        log10_max=np.stack(curves),
+        reference_log10_max=reference,
+        first_overflow=tuple(over),
+        first_subnormal=tuple(sub),
+        first_zero=tuple(zero),
+        predicted_overflow=tuple(pred_over),
+        predicted_zero=tuple(pred_zero),
+        lyapunov=float(theory.lyapunov_exponent(draws.shape[-1], scale)),
+    )
+
+
+def _in_format(draws: torch.Tensor, dtype: torch.dtype) -> np.ndarray:
+    """log10 max |entry| of Y_l = W_l Y_{l-1} computed in ``dtype``; +inf after overflow or NaN, -inf at 0."""
+    y = torch.eye(draws.shape[-1], dtype=dtype)
+    out = [0.0]
+    for w in draws:
+        y = w.to(dtype) @ y
+        top = y.abs().max().double()
+        out.append(math.inf if not torch.isfinite(top) or out[-1] == math.inf else float(top.log10()))
+    return np.array(out)
+
+
+def _reference(draws: torch.Tensor) -> np.ndarray:
+    """The same curve in float64, renormalized every layer so it never leaves the range."""
+    y = torch.eye(draws.shape[-1], dtype=torch.float64)
+    log_scale, out = 0.0, [0.0]
+    for w in draws:
+        y = w @ y
+        top = float(y.abs().max())
+        y, log_scale = y / top, log_scale + math.log10(top)
+        out.append(log_scale)
+    return np.array(out)

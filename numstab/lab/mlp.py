@@ -1,0 +1,276 @@
+"""The lecture's synthetic MLP gradient: 50 random layers of width 100, the Jacobian product accumulated.
+
+The notebook's ``synthetic_grad(K, sigma, sigma_prime, get_weight)`` repeats 10 times::
+
+    x = randn(K, 1); h = x; y = eye(K)
+    for _ in range(50):
+        w = get_weight(K); a = w @ h
+        y = sigma_prime(a) * (w.T @ y)      # the backward product, one layer more
+        h = sigma(a)
+    min |y|, averaged over the repeats
+
+:func:`mlp_gradients` runs every (activation, scale) pair and every repeat in one batched loop, in
+float32 with the product renormalized at every layer and its log-scale carried in float64 (the magnitudes
+reach 1e38 and 1e-31, outside float32), and sets the measured growth beside mean-field theory's chi_1.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from numstab.errors import InvalidArgumentError, check_int_at_least
+from numstab.lab._result import LabResult
+from numstab.lab._validate import activation_list, scales_tuple
+
+__all__ = ["mlp_gradients", "MLPGradients", "CHAPTER_ACTIVATIONS", "CHAPTER_MLP_SCALES"]
+
+#: The lecture's activations and normal weight scales (standard deviations of the entries).
+CHAPTER_ACTIVATIONS = ("relu", "sigmoid", "scaled_sigmoid")
+CHAPTER_MLP_SCALES = (0.1, 0.2, 0.4, 0.8)
+XAVIER_UNIFORM = "xavier_uniform"
+_LN10 = math.log(10.0)
+
+
+@dataclass(frozen=True)
+class MLPGradients(LabResult):
+    """Result of :func:`mlp_gradients`. ``A`` activations, ``I`` inits (the scales, then Xavier uniform).
+
+    Attributes:
+        activations: activation names, length A.
+        inits: init labels, length I: the scales as text ("0.1") and "xavier_uniform" if asked.
+        weight_scales: raw standard deviation of each weight entry per init, shape (I,)
+            (Xavier uniform: sqrt(6 / (2 K)) / sqrt(3) = 1 / sqrt(K)).
+        width: K, depth: L, repeats: R, seed: the torch generator's seed.
+        common_random_numbers: True: all (activation, init) pairs share the input x and the standard
+            draws (N(0, 1) for the normal inits, U(-1, 1) for Xavier), each multiplied by its scale.
+        dtype: the dtype of the matrix products ("float32" or "float64").
+        log10_magnitude: mean over repeats of log10(||Y_l||_F / sqrt(K)) for l = 0..L, shape (A, I, L + 1);
+            Y_0 = I, so the first column is 0.
+        log10_magnitude_std: standard deviation over the repeats, shape (A, I, L + 1).
+        log10_min_entry: the lecture's summary number: log10 of the mean over repeats of the smallest
+            non-zero |entry| of Y_L, shape (A, I).
+        zero_fraction: share of exactly-zero entries of Y_L (relu' = 0 zeroes whole rows), shape (A, I).
+        chi1: theory: chi_1 at sigma_w = scale * sqrt(K) (mean-field, Poole et al. 2016), shape (A, I).
+        theory_log10_magnitude: (l / 2) log10 chi_1, shape (A, I, L + 1): E ||Y_l||_F^2 / K ~ chi_1**l.
+    """
+
+    activations: tuple[str, ...]
+    inits: tuple[str, ...]
+    weight_scales: np.ndarray
+    width: int
+    depth: int
+    repeats: int
+    seed: int
+    common_random_numbers: bool
+    dtype: str
+    log10_magnitude: np.ndarray
+    log10_magnitude_std: np.ndarray
+    log10_min_entry: np.ndarray
+    zero_fraction: np.ndarray
+    chi1: np.ndarray
+    theory_log10_magnitude: np.ndarray
+
+    def index(self, activation: str, init: str | float) -> tuple[int, int]:
+        """Return the (activation, init) indices of a pair, e.g. ``index("relu", 0.1)``."""
+        label = init if isinstance(init, str) else _label(float(init))
+        if activation not in self.activations or label not in self.inits:
+            raise InvalidArgumentError(
+                f"no pair ({activation!r}, {label!r}) in this result: activations {self.activations}, "
+                f"inits {self.inits}"
+            )
+        return self.activations.index(activation), self.inits.index(label)
+
+
+def mlp_gradients(
+    activations: Sequence[str] | str = CHAPTER_ACTIVATIONS,
+    scales: Sequence[float] | float = CHAPTER_MLP_SCALES,
+    *,
+    width: int = 100,
+    depth: int = 50,
+    repeats: int = 10,
+    seed: int = 0,
+    xavier_uniform: bool = True,
+    dtype: str = "float32",
+) -> MLPGradients:
+    """Accumulate the notebook's backward product through ``depth`` random layers, all pairs batched.
+
+    Per layer (the notebook's recursion), with W ~ N(0, scale^2) (or Xavier uniform) and h_0 = x ~ N(0, I):
+
+    .. math::
+        a_l = W_l h_{l-1},\\quad Y_l = f'(a_l) \\odot (W_l^\\top Y_{l-1}),\\quad h_l = f(a_l),
+        \\qquad \\frac{\\mathbb{E}\\|Y_l\\|_F^2}{K} \\approx \\chi_1^{\\,l},\\quad
+        \\chi_1 = \\sigma_w^2\\,\\mathbb{E}[f'(z)^2],\\ \\sigma_w = \\text{scale}\\sqrt{K}
+
+    (Poole et al. 2016; Schoenholz et al. 2017). For relu chi_1 = sigma_w^2 / 2, critical at
+    scale = sqrt(2 / K) = 0.141 for K = 100 (He et al. 2015).
+
+    Args:
+        activations: registered activation names (the lecture: relu, sigmoid, scaled_sigmoid).
+        scales: standard deviations of the normal weight entries, each > 0 (the lecture: 0.1 .. 0.8).
+        width: K, the layer width (the lecture: 100).
+        depth: number of layers (the lecture: 50).
+        repeats: independent networks per pair (the lecture: 10).
+        seed: seed of the torch generator.
+        xavier_uniform: also run Xavier uniform, U(-a, a) with a = sqrt(6 / (2 K)) (the lecture does).
+        dtype: "float32" (fast; the product is renormalized every layer) or "float64".
+
+    Raises:
+        InvalidArgumentError: a scale <= 0, width, depth or repeats < 1, an unknown dtype, or
+            pre-activations that overflow float64 (an unbounded activation at a huge scale).
+        UnknownNameError: an unregistered activation.
+
+    Examples:
+        >>> r = mlp_gradients(["relu"], [0.1, 0.8], width=20, depth=5, repeats=2)
+        >>> r.log10_magnitude.shape
+        (1, 3, 6)
+        >>> bool(r.log10_magnitude[0, 0, -1] < 0 < r.log10_magnitude[0, 1, -1])   # vanishes, explodes
+        True
+    """
+    acts = activation_list(activations)
+    scale_values = scales_tuple("scales", scales)
+    width = check_int_at_least("width", width, 1)
+    depth = check_int_at_least("depth", depth, 1)
+    repeats = check_int_at_least("repeats", repeats, 1)
+    torch_dtype = _dtype(dtype)
+    gen = torch.Generator().manual_seed(int(seed))
+    groups = [_Group(acts, scale_values, "normal", width, repeats, torch_dtype)]
+    if xavier_uniform:
+        groups.append(_Group(acts, (1.0 / math.sqrt(width),), "uniform", width, repeats, torch_dtype))
+    _run(groups, depth, width, repeats, gen)
+    inits = tuple(_label(s) for s in scale_values) + ((XAVIER_UNIFORM,) if xavier_uniform else ())
+    weight_scales = np.array(scale_values + ((1.0 / math.sqrt(width),) if xavier_uniform else ()))
+    return _result(acts, inits, weight_scales, groups, width, depth, repeats, int(seed), dtype)
+
+
+class _Group:
+    """The (activation, scale) pairs sharing one kind of draw; configs ordered activation-major.
+
+    State (R = repeats, C = configs): h (R, K, C) float64, y (R, K, C, K) in ``dtype`` with its log
+    scale (R, C) in float64, and the per-layer log10 magnitudes.
+    """
+
+    def __init__(self, acts, scales, kind: str, width: int, repeats: int, dtype: torch.dtype) -> None:
+        self.acts, self.kind, self.dtype = acts, kind, dtype
+        # U(-1, 1) has variance 1/3: multiply by sqrt(3) * std so the entries have standard deviation std.
+        unit = math.sqrt(3.0) if kind == "uniform" else 1.0
+        self.scales = torch.tensor([s * unit for _ in acts for s in scales], dtype=torch.float64)
+        self.n_scales = len(scales)
+        c = len(self.scales)
+        self.y = torch.eye(width, dtype=dtype)[None, :, None, :].expand(repeats, width, c, width).contiguous()
+        self.log_scale = torch.zeros(repeats, c, dtype=torch.float64)
+        self.history = [self.log_scale.clone()]
+
+    def step(self, draw: torch.Tensor, draw64: torch.Tensor) -> None:
+        """Advance one layer with the standard draw (R, K, K) shared by every config."""
+        a = (draw64 @ self.h) * self.scales  # (R, K, C): a = W h, W = scale * draw
+        deriv = torch.empty_like(a)
+        for i, act in enumerate(self.acts):
+            cols = slice(i * self.n_scales, (i + 1) * self.n_scales)
+            deriv[..., cols] = act.derivative(a[..., cols])
+            self.h[..., cols] = act.fn(a[..., cols])
+        r, k, c, _ = self.y.shape
+        y = (draw.mT @ self.y.reshape(r, k, c * k)).reshape(r, k, c, k)  # W^T Y without the scale
+        y = y * deriv.to(self.dtype)[..., None]
+        norm = torch.linalg.vector_norm(y, dim=(1, 3)) / math.sqrt(k)  # (R, C): ||Y||_F / sqrt(K)
+        self.y = y / torch.where(norm > 0, norm, 1.0)[:, None, :, None]
+        self.log_scale = self.log_scale + norm.double().log() + self.scales.log()
+        self.history.append(self.log_scale.clone())
+
+
+def _run(groups: list[_Group], depth: int, width: int, repeats: int, gen: torch.Generator) -> None:
+    x = torch.randn(repeats, width, 1, generator=gen, dtype=torch.float64)
+    for g in groups:
+        g.h = x.expand(repeats, width, len(g.scales)).clone()
+    shape, dtype = (repeats, width, width), groups[0].dtype
+    for _ in range(depth):
+        for g in groups:  # one group per kind of draw
+            draw = (
+                torch.randn(shape, generator=gen, dtype=dtype)
+                if g.kind == "normal"
+                else (torch.rand(shape, generator=gen, dtype=dtype) * 2 - 1)
+            )
+            g.step(draw, draw.double())
+
+
+def _result(acts, inits, weight_scales, groups, width, depth, repeats, seed, dtype) -> MLPGradients:
+    n_acts = len(acts)
+    logs = (
+        np.concatenate(
+            [torch.stack(g.history, dim=-1).numpy().reshape(repeats, n_acts, -1, depth + 1) for g in groups],
+            axis=2,
+        )
+        / _LN10
+    )  # (R, A, I, L + 1), log10 magnitudes
+    final = np.concatenate([_final_entries(g, n_acts) for g in groups], axis=2)  # (R, A, I, K*K) log10|Y_L|
+    # -inf is a true result (every unit dead: the product is exactly 0); NaN or +inf is an overflow.
+    if np.isnan(logs).any() or np.isposinf(logs).any() or np.isnan(final).any():
+        raise InvalidArgumentError(
+            "the pre-activations overflowed float64 (non-finite values): lower the scales or the depth"
+        )
+    chi1 = np.array([[_chi1(a, s * math.sqrt(width)) for s in weight_scales] for a in acts])
+    nonzero = np.where(np.isneginf(final), np.inf, final)
+    return MLPGradients(
+        activations=tuple(a.name for a in acts),
+        inits=inits,
+        weight_scales=weight_scales,
+        width=width,
+        depth=depth,
+        repeats=repeats,
+        seed=seed,
+        common_random_numbers=True,
+        dtype=dtype,
+        log10_magnitude=logs.mean(axis=0),
+        log10_magnitude_std=_spread(logs),
+        log10_min_entry=_log10_mean_exp10(nonzero.min(axis=-1)),
+        zero_fraction=np.isneginf(final).mean(axis=(0, -1)),
+        chi1=chi1,
+        theory_log10_magnitude=0.5 * np.arange(depth + 1) * np.log10(chi1)[..., None],
+    )
+
+
+def _spread(logs: np.ndarray) -> np.ndarray:
+    """Standard deviation over the repeats (axis 0); 0 for one repeat, NaN where a product is exactly 0."""
+    if logs.shape[0] == 1:
+        return np.zeros(logs.shape[1:])
+    with np.errstate(invalid="ignore"):
+        return logs.std(axis=0, ddof=1)
+
+
+def _final_entries(g: _Group, n_acts: int) -> np.ndarray:
+    """log10 |entries| of the final products, shape (R, A, scales, K*K); -inf marks exact zeros."""
+    r, k, c, _ = g.y.shape
+    with np.errstate(divide="ignore"):
+        rel = np.log10(np.abs(g.y.double().numpy()))  # (R, K, C, K)
+    rel = rel.transpose(0, 2, 1, 3).reshape(r, c, k * k) + (g.log_scale.numpy() / _LN10)[..., None]
+    return rel.reshape(r, n_acts, -1, k * k)
+
+
+def _log10_mean_exp10(values: np.ndarray) -> np.ndarray:
+    """log10 of the mean over axis 0 of 10**values, in log space (values reach +-40); +inf means "none"."""
+    values = np.where(np.isposinf(values), -np.inf, values)  # no non-zero entry at all: the product is 0
+    top = values.max(axis=0)
+    with np.errstate(invalid="ignore"):
+        out = top + np.log10(np.mean(10.0 ** (values - top), axis=0))
+    return np.where(np.isneginf(top), -np.inf, out)
+
+
+def _chi1(act, weight_std: float) -> float:
+    from numstab import theory  # pure numpy/scipy
+
+    return float(theory.chi1(act, weight_std, 0.0))
+
+
+def _label(scale: float) -> str:
+    return f"{scale:g}"
+
+
+def _dtype(name: str) -> torch.dtype:
+    options = {"float32": torch.float32, "float64": torch.float64}
+    if name not in options:
+        raise InvalidArgumentError(f"dtype must be one of {', '.join(options)}, got {name!r}")
+    return options[name]
