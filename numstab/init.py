@@ -620,9 +620,8 @@ def lsuv_(
         ModelError: a layer's output has zero (or non-finite) variance; the message names it.
 
     Examples:
-        >>> torch.manual_seed(0) and None
         >>> net = nn.Sequential(nn.Linear(16, 32), nn.Tanh(), nn.Linear(32, 8))
-        >>> x = torch.randn(64, 16)
+        >>> x = torch.randn(64, 16, generator=torch.Generator().manual_seed(0))
         >>> _ = lsuv_(net, x, generator=torch.Generator().manual_seed(0))
         >>> with torch.no_grad():
         ...     abs(float(net(x).std()) - 1.0) <= 0.05

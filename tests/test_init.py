@@ -309,7 +309,7 @@ def test_critical_golden_values():
 def test_critical_scheme_law_and_biases(shape):
     model = init.apply_(layer(shape), "critical", activation="relu", bias_std=0.2, generator=gen(10))
     assert_law(model.weight, stats.norm(0, math.sqrt(2.0 / FANS[shape][0])), kurtosis=3.0)
-    assert float(model.bias.std()) > 0  # N(0, 0.2^2) biases, not zeros
+    assert_law(model.bias, stats.norm(0, 0.2), kurtosis=3.0)  # biases N(0, bias_std^2), not zeros
 
 
 def test_critical_bad_input():
