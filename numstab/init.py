@@ -336,13 +336,15 @@ def _kaiming_std(w: torch.Tensor, plan: _Plan) -> float:
     return plan.gain / math.sqrt(fan_in if plan.mode == "fan_in" else fan_out)
 
 
+def _symmetric_uniform_(w: torch.Tensor, bound: float, generator: torch.Generator | None) -> torch.Tensor:
+    return nn_init.uniform_(w, -bound, bound, generator=generator)
+
+
 _FILLERS: dict[str, Callable[[torch.Tensor, _Plan, torch.Generator | None], Any]] = {
     "xavier_normal": lambda w, p, g: nn_init.xavier_normal_(w, p.gain, generator=g),
     "xavier_uniform": lambda w, p, g: nn_init.xavier_uniform_(w, p.gain, generator=g),
     "kaiming_normal": lambda w, p, g: nn_init.normal_(w, 0.0, _kaiming_std(w, p), generator=g),
-    "kaiming_uniform": lambda w, p, g: nn_init.uniform_(
-        w, -math.sqrt(3.0) * _kaiming_std(w, p), math.sqrt(3.0) * _kaiming_std(w, p), generator=g
-    ),
+    "kaiming_uniform": lambda w, p, g: _symmetric_uniform_(w, math.sqrt(3.0) * _kaiming_std(w, p), g),
     "orthogonal": lambda w, p, g: nn_init.orthogonal_(w, p.gain, generator=g),
     "critical": lambda w, p, g: _normal_critical_(w, p.sigma_w, g),
     "normal": lambda w, p, g: nn_init.normal_(w, 0.0, p.scale, generator=g),
@@ -420,6 +422,11 @@ def _as_number(name: str, value: Any) -> float:
 
 def _layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     found = [(name, m) for name, m in model.named_modules() if isinstance(m, LAYER_TYPES)]
+    lazy = [name for name, m in found if isinstance(m.weight, nn.parameter.UninitializedParameter)]
+    if lazy:
+        raise ModelError(
+            f"layer {lazy[0]!r} is lazy and has no weight shape yet: run one forward pass, then apply_"
+        )
     if not found:
         raise ModelError(
             f"{type(model).__name__} has no Linear, Conv or ConvTranspose layer for apply_ to initialize: "

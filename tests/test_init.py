@@ -394,6 +394,8 @@ def test_non_module_and_layerless_models():
         init.apply_(torch.empty(3, 3), "xavier_normal")
     with pytest.raises(ModelError, match="no Linear, Conv or ConvTranspose layer"):
         init.apply_(nn.Sequential(nn.ReLU(), nn.LayerNorm(3)), "xavier_normal")
+    with pytest.raises(ModelError, match="'1' is lazy.*run one forward pass"):
+        init.apply_(nn.Sequential(nn.Linear(2, 3), nn.LazyLinear(4)), "xavier_normal")
 
 
 def test_a_failure_while_sampling_leaves_the_model_bit_identical(monkeypatch):
