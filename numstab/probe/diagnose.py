@@ -271,6 +271,7 @@ def _layer_report(
         headroom_log2=fwd.headroom_log2,
         grad_headroom_log2=grad.headroom_log2 if grad else {},
         units=record.units,
+        numel=record.numel,
         weight_grad_ratio=_ratio(_own_grad_norm(module, grads), _own_norm(module)),
         **{k: v for k, v in wstats.items() if k != "weight_std"},
     )

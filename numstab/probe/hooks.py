@@ -25,7 +25,7 @@ import dataclasses
 import itertools
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -58,6 +58,7 @@ class CallRecord:
         dead_fraction: fraction of units that are exactly 0 for the whole batch.
         duplicate_units: units whose values over the batch equal another unit's (dead units skipped).
         units: number of units.
+        numel: number of elements of the main (first floating-point) output tensor.
     """
 
     name: str
@@ -72,7 +73,7 @@ class CallRecord:
     dead_fraction: float = 0.0
     duplicate_units: int = 0
     units: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    numel: int = 0
 
 
 def owns_parameters(module: nn.Module) -> bool:
@@ -234,6 +235,7 @@ class Capture:
         record = CallRecord(name if call == 1 else f"{name}#{call}", name, kind, call, unit_dim)
         if main is not None and main.dim() > 0 and main.numel() > 0:
             record.units = main.shape[unit_dim]
+            record.numel = main.numel()
             record.dead_fraction = dead_fraction(main, unit_dim)
             record.duplicate_units = duplicate_rows(_unit_rows(main, unit_dim))
         return record

@@ -58,6 +58,8 @@ class LayerReport:
         headroom_log2: ``{format: log2(max / max |output|)}``: powers of two before overflow.
         grad_headroom_log2: the same for the gradient.
         units: number of output units (features, or channels for convolutions).
+        numel: elements of the main (first floating-point) output tensor; layers with the first layer's
+            numel form the network's trunk, over which the vanishing/exploding rules compare.
         fan_in, fan_out: fans of the main weight (None without one).
         bias_std: standard deviation of the module's bias (None without one).
         kaiming_ratio: weight_std / sqrt(2 / fan_in) (He et al. 2015).
@@ -90,6 +92,7 @@ class LayerReport:
     headroom_log2: dict[str, float] = field(default_factory=dict)
     grad_headroom_log2: dict[str, float] = field(default_factory=dict)
     units: int = 0
+    numel: int = 0
     fan_in: int | None = None
     fan_out: int | None = None
     bias_std: float | None = None

@@ -12,6 +12,10 @@ With ReLU and Xavier's variance 2/(fan_in + fan_out) each square layer halves th
 so 30 layers give log2 = -30; Kaiming's 2/fan_in gives 0. The thresholds below are in powers of two of the
 *second moment*: 10 means a factor 1024 in E[x²], 32 in the typical magnitude.
 
+Both ratios are taken over the network's *trunk*: the layers whose output has as many elements as the
+first layer's. A head that pools or projects (global average pooling divides each gradient entry by the
+number of positions) changes E[g²] without any instability, so it is left out.
+
 Examples:
     >>> GAIN_LOG2_WARNING, DEAD_FRACTION, FP16_GRAD_UNDERFLOW
     (10.0, 0.5, 0.01)
@@ -63,9 +67,10 @@ def forward_gain_log2(layers: Sequence[LayerReport], input_second_moment: float)
         >>> forward_gain_log2([_layer("0", act=2.0**-30)], 1.0)
         -30.0
     """
-    if not layers or input_second_moment <= 0 or layers[-1].forward_nonfinite:
+    trunk = _trunk(layers)
+    if not trunk or not input_second_moment > 0 or trunk[-1].forward_nonfinite:
         return None
-    return _log2_ratio(layers[-1].activation_second_moment, input_second_moment)
+    return _log2_ratio(trunk[-1].activation_second_moment, input_second_moment)
 
 
 def backward_gain_log2(layers: Sequence[LayerReport]) -> float | None:
@@ -77,10 +82,16 @@ def backward_gain_log2(layers: Sequence[LayerReport]) -> float | None:
         >>> backward_gain_log2([_layer("0", grad=2.0**-20), _layer("1", grad=1.0)])
         -20.0
     """
-    with_grad = [la for la in layers if la.grad_second_moment is not None and not la.grad_nonfinite]
+    with_grad = [la for la in _trunk(layers) if la.grad_second_moment is not None and not la.grad_nonfinite]
     if len(with_grad) < 2 or with_grad[-1].grad_second_moment == 0:
         return None
     return _log2_ratio(with_grad[0].grad_second_moment or 0.0, with_grad[-1].grad_second_moment or 0.0)
+
+
+def _trunk(layers: Sequence[LayerReport]) -> list[LayerReport]:
+    """The layers whose output has the first layer's number of elements (all of them if that leaves < 2)."""
+    trunk = [la for la in layers if la.numel == layers[0].numel] if layers else []
+    return trunk if len(trunk) >= 2 else list(layers)
 
 
 def _log2_ratio(num: float, den: float) -> float:

@@ -1,0 +1,205 @@
+"""Render a :class:`numstab.probe.Report` (``numstab check``): rich tables in the terminal, an HTML page.
+
+Rendering only: every number comes from the report. Columns of the layer table:
+
+- ``⟨x²⟩``, ``⟨g²⟩``: second moments of the layer's output and of the gradient with respect to it;
+- ``theory``: the mean-field prediction of ``⟨x²⟩`` where the stack matches the theory's assumptions;
+- ``w/kaiming``: the weight std over He et al.'s sqrt(2 / fan_in);
+- ``dead``: fraction of units at 0 for the whole batch; ``dup``: units identical to another;
+- ``fp16 out``: fraction of the output that float16 overflows or flushes; ``nonfinite``: NaN/inf count;
+- ``flag``: the kind of the most severe finding naming the layer.
+
+Examples:
+    >>> import io, torch
+    >>> from numstab.probe import diagnose
+    >>> from numstab.report.terminal import make_console
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Tanh())
+    >>> console = make_console(file=io.StringIO(), width=120)
+    >>> console.print(diagnose(net, torch.ones(8, 4)))
+    >>> "verdict: healthy" in console.file.getvalue()
+    True
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Group
+from rich.text import Text
+
+from numstab.report.html import HtmlReport
+from numstab.report.terminal import make_table
+
+if TYPE_CHECKING:
+    from numstab.probe.report import FixComparison, Report
+
+__all__ = [
+    "layer_table", "layer_rows", "compact", "findings_rows", "rich_table", "rich_fix", "html_report",
+    "LAYER_HEADERS",
+]
+
+LAYER_HEADERS = ["layer", "kind", "⟨x²⟩", "theory", "⟨g²⟩", "w std", "w/kaiming", "dead", "dup",
+                 "fp16 out", "nonfinite", "flag"]
+_FINDING_HEADERS = ["severity", "kind", "layers", "evidence", "fix"]
+
+
+def _flags(report: Report) -> dict[str, str]:
+    flags: dict[str, str] = {}
+    for finding in report.findings:  # most severe first: the first flag a layer gets stays
+        for name in finding.layers:
+            flags.setdefault(name, finding.kind)
+    return flags
+
+
+def layer_rows(report: Report) -> list[list[Any]]:
+    """One row per layer call, cells in the order of :data:`LAYER_HEADERS`."""
+    flags = _flags(report)
+    return [
+        [la.name, la.kind, la.activation_second_moment, la.theory_second_moment, la.grad_second_moment,
+         la.weight_std, la.kaiming_ratio, la.dead_fraction, la.duplicate_units,
+         la.out_of_range.get("float16"), la.nonfinite, flags.get(la.name, "ok")]
+        for la in report.layers
+    ]
+
+
+#: Columns always shown; the others are left out when no layer has a value in them (a narrower table).
+_ALWAYS = {"layer", "kind", "⟨x²⟩", "⟨g²⟩", "flag"}
+
+
+def compact(headers: list[str], rows: list[list[Any]]) -> tuple[list[str], list[list[Any]]]:
+    """Drop the optional columns that hold only None or 0.
+
+    Examples:
+        >>> compact(["layer", "dup", "flag"], [["0", 0, "ok"], ["1", None, "ok"]])
+        (['layer', 'flag'], [['0', 'ok'], ['1', 'ok']])
+    """
+    keep = [i for i, h in enumerate(headers) if h in _ALWAYS or any(r[i] not in (None, 0, 0.0) for r in rows)]
+    return [headers[i] for i in keep], [[r[i] for i in keep] for r in rows]
+
+
+def layer_table(report: Report) -> Any:
+    """The per-layer rich Table (columns with nothing to say left out)."""
+    headers, rows = compact(LAYER_HEADERS, layer_rows(report))
+    return make_table("layers", headers, rows, verdict_column=len(headers) - 1)
+
+
+def findings_rows(report: Report) -> list[list[Any]]:
+    """One row per finding: severity, kind, layers (first three), evidence, fix."""
+    return [[f.severity, f.kind, _few(f.layers), f.message, f.fix] for f in report.findings]
+
+
+def _few(names: tuple[str, ...], k: int = 3) -> str:
+    return ", ".join(names[:k]) + (f" (+{len(names) - k} more)" if len(names) > k else "")
+
+
+def _headline(report: Report) -> str:
+    origin = report.first_nonfinite
+    where = f"; first NaN/inf: {origin.module} ({origin.phase})" if origin else ""
+    backward = "" if report.backward else "; no backward pass (no parameter requires grad)"
+    return f"verdict: {report.verdict}{where}{backward}"
+
+
+def rich_table(report: Report) -> Group:
+    """The report as rich renderables: verdict line, layer table, findings table."""
+    parts: list[Any] = [Text(_headline(report), style="bold"), layer_table(report)]
+    if report.findings:
+        parts.append(make_table("findings", _FINDING_HEADERS, findings_rows(report), verdict_column=1))
+    return Group(*parts)
+
+
+def _summary_rows(comparison: FixComparison) -> list[list[Any]]:
+    from numstab.probe import rules
+
+    rows = []
+    for label, rep in (("before", comparison.before), ("after", comparison.after)):
+        rows.append([label, rep.verdict, len(rep.findings),
+                     rules.forward_gain_log2(rep.layers, rep.input_second_moment),
+                     rules.backward_gain_log2(rep.layers)])
+    return rows
+
+
+_SUMMARY_HEADERS = ["model", "verdict", "findings", "log2 ⟨x_L²⟩/⟨x_0²⟩", "log2 ⟨g_1²⟩/⟨g_L²⟩"]
+
+
+def rich_fix(comparison: FixComparison) -> Group:
+    """Before and after a fix: a summary table, then the fixed model's report."""
+    title = f"numstab.init.apply_(model, {comparison.scheme!r}) on a copy"
+    summary = make_table(title, _SUMMARY_HEADERS, _summary_rows(comparison), verdict_column=1)
+    return Group(summary, rich_table(comparison.after))
+
+
+def html_report(
+    report: Report, *, title: str = "numstab check", fix: FixComparison | None = None
+) -> HtmlReport:
+    """A self-contained HTML page: verdict, findings, a depth profile figure, the layer table, the fix.
+
+    Args:
+        report: the report to render.
+        title: the page title.
+        fix: a :class:`numstab.probe.FixComparison` to show as a before/after section.
+    """
+    page = HtmlReport(title, subtitle=f"{len(report.layers)} layer calls, one forward and backward pass")
+    _verdict_section(page, report)
+    if report.layers:
+        _profile_section(page, report)
+    page.section("layers", "Per-layer statistics").table(LAYER_HEADERS, layer_rows(report))
+    if any(la.theory_second_moment is not None for la in report.layers):
+        _theory_section(page, report)
+    if fix is not None:
+        page.section("fix", "The fix, re-checked").text(
+            f"numstab.init.apply_(model, {fix.scheme!r}) applied to a copy of the model, then checked again.",
+            label="Fix",
+        ).table(_SUMMARY_HEADERS, _summary_rows(fix))
+    return page
+
+
+def _verdict_section(page: HtmlReport, report: Report) -> None:
+    section = page.section("verdict", "Verdict")
+    badge = "ok" if report.verdict == "healthy" else (
+        "bad" if any(f.severity == "error" for f in report.findings) else "warn")
+    section.verdict(badge, _headline(report))
+    if report.findings:
+        section.table(_FINDING_HEADERS, findings_rows(report), caption="Findings, most severe first")
+    if report.never_called:
+        unused = ", ".join(report.never_called)
+        section.text(f"Never called (their weights are used directly by their parent): {unused}")
+
+
+def _profile_section(page: HtmlReport, report: Report) -> None:
+    from numstab.report import style
+
+    fig, ax = style.figure(width=7.0, height=4.0)
+    x = list(range(len(report.layers)))
+    series = [
+        ("⟨x²⟩ measured", [la.activation_second_moment for la in report.layers], style.MEASURED),
+        ("⟨g²⟩ measured", [la.grad_second_moment for la in report.layers], style.MEASURED),
+        ("⟨x²⟩ theory", [la.theory_second_moment for la in report.layers], style.THEORY),
+    ]
+    for (name, values, kwargs), color in zip(series, (style.COLORS[0], style.COLORS[1], style.COLORS[0]),
+                                             strict=True):
+        ys = [_positive(v) for v in values]
+        if any(not math.isnan(y) for y in ys):
+            ax.plot(x, ys, label=name, color=color, **kwargs)
+    style.log_axis(ax)
+    style.mark_format_limits(ax, "float16")
+    style.label(ax, x="layer call (forward order)", y="second moment (log scale)",
+                title="Signal and gradient through depth")
+    alt = (f"Second moments of the outputs and gradients of {len(x)} layer calls on a log scale; "
+           f"verdict {report.verdict}.")
+    page.section("profile", "Depth profile").figure(
+        fig, alt=alt, caption="Solid: measured; dashed: mean-field theory; dotted: float16's range.")
+
+
+def _positive(value: float | None) -> float:
+    return value if value is not None and value > 0 and math.isfinite(value) else math.nan
+
+
+def _theory_section(page: HtmlReport, report: Report) -> None:
+    rows = [[la.name, la.activation_second_moment, la.theory_second_moment, la.measured_grad_factor,
+             la.theory_grad_factor] for la in report.layers if la.theory_second_moment is not None]
+    page.section("theory", "Theory beside measurement").text(
+        "For a dense or convolutional layer fed by a registered activation of the previous one, mean-field "
+        "theory (Poole et al. 2016) predicts E[h²] = σ_w² E[f(√q z)²] + σ_b² from the previous layer's "
+        "measured q, and the gradient factor σ_w² (fan_out/fan_in) E[f'(√q z)²].", label="Theory",
+    ).table(["layer", "⟨x²⟩ measured", "⟨x²⟩ theory", "grad factor measured", "grad factor theory"], rows)
