@@ -121,14 +121,13 @@ def inspect_page(context: object, path: pathlib.Path, *, min_images: int = 1) ->
 
 def test_report_built_with_the_api(browser_context: object, tmp_path: pathlib.Path) -> None:
     from numstab.report.html import HtmlReport
-    from numstab.report.style import MEASURED, THEORY, figure, label, log_axis, mark_format_limits
+    from numstab.report.style import compare, figure, label, log_axis, mark_format_limits
 
     report = HtmlReport("Gradients through depth", subtitle="built in the test")
     for anchor, rate in (("sigmoid", 0.25), ("tanh", 0.9), ("relu", 1.0), ("scaled", 1.3)):
         fig, ax = figure()
         depth = np.arange(30)
-        ax.plot(depth, rate**depth, label="measured", **MEASURED)
-        ax.plot(depth, rate**depth, label="theory", color="C0", **THEORY)
+        compare(ax, depth, rate**depth * 1.1, rate**depth, name=anchor)
         log_axis(ax)
         mark_format_limits(ax)
         label(ax, x="layer", y="gradient norm")

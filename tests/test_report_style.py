@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from numstab.errors import InvalidArgumentError, UnknownNameError
-from numstab.report.style import MEASURED, THEORY, figure, label, log_axis, mark_format_limits
+from numstab.report.style import MEASURED, THEORY, compare, figure, label, log_axis, mark_format_limits
 
 
 def test_figure_uses_agg_and_leaves_global_state_alone() -> None:
@@ -38,6 +38,17 @@ def test_measured_is_solid_and_theory_dashed() -> None:
     theory = ax.plot([1, 2], [1, 2], **THEORY)[0]
     assert measured.get_linestyle() == "-" and measured.get_marker() == "o"
     assert theory.get_linestyle() == "--" and theory.get_marker() in (None, "None", "")
+
+
+def test_compare_draws_theory_in_the_measurement_colour() -> None:
+    fig, ax = figure()
+    pairs = [compare(ax, [0, 1], [1.0, 0.5], [1.0, 0.4], name=n) for n in ("sigmoid", "tanh")]
+    colours = [(m.get_color(), t.get_color()) for m, t in pairs]
+    assert colours == [("#0072B2", "#0072B2"), ("#D55E00", "#D55E00")]  # Okabe-Ito blue, vermillion
+    assert [line.get_label() for line in ax.get_lines()] == [
+        "sigmoid (measured)", "sigmoid (theory)", "tanh (measured)", "tanh (theory)",
+    ]
+    assert [line.get_linestyle() for line in ax.get_lines()] == ["-", "--", "-", "--"]
 
 
 def test_figure_arguments_are_checked() -> None:

@@ -6,8 +6,8 @@ turn them into something to read. Other modules of this package (``lab``, ``tour
 
 - :mod:`numstab.report.terminal`: :func:`make_console`, :func:`make_table`, :func:`make_progress`,
   :func:`fmt`;
-- :mod:`numstab.report.style`: :func:`figure` and the line styles :data:`MEASURED` / :data:`THEORY`,
-  :func:`mark_format_limits`;
+- :mod:`numstab.report.style`: :func:`figure`, :func:`compare`, the line styles :data:`MEASURED` and
+  :data:`THEORY`, :func:`mark_format_limits`;
 - :mod:`numstab.report.html`: :class:`HtmlReport` and its :class:`Section`;
 - :mod:`numstab.report.jsonio`: :func:`dump` / :func:`load` of the versioned JSON (:data:`SCHEMA`);
 - :mod:`numstab.report.files`: :func:`prepare_output_dir`, :func:`atomic_write_text`.
@@ -33,6 +33,7 @@ _EXPORTS = {
     "fmt": "formatting",
     # figures: one style
     "figure": "style",
+    "compare": "style",
     "label": "style",
     "log_axis": "style",
     "mark_format_limits": "style",

@@ -26,7 +26,9 @@ from matplotlib.figure import Figure
 
 from numstab.errors import InvalidArgumentError, UnknownNameError, check_int_at_least, check_positive
 
-__all__ = ["figure", "label", "log_axis", "mark_format_limits", "MEASURED", "THEORY", "COLORS", "RC"]
+__all__ = [
+    "figure", "compare", "label", "log_axis", "mark_format_limits", "MEASURED", "THEORY", "COLORS", "RC",
+]
 
 #: Okabe & Ito's colour-blind-safe palette (2008), in the order lines take it.
 COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
@@ -34,7 +36,9 @@ COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0
 #: Line keyword arguments for a measurement: solid, with small markers.
 MEASURED: dict[str, Any] = {"linestyle": "-", "linewidth": 1.8, "marker": "o", "markersize": 3.0}
 
-#: Line keyword arguments for a theory prediction: dashed, no markers (pass ``color=`` of its measurement).
+#: Line keyword arguments for a theory prediction: dashed, no markers. Pass the colour of the measurement
+#: it predicts (``color=line.get_color()``, or use :func:`compare`): ``"C0"`` would name pyplot's global
+#: palette, not this style's.
 THEORY: dict[str, Any] = {"linestyle": "--", "linewidth": 1.6, "marker": None, "alpha": 0.9}
 
 #: The matplotlib settings every numstab figure is built with (applied via ``rc_context``, never globally).
@@ -87,6 +91,30 @@ def figure(nrows: int = 1, ncols: int = 1, *, width: float = 6.4, height: float 
         FigureCanvasAgg(fig)
         axes = fig.subplots(nrows, ncols, squeeze=True)
     return fig, axes
+
+
+def compare(ax: Axes, x: Any, measured: Any, predicted: Any, *, name: str) -> tuple[Any, Any]:
+    """Plot a measurement (solid, markers) and its theory prediction (dashed) in one colour.
+
+    Args:
+        ax: the axes.
+        x: the shared x values.
+        measured: what was measured, one value per ``x``.
+        predicted: what theory predicts, one value per ``x``.
+        name: the curve's name; the legend says ``"{name} (measured)"`` and ``"{name} (theory)"``.
+
+    Returns:
+        The two :class:`~matplotlib.lines.Line2D`: measured, predicted.
+
+    Examples:
+        >>> fig, ax = figure()
+        >>> m, t = compare(ax, [0, 1, 2], [1.0, 0.3, 0.1], [1.0, 0.25, 0.0625], name="sigmoid")
+        >>> m.get_color() == t.get_color(), m.get_linestyle(), t.get_linestyle(), t.get_label()
+        (True, '-', '--', 'sigmoid (theory)')
+    """
+    (line,) = ax.plot(x, measured, label=f"{name} (measured)", **MEASURED)
+    (theory,) = ax.plot(x, predicted, label=f"{name} (theory)", color=line.get_color(), **THEORY)
+    return line, theory
 
 
 def label(ax: Axes, *, x: str, y: str, title: str = "", legend: bool | None = None) -> Axes:
