@@ -1,0 +1,254 @@
+"""The order-to-chaos phase diagram over a (weight_std, bias_std) grid, vectorized.
+
+Schoenholz et al. 2017, Fig. 1: chi_1 and the correlation depth scale xi_c over the plane of
+initializations, with the critical line chi_1 = 1 between the ordered phase (gradients vanish) and
+the chaotic phase (gradients explode). Every grid point is solved at once:
+
+- q* bracketed from one table of E[f(sqrt(q) z)^2] on a log grid of q, then polished by bracketed
+  Newton on all points together (two or three quadrature passes);
+- chi_1 from one quadrature pass at q*;
+- in the ordered phase c* = 1 and xi_c = -1 / ln chi_1; in the chaotic phase the correlation map is
+  the power series sum_k a_k^2 c^k in the Hermite coefficients a_k of f(sqrt(q*) z) (Mehler's
+  formula), so c* and chi_c come from Newton on a polynomial, again for all points at once;
+- the critical line from its parametrization by q* (:func:`numstab.theory.meanfield.critical_weight_stds`).
+
+Examples:
+    >>> import numpy as np
+    >>> pd = phase_diagram("tanh", np.linspace(0.5, 3.0, 6), [0.0, 0.3])
+    >>> pd.chi1.shape, pd.phase()[0].tolist()
+    ((2, 6), ['ordered', 'critical', 'chaotic', 'chaotic', 'chaotic', 'chaotic'])
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.interpolate
+
+from numstab.activations import Activation
+from numstab.errors import InvalidArgumentError, NumstabError
+from numstab.theory import _solve, meanfield
+from numstab.theory.quadrature import hermite_coefficients
+
+__all__ = ["PhaseDiagram", "phase_diagram", "HERMITE_ORDER"]
+
+#: Terms of the Hermite (Mehler) series used for the correlation map in the chaotic phase.
+HERMITE_ORDER = 96
+_NEWTON_STEPS = 60
+#: Variances at which V(q) is tabulated to bracket q* on a grid (100 per decade).
+_TABLE_Q = np.logspace(-8, 8, 1601)
+
+
+@dataclass(frozen=True)
+class PhaseDiagram:
+    """chi_1 and xi_c over a grid of initializations, and the critical line.
+
+    Attributes:
+        activation: the activation's name.
+        weight_stds: sigma_w values, shape (n_w,), increasing.
+        bias_stds: sigma_b values, shape (n_b,), increasing.
+        q_star: the variance fixed point, shape (n_b, n_w); inf where the variance diverges.
+        chi1: gradient growth per layer, shape (n_b, n_w).
+        xi_c: correlation depth scale, shape (n_b, n_w); inf on the critical line and where q* = inf.
+        critical_weight_stds: sigma_w with chi_1 = 1 for each sigma_b, shape (n_b,); NaN where none exists.
+    """
+
+    activation: str
+    weight_stds: np.ndarray
+    bias_stds: np.ndarray
+    q_star: np.ndarray = field(repr=False)
+    chi1: np.ndarray = field(repr=False)
+    xi_c: np.ndarray = field(repr=False)
+    critical_weight_stds: np.ndarray = field(repr=False)
+
+    def phase(self, *, rtol: float = meanfield.CRITICAL_RTOL) -> np.ndarray:
+        """"ordered" / "critical" / "chaotic" per grid point (|chi_1 - 1| <= rtol is critical).
+
+        Examples:
+            >>> phase_diagram("relu", [1.0, 2**0.5, 2.0], [0.0]).phase().tolist()
+            [['ordered', 'critical', 'chaotic']]
+        """
+        return np.where(
+            np.abs(self.chi1 - 1.0) <= rtol, "critical", np.where(self.chi1 < 1.0, "ordered", "chaotic")
+        )
+
+    def trainable_depth(self) -> np.ndarray:
+        """6 xi_c per grid point (Schoenholz et al. 2017), shape (n_b, n_w)."""
+        return 6.0 * self.xi_c
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain lists (JSON-ready; non-finite values stay floats)."""
+        return {
+            "activation": self.activation,
+            "weight_stds": self.weight_stds.tolist(),
+            "bias_stds": self.bias_stds.tolist(),
+            "q_star": self.q_star.tolist(),
+            "chi1": self.chi1.tolist(),
+            "xi_c": self.xi_c.tolist(),
+            "critical_weight_stds": self.critical_weight_stds.tolist(),
+        }
+
+
+def _grid_axis(name: str, values: Any) -> np.ndarray:
+    arr = np.atleast_1d(np.asarray(values, dtype=float))
+    if arr.ndim != 1 or arr.size == 0:
+        raise InvalidArgumentError(
+            f"{name} must be a non-empty 1-D sequence of stds >= 0, got shape {arr.shape}: "
+            f"pass e.g. numpy.linspace(0.5, 3.0, 200)"
+        )
+    bad = ~(np.isfinite(arr) & (arr >= 0))
+    if bad.any():
+        raise InvalidArgumentError(f"{name} must hold finite stds >= 0, got {arr[bad][0]!r}")
+    return arr
+
+
+def _length(slope: np.ndarray) -> np.ndarray:
+    """-1 / ln(slope) elementwise, inf where slope >= 1 - CRITICAL_RTOL."""
+    with np.errstate(divide="ignore"):
+        inside = np.isfinite(slope) & (slope < 1.0 - meanfield.CRITICAL_RTOL)
+        return np.where(inside, -1.0 / np.log(np.where(inside, slope, 0.5)), math.inf)
+
+
+def _horner(coef: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """sum_k coef[:, k] c^k row by row (coef: (m, K), c: (m,))."""
+    out = coef[:, -1].copy()
+    for k in range(coef.shape[1] - 2, -1, -1):
+        out = out * c + coef[:, k]
+    return out
+
+
+def chaotic_chi_c(act: Activation, w2: np.ndarray, b2: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """chi_c at the correlation fixed point c* < 1 for chaotic points (flat arrays, finite q > 0).
+
+    p(c) = (w2 sum_k a_k^2 c^k + b2) / q is convex on [0, 1] with p(0) >= 0, so Newton on p(c) - c
+    from c = 0 increases monotonically to c*; chi_c = p'(c*).
+    """
+    a2 = hermite_coefficients(act.fn, q, order=HERMITE_ORDER) ** 2  # (m, K)
+    coef = w2[:, None] * a2 / q[:, None]
+    coef[:, 0] += b2 / q
+    slope_coef = coef[:, 1:] * np.arange(1, HERMITE_ORDER)
+    c = np.zeros(q.size)
+    active = np.arange(q.size)
+    for _ in range(_NEWTON_STEPS):
+        if not active.size:
+            break
+        ca = c[active]
+        value = _horner(coef[active], ca) - ca
+        slope = _horner(slope_coef[active], ca) - 1.0
+        step = np.where(slope < 0, value / -np.where(slope < 0, slope, -1.0), 0.0)
+        c[active] = np.clip(ca + np.maximum(step, 0.0), 0.0, 1.0)
+        active = active[step > 1e-13]  # Newton climbs monotonically; a step <= 0 is rounding
+    return _horner(slope_coef, c)
+
+
+def _table_brackets(act: Activation, w2: np.ndarray, b2: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Bracket q* for every grid point from one table of V(q) = E[f(sqrt(q) z)^2] on a log grid.
+
+    g(q) = w2 V(q) + b2 - q is positive exactly where S_b(q) = (q - b2) / V(q) < w2, so the first
+    table interval where S_b crosses w2 brackets q*; S_b depends only on the row's bias.
+    Returns (lo, hi, guess, found), each of shape (n_b, n_w).
+    """
+    second, slope, _ = meanfield.moments(act, _TABLE_Q)
+    lo, hi, guess = (np.full(w2.shape, math.nan) for _ in range(3))
+    found = np.zeros(w2.shape, dtype=bool)
+    for row in range(w2.shape[0]):
+        with np.errstate(divide="ignore"):
+            ratio = (_TABLE_Q - b2[row, 0]) / second  # S_b(q), shape (M,)
+        above = ratio[None, :] >= w2[row][:, None]
+        first = np.argmax(above, axis=1)
+        ok = above.any(axis=1) & (first > 0)
+        i, j = first[ok], np.flatnonzero(ok)
+        lo[row, j], hi[row, j] = _TABLE_Q[i - 1], _TABLE_Q[i]
+        frac = (w2[row, j] - ratio[i - 1]) / (ratio[i] - ratio[i - 1])
+        guess[row, j] = _TABLE_Q[i - 1] + frac * (_TABLE_Q[i] - _TABLE_Q[i - 1])
+        found[row, j] = True
+    guess[found] = _refine(second, slope, w2[found], b2[found], lo[found], hi[found], guess[found])
+    return lo, hi, guess, found
+
+
+def _refine(
+    second: np.ndarray, slope: np.ndarray, w2: np.ndarray, b2: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+    q: np.ndarray,
+) -> np.ndarray:
+    """Newton on a cubic Hermite interpolant of the table: a guess good to ~1e-10, for free."""
+    spline = scipy.interpolate.CubicHermiteSpline(_TABLE_Q, second, slope)
+    for _ in range(4):
+        value = w2 * spline(q) + b2 - q
+        q = np.clip(q - value / (w2 * spline(q, 1) - 1.0), lo, hi)
+    return q
+
+
+def _diverges(act: Activation, w2: np.ndarray) -> np.ndarray:
+    """w2 lim V(q)/q > 1: the variance grows without bound (False where the limit is not finite)."""
+    try:
+        limit = float(meanfield.derivative_moment(act, np.array(math.inf)))
+    except NumstabError:  # f' is not finite far out: no verdict from the limit
+        return np.zeros(w2.shape, dtype=bool)
+    return w2 * limit > 1.0 + meanfield.CRITICAL_RTOL
+
+
+def grid_fixed_point(act: Activation, w2: np.ndarray, b2: np.ndarray) -> np.ndarray:
+    """q* on a (n_b, n_w) grid: table brackets polished by Newton, the rest by the general solver."""
+    if act.positively_homogeneous:
+        return meanfield.solve_fixed_point(act, w2.ravel(), b2.ravel()).reshape(w2.shape)
+    lo, hi, guess, found = _table_brackets(act, w2, b2)
+    q = np.full(w2.shape, math.nan)
+    w2f, b2f = w2[found], b2[found]
+    gap = meanfield.gap_function(act, w2f, b2f)
+    q[found] = _solve.bracketed_newton(gap, lo[found], hi[found], guess[found])
+    rest = ~found & ~_diverges(act, w2)
+    q[~found & ~rest] = math.inf
+    if rest.any():
+        q[rest] = meanfield.solve_fixed_point(act, w2[rest], b2[rest])
+    return q
+
+
+def phase_diagram(
+    activation: str | Activation | Callable[[Any], Any], weight_stds: Any, bias_stds: Any
+) -> PhaseDiagram:
+    """Compute chi_1, xi_c and the critical line on a grid of (sigma_w, sigma_b), all points at once.
+
+    Schoenholz et al. 2017 (Fig. 1; eqs. 7-9). Agrees with :func:`numstab.theory.chi1` and
+    :func:`numstab.theory.depth_scales` point by point (the tests check to 1e-6 relative).
+
+    .. math::
+        \\chi_1 = \\sigma_w^2 E[f'(\\sqrt{q^*} z)^2],\\qquad
+        \\xi_c = -1/\\ln\\big(\\sigma_w^2 E[f'(u_1) f'(u_2)]\\big|_{c^*}\\big)
+
+    Args:
+        activation: a registered name, an Activation or a callable.
+        weight_stds: sigma_w values (1-D, >= 0, non-empty).
+        bias_stds: sigma_b values (1-D, >= 0, non-empty).
+
+    Returns:
+        A :class:`PhaseDiagram` whose grids have shape (len(bias_stds), len(weight_stds)).
+
+    Examples:
+        >>> pd = phase_diagram("relu", [1.0, 2.0], [0.1])
+        >>> pd.chi1.tolist(), pd.critical_weight_stds.round(12).tolist()
+        ([[0.5, 2.0]], [1.414213562373])
+    """
+    act = meanfield.resolve(activation)
+    ws, bs = _grid_axis("weight_stds", weight_stds), _grid_axis("bias_stds", bias_stds)
+    w2, b2 = np.meshgrid(ws**2, bs**2)  # (n_b, n_w)
+    q = grid_fixed_point(act, w2, b2).ravel()
+    growth = w2.ravel() * meanfield.derivative_moment(act, q)
+    slope_c = growth.copy()  # ordered phase: c* = 1, chi_c = chi_1
+    chaotic = np.flatnonzero((growth > 1.0 + meanfield.CRITICAL_RTOL) & np.isfinite(q))
+    if chaotic.size:
+        slope_c[chaotic] = chaotic_chi_c(act, w2.ravel()[chaotic], b2.ravel()[chaotic], q[chaotic])
+    xi_c = np.where(np.isfinite(q), _length(slope_c), math.inf)
+    shape = w2.shape
+    return PhaseDiagram(
+        activation=act.name,
+        weight_stds=ws,
+        bias_stds=bs,
+        q_star=q.reshape(shape),
+        chi1=growth.reshape(shape),
+        xi_c=xi_c.reshape(shape),
+        critical_weight_stds=meanfield.critical_weight_stds(act, bs),
+    )
