@@ -159,7 +159,6 @@ def test_the_checker_sees_broken_pages(browser_context: object, tmp_path: pathli
 
 
 def test_check_report(browser_context: object, tmp_path: pathlib.Path) -> None:
-    pytest.importorskip("numstab.report.check", reason="the check report renderer has not landed yet")
     import torch
 
     import numstab
@@ -176,7 +175,6 @@ def test_check_report(browser_context: object, tmp_path: pathlib.Path) -> None:
 
 
 def test_tour_report(browser_context: object, tmp_path: pathlib.Path) -> None:
-    pytest.importorskip("numstab.report.tour", reason="the tour report has not landed yet")
     out = tmp_path / "tour"
     result = subprocess.run(
         [sys.executable, "-m", "numstab", "tour", "--quick", "--out", str(out)],

@@ -22,10 +22,10 @@ VERDICT_WORDS: dict[str, VerdictKind] = {
     **dict.fromkeys(
         ("ok", "healthy", "pass", "passed", "stable", "yes", "true", "trainable", "agrees"), "ok"
     ),
-    **dict.fromkeys(("warn", "warning", "marginal", "borderline", "slow", "critical"), "warn"),
+    **dict.fromkeys(("warn", "warning", "marginal", "borderline", "slow"), "warn"),
     **dict.fromkeys(
         (
-            "bad", "fail", "failed", "no", "false", "vanishing", "exploding", "nonfinite", "non-finite",
+            "bad", "error", "fail", "failed", "no", "false", "vanishing", "exploding", "nonfinite", "non-finite",
             "dead", "symmetric", "overflow", "underflow", "out_of_range", "diverged", "untrainable",
             "disagrees",
         ),
