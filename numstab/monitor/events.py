@@ -180,6 +180,13 @@ class TrendDetector:
         self._ring[slot[cols], cols] = values[cols]
         self._count[cols] += 1
 
+    def _median(self, cols: np.ndarray) -> np.ndarray:
+        # np.nanmedian goes through masked arrays (about 1 ms): sort instead, NaN (unfilled slots) sort last
+        ordered = np.sort(self._ring[:, cols], axis=0)
+        n = np.minimum(self._count[cols], self.config.window)
+        j = np.arange(cols.size)
+        return 0.5 * (ordered[(n - 1) // 2, j] + ordered[n // 2, j])
+
     def _vanishing(self, step: int, names: list[str], values: np.ndarray) -> Event | None:
         low = np.flatnonzero(values < self.config.vanish_below)
         if low.size == 0:
@@ -196,7 +203,7 @@ class TrendDetector:
         cols = np.flatnonzero(self._count >= self.config.min_history)
         if cols.size == 0:
             return None
-        median = np.nanmedian(self._ring[:, cols], axis=0)  # ready columns hold >= min_history values
+        median = self._median(cols)
         over = np.isfinite(values[cols]) & (values[cols] > self.config.explode_factor * median)
         high, median = cols[over], median[over]
         if high.size == 0:
