@@ -25,9 +25,9 @@ VERDICT_WORDS: dict[str, VerdictKind] = {
     **dict.fromkeys(("warn", "warning", "marginal", "borderline", "slow"), "warn"),
     **dict.fromkeys(
         (
-            "bad", "error", "fail", "failed", "no", "false", "vanishing", "exploding", "nonfinite", "non-finite",
-            "dead", "symmetric", "overflow", "underflow", "out_of_range", "diverged", "untrainable",
-            "disagrees",
+            "bad", "error", "fail", "failed", "no", "false", "vanishing", "exploding", "nonfinite",
+            "non-finite", "dead", "symmetric", "overflow", "underflow", "out_of_range", "diverged",
+            "untrainable", "disagrees",
         ),
         "bad",
     ),
