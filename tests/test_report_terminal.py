@@ -106,6 +106,16 @@ def test_golden_table_without_rows_or_title() -> None:
     assert _render(make_table("", ["a", "b"], [])) == " a   b \n───────\n"
 
 
+def test_brackets_are_text_not_markup() -> None:
+    table = make_table("Var[w] [bold]", ["E[x²]", "w[0]"], [[1.0, "a[b]"]])
+    assert _render(table) == (
+        "Var[w] [bold] \n"
+        " E[x²]   w[0] \n"
+        "──────────────\n"
+        "  1.00   a[b] \n"
+    )
+
+
 def test_verdicts_coloured_on_a_colour_terminal() -> None:
     console = Console(file=io.StringIO(), width=60, force_terminal=True, color_system="standard", _environ={})
     rows = [["fc1", "healthy"], ["fc2", "exploding"], ["fc3", "warn"]]

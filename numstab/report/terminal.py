@@ -87,9 +87,12 @@ def make_table(
           2.00       3.50
     """
     headers, rows = check_table(headers, rows, verdict_column)
-    table = Table(title=title or None, box=box.SIMPLE_HEAD, show_edge=False, title_justify="left")
+    # Text, not str: rich would read "E[x²]" or "Var[w]" as console markup and drop the brackets.
+    table = Table(
+        title=Text(title) if title else None, box=box.SIMPLE_HEAD, show_edge=False, title_justify="left"
+    )
     for header, numeric in zip(headers, numeric_columns(headers, rows), strict=True):
-        table.add_column(header, justify="right" if numeric else "left", no_wrap=numeric)
+        table.add_column(Text(header), justify="right" if numeric else "left", no_wrap=numeric)
     for row in rows:
         table.add_row(*(_cell(value, index == verdict_column) for index, value in enumerate(row)))
     return table
