@@ -1,5 +1,139 @@
-"""`numstab lab training`: registered on the lab sub-app (filled in by its issue)."""
+"""`numstab lab training`: train deep MLPs on the digits; tables here, optionally an HTML/JSON report.
+
+Thin: parse, validate every option before any training starts, call :mod:`numstab.lab.training`
+with a rich progress bar as its ``progress`` callback, render with :mod:`numstab.report.training`.
+A user's mistake raises a NumstabError, which ``numstab.cli.main`` prints as one line (exit 2).
+"""
 
 from __future__ import annotations
 
-from numstab.cli._app import lab_app  # noqa: F401
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import typer
+
+from numstab.cli._app import lab_app
+from numstab.errors import InvalidArgumentError, UnknownNameError
+
+EXPERIMENTS = ("depth", "lr", "remedies", "map")
+
+
+def _split(option: str, text: str, cast: Callable[[str], Any]) -> tuple[Any, ...]:
+    try:
+        return tuple(cast(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise InvalidArgumentError(
+            f"{option} must be a comma-separated list such as 2,10, got {text!r}"
+        ) from None
+
+
+def _experiments(text: str) -> tuple[str, ...]:
+    names = EXPERIMENTS if text.strip() == "all" else _split("--experiment", text, str.strip)
+    for name in names:
+        if name not in EXPERIMENTS:
+            raise UnknownNameError("experiment", name, (*EXPERIMENTS, "all"))
+    return names
+
+
+def _plans(experiments: tuple[str, ...], opts: dict[str, Any]) -> list[tuple[str, Callable[..., Any], dict]]:
+    """(name, function, kwargs) per experiment; every kwarg is checked here, before anything trains."""
+    from numstab.lab import training
+
+    common = {k: opts[k] for k in ("seeds", "data_seed") if opts[k] is not None}
+    if opts["steps"] is not None:
+        common["steps"] = opts["steps"]
+    kwargs = {
+        "depth": {"depths": opts["depths"], **common},
+        "lr": {"lrs": opts["lrs"], "depth": opts["depth"], **common},
+        "remedies": {"names": opts["remedies"], "depth": opts["remedy_depth"], **common},
+        "map": {"activation": opts["activation"], **common},
+    }
+    functions = {"depth": training.depth_sweep, "lr": training.lr_sweep, "remedies": training.remedies,
+                 "map": training.trainability_map}  # fmt: skip
+    plans = [
+        (name, functions[name], {k: v for k, v in kwargs[name].items() if v is not None})
+        for name in experiments
+    ]
+    for _, function, kw in plans:
+        training.check_arguments(function, **kw)
+    return plans
+
+
+def _run(plans: list, console: Any) -> list[Any]:
+    from numstab.report.terminal import make_progress
+
+    results = []
+    with make_progress(console) as bar:
+        for name, function, kw in plans:
+            task = bar.add_task(f"training: {name}", total=None)
+            results.append(
+                function(
+                    **kw, progress=lambda done, total, t=task: bar.update(t, completed=done, total=total)
+                )
+            )
+    return results
+
+
+def _write_report(prepared: tuple[Any, list[str]], results: list[Any], console: Any) -> None:
+    from numstab.report import jsonio
+    from numstab.report import training as report
+    from numstab.report.html import HtmlReport
+
+    folder, replaced = prepared
+    html = HtmlReport("numstab lab training", subtitle="deep MLPs on scikit-learn's digits")
+    for result in results:
+        report.add_section(html, result)
+    index = html.write(folder / "index.html")
+    jsonio.dump("lab-training", {"results": [r.to_dict() for r in results]}, folder / "report.json")
+    if replaced:
+        console.print(f"replaced an earlier report in {folder}")
+    console.print(f"report: {index}")
+
+
+@lab_app.command("training")
+def training_command(
+    experiment: str = typer.Option(
+        "all", "--experiment", "-e", help="depth, lr, remedies, map (comma-separated) or all."
+    ),
+    depths: str = typer.Option(
+        "", help="Depth sweep: hidden-layer counts, e.g. 2,5,10,20 (default: the library's)."
+    ),
+    lrs: str = typer.Option("", help="Learning-rate sweep: rates, e.g. 0.01,0.1,1."),
+    depth: int = typer.Option(None, help="Learning-rate sweep: hidden layers."),
+    remedies: str = typer.Option(
+        "", help="Remedies: residual,layernorm,clip,lars,scaled_sigmoid,orthogonal,critical."
+    ),
+    remedy_depth: int = typer.Option(None, "--remedy-depth", help="Remedies: hidden layers."),
+    activation: str = typer.Option(None, help="Trainability map: the activation (default tanh)."),
+    steps: int = typer.Option(None, help="SGD steps per model (default: each experiment's)."),
+    seeds: str = typer.Option("", help="Initialization seeds, e.g. 0,1."),
+    data_seed: int = typer.Option(None, "--data-seed", help="Seed of the train/test split and batch order."),
+    out: str = typer.Option(None, "--out", help="Also write index.html and report.json into this folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON instead of tables."),
+) -> None:
+    """Train deep MLPs on the digits: depth x init, the learning-rate window, remedies, trainability map."""
+    from numstab.report import training as report
+    from numstab.report.files import prepare_output_dir
+    from numstab.report.terminal import make_console
+
+    opts = {
+        "depths": _split("--depths", depths, int) or None, "lrs": _split("--lrs", lrs, float) or None,
+        "depth": depth, "remedies": _split("--remedies", remedies, str.strip) or None,
+        "remedy_depth": remedy_depth, "activation": activation, "steps": steps,
+        "seeds": _split("--seeds", seeds, int) or None, "data_seed": data_seed,
+    }  # fmt: skip
+    plans = _plans(_experiments(experiment), opts)
+    folder = None if out is None else prepare_output_dir(out)  # refuse a foreign folder before training
+    console = make_console()
+    results = _run(plans, make_console(file=sys.stderr))
+    if as_json:
+        from numstab.report import jsonio
+
+        typer.echo(json.dumps(jsonio.encode([r.to_dict() for r in results]), indent=2, allow_nan=False))
+    else:
+        for result in results:
+            console.print(report.terminal_table(result))
+    if folder is not None:
+        _write_report(folder, results, console)

@@ -1,0 +1,291 @@
+"""Render the training lab's results: terminal tables, HTML sections with figures, and the tour step.
+
+Rendering only: every number shown was computed by :mod:`numstab.lab.training`. Figures follow
+:mod:`numstab.report.style` (measurement solid, theory dashed, log axes for magnitudes).
+
+Examples:
+    >>> from numstab.lab import training
+    >>> r = training.depth_sweep([2], [training.Setup("tanh", "xavier_normal")], steps=5, seeds=[0])
+    >>> headers, rows = table_rows(r)
+    >>> headers
+    ['setup', 'depth', 'test accuracy', 'diverged', 'first failure step', 'verdict']
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from numstab.lab import training
+from numstab.lab.training import DepthSweep, LrSweep, Remedies, Run, TrainabilityMap
+from numstab.report import style
+from numstab.report.html import HtmlReport, Section
+
+__all__ = ["table_rows", "terminal_table", "add_section", "html_fragment", "TourResults", "TOUR_STEP"]  # noqa: F822 (lazy)
+
+
+def _verdict(runs: list[Run]) -> str:
+    if any(r.diverged for r in runs):
+        return "diverged"
+    return "trainable" if all(r.trained for r in runs) else "untrainable"
+
+
+def _first_failure(runs: list[Run]) -> Any:
+    steps = [r.failure_step for r in runs if r.failure_step is not None]
+    return min(steps) if steps else "-"
+
+
+def _summary(runs: list[Run]) -> list[Any]:
+    """test accuracy (mean over seeds), diverged count, first failure step, verdict."""
+    acc = sum(r.test_accuracy for r in runs) / len(runs)
+    return [acc, f"{sum(r.diverged for r in runs)}/{len(runs)}", _first_failure(runs), _verdict(runs)]
+
+
+def _depth_rows(r: DepthSweep) -> tuple[list[str], list[list[Any]]]:
+    rows = [
+        [s.label, d, *_summary(training._select(r.runs, label=s.label, depth=d))]
+        for s in r.setups
+        for d in r.depths
+    ]
+    return ["setup", "depth", "test accuracy", "diverged", "first failure step", "verdict"], rows
+
+
+def _lr_rows(r: LrSweep) -> tuple[list[str], list[list[Any]]]:
+    rows = [
+        [s.label, lr, *_summary(training._select(r.runs, label=s.label, lr=lr))]
+        for s in r.setups
+        for lr in r.lrs
+    ]
+    return ["setup", "learning rate", "test accuracy", "diverged", "first failure step", "verdict"], rows
+
+
+def _remedy_rows(r: Remedies) -> tuple[list[str], list[list[Any]]]:
+    rows = []
+    for name in r.remedies:
+        acc, div, fail, verdict = _summary(training._select(r.runs, remedy=name))
+        rows.append([name, acc, r.effect(name), r.bottom_change(name), div, fail, verdict])
+    headers = [
+        "remedy",
+        "test accuracy",
+        "effect",
+        "bottom layer moved",
+        "diverged",
+        "first failure step",
+        "verdict",
+    ]
+    return headers, rows
+
+
+def _map_rows(m: TrainabilityMap) -> tuple[list[str], list[list[Any]]]:
+    rows = []
+    for j, s in enumerate(m.weight_stds):
+        column = [row[j] for row in m.accuracy]
+        trained = [d for d, a in zip(m.depths, column, strict=True) if a >= training.TRAINED_ACCURACY]
+        deepest = max(trained) if trained else "-"
+        verdict = "agrees" if not trained or max(trained) <= m.boundary[j] else "disagrees"
+        rows.append([s, m.xi_c[j], m.boundary[j], deepest, max(column), verdict])
+    return ["sigma_w", "xi_c", "6 xi_c", "deepest trained", "best accuracy", "verdict"], rows
+
+
+_ROWS: dict[type, Callable[[Any], tuple[list[str], list[list[Any]]]]] = {
+    DepthSweep: _depth_rows,
+    LrSweep: _lr_rows,
+    Remedies: _remedy_rows,
+    TrainabilityMap: _map_rows,
+}
+
+_TITLES = {
+    DepthSweep: "Depth x init x activation on the digits",
+    LrSweep: "The learning-rate window",
+    Remedies: "Remedies at depth",
+    TrainabilityMap: "Trainability map beside 6 xi_c",
+}
+
+_ANCHORS = {DepthSweep: "training-depth", LrSweep: "training-lr", Remedies: "training-remedies",
+            TrainabilityMap: "training-map"}  # fmt: skip
+
+
+def table_rows(result: Any) -> tuple[list[str], list[list[Any]]]:
+    """Headers and rows of a training result's table (the last column is a verdict word)."""
+    return _ROWS[type(result)](result)
+
+
+def terminal_table(result: Any) -> Any:
+    """The result's table as a rich Table (print it on :func:`numstab.report.terminal.make_console`)."""
+    from numstab.report.terminal import make_table
+
+    headers, rows = table_rows(result)
+    return make_table(_TITLES[type(result)], headers, rows, verdict_column=len(headers) - 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures.
+
+
+def _depth_figure(r: DepthSweep) -> tuple[Any, str, str]:
+    fig, (ax_acc, ax_grad) = style.figure(1, 2, width=9.6, height=3.8)
+    for s in r.setups:
+        acc = [r.accuracy(s.label, d) for d in r.depths]
+        ax_acc.plot(r.depths, acc, label=s.label, **style.MEASURED)
+    ax_acc.axhline(0.1, color="#7f7f7f", linestyle=":", label="chance")
+    style.label(ax_acc, x="hidden layers", y="test accuracy", title="after training")
+    deepest = max(r.depths)
+    for s in r.setups:
+        run = training._select(r.runs, label=s.label, depth=deepest)[0]
+        first = np.asarray(run.grad_norms[0], dtype=float)
+        ax_grad.plot(range(len(first)), np.where(first > 0, first, np.nan), label=s.label, **style.MEASURED)
+    style.log_axis(ax_grad)
+    style.label(ax_grad, x="layer (0 = input)", y="gradient norm (log)", title=f"step 0, depth {deepest}")
+    alt = "Test accuracy against depth for each activation/init pair, and per-layer gradient norms at step 0."
+    return (
+        fig,
+        alt,
+        "Left: accuracy after training (mean over seeds). Right: do the bottom layers get gradient?",
+    )
+
+
+def _lr_figure(r: LrSweep) -> tuple[Any, str, str]:
+    fig, ax = style.figure()
+    for s in r.setups:
+        ax.plot(r.lrs, [r.accuracy(s.label, lr) for lr in r.lrs], label=s.label, **style.MEASURED)
+        bad = [lr for lr in r.lrs if any(x.diverged for x in training._select(r.runs, label=s.label, lr=lr))]
+        ax.plot(bad, [0.0] * len(bad), "x", color="#D55E00", markersize=8)
+    ax.axhline(training.TRAINED_ACCURACY, color="#7f7f7f", linestyle=":", label="trained threshold")
+    style.log_axis(ax, "x")
+    style.label(ax, x="learning rate (log)", y="test accuracy", title=f"depth {r.depth}; x: diverged")
+    return fig, "Test accuracy against learning rate for a poor and a good init; crosses mark divergence.", ""
+
+
+def _remedy_figure(r: Remedies) -> tuple[Any, str, str]:
+    fig, ax = style.figure()
+    acc = [r.accuracy(n) for n in r.remedies]
+    ax.bar(
+        range(len(acc)),
+        acc,
+        color=[style.COLORS[0] if a >= training.TRAINED_ACCURACY else "#999999" for a in acc],
+    )
+    ax.set_xticks(range(len(acc)), r.remedies, rotation=30, ha="right")
+    ax.axhline(0.1, color="#7f7f7f", linestyle=":")
+    style.label(ax, x="remedy", y="test accuracy", title=f"{r.base.label}, depth {r.depth}")
+    return fig, "Test accuracy of the deep base network and of each remedy.", "Blue: trained; grey: did not."
+
+
+def _map_figure(m: TrainabilityMap) -> tuple[Any, str, str]:
+    fig, ax = style.figure()
+    grid = np.asarray(m.accuracy, dtype=float)
+    image = ax.pcolormesh(_edges(m.weight_stds), _edges(m.depths), grid, vmin=0.0, vmax=1.0, cmap="viridis")
+    fig.colorbar(image, ax=ax, label="test accuracy")
+    ax.plot(m.weight_stds, np.minimum(m.boundary, max(m.depths) * 1.5), color="white", **style.THEORY,
+            label="6 ξ_c (theory)")  # fmt: skip
+    ax.set_ylim(_edges(m.depths)[0], _edges(m.depths)[-1])
+    style.label(ax, x="σ_w", y="hidden layers", title=f"{m.activation}, σ_b² = {m.bias_std**2:.3g}")
+    alt = "Heat map of test accuracy over depth and weight scale with the dashed 6 xi_c curve of the theory."
+    return (
+        fig,
+        alt,
+        "Trained models (bright) should lie below the dashed 6 ξ_c curve (Schoenholz et al. 2017).",
+    )
+
+
+def _edges(centers: tuple[float, ...]) -> list[float]:
+    c = list(map(float, centers))
+    if len(c) == 1:
+        return [c[0] - 0.5, c[0] + 0.5]
+    mids = [(a + b) / 2 for a, b in zip(c[:-1], c[1:], strict=True)]
+    return [c[0] - (mids[0] - c[0]), *mids, c[-1] + (c[-1] - mids[-1])]
+
+
+_FIGURES = {
+    DepthSweep: _depth_figure,
+    LrSweep: _lr_figure,
+    Remedies: _remedy_figure,
+    TrainabilityMap: _map_figure,
+}
+
+_CHAPTER = {
+    DepthSweep: "N(0, 0.01) is fine for small nets but starves deep sigmoid nets of gradient; Xavier keeps "
+    "the variance of activations and gradients, and a large init makes values explode to inf.",
+    LrSweep: "A poor init leaves only a narrow learning-rate window; too large a rate gives inf, then NaN.",
+    Remedies: "Remedies: ReLU, residual connections (add instead of multiply), normalization, gradient "
+    "clipping, careful init, layer-wise adaptive rates (LARS, the chapter's exercise).",
+    TrainabilityMap: "Beyond the chapter: Schoenholz et al. (2017) predict that a random network trains only "
+    "while its depth stays below about 6 xi_c, the depth over which input correlations survive.",
+}
+
+
+def add_section(report: HtmlReport, result: Any, *, anchor: str | None = None) -> Section:
+    """Add the result as a section of ``report``: the chapter's claim, the table, the figure."""
+    kind = type(result)
+    section = report.section(anchor or _ANCHORS[kind], _TITLES[kind]).text(
+        _CHAPTER[kind], label="The chapter"
+    )
+    headers, rows = table_rows(result)
+    section.table(headers, rows, verdict_column=len(headers) - 1)
+    fig, alt, caption = _FIGURES[kind](result)
+    return section.figure(fig, alt=alt, caption=caption)
+
+
+def html_fragment(result: Any) -> str:
+    """The result as an HTML fragment (``_repr_html_`` in notebooks)."""
+    report = HtmlReport(f"numstab lab training: {_TITLES[type(result)]}")
+    add_section(report, result)
+    return report.render(fragment=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# The tour step: reduced configurations (about 15 s on 2 cores; about 2 s quick).
+
+
+@dataclass(frozen=True)
+class TourResults:
+    """The training section of ``numstab tour``.
+
+    Attributes:
+        depth: the depth sweep (the chapter's five setups).
+        remedies: the remedies at depth.
+        map: the trainability map.
+    """
+
+    depth: DepthSweep
+    remedies: Remedies
+    map: TrainabilityMap
+
+    def to_dict(self) -> dict[str, Any]:
+        """The three results' dicts."""
+        return {"depth": self.depth.to_dict(), "remedies": self.remedies.to_dict(), "map": self.map.to_dict()}
+
+
+def _tour_run(quick: bool) -> TourResults:
+    steps = 40 if quick else 300
+    depth = training.depth_sweep([2, 10] if not quick else [2, 6], steps=steps, seeds=[0])
+    cures = training.remedies(["residual", "scaled_sigmoid", "layernorm", "clip"], depth=10 if quick else 20,
+                              steps=steps, seeds=[0])  # fmt: skip
+    depths, stds = ((4, 16), (0.5, 1.25, 4.0)) if quick else ((4, 12, 32), (0.5, 1.0, 1.25, 2.0, 4.0))
+    grid = training.trainability_map(depths, stds, steps=steps // 2, seeds=[0], lr=0.03)
+    return TourResults(depth, cures, grid)
+
+
+def _tour_render(result: TourResults, ctx: Any) -> None:
+    for part in (result.depth, result.remedies, result.map):
+        ctx.console.print(terminal_table(part))
+        add_section(ctx.report, part)
+    ctx.json["training"] = result.to_dict()
+
+
+@functools.cache
+def _tour_step() -> Any:
+    from numstab.report.tour import TourStep
+
+    return TourStep("training", "Training on real data (digits)", _tour_run, _tour_render)
+
+
+def __getattr__(name: str) -> Any:
+    # TOUR_STEP is built on first use: numstab.report.tour imports it while tour itself is loading,
+    # so building it at import time would be a circular import whichever module loads first.
+    if name == "TOUR_STEP":
+        return _tour_step()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
