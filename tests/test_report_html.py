@@ -191,7 +191,9 @@ def test_verdict_kinds() -> None:
 
 def test_text_paragraphs_and_label() -> None:
     out = HtmlReport("r").section("a", "A").text("first\n\n  second  \n\n\n", label="Measured").render()
-    assert out.endswith('<p><span class="label">Measured</span>first</p><p>second</p></section>')
+    assert out.endswith('<p><span class="label">Measured:</span> first</p><p>second</p></section>')
+    again = HtmlReport("r").section("a", "A").text("x", label="Theory:").render()
+    assert '<span class="label">Theory:</span> x' in again  # a trailing colon is not doubled
     with pytest.raises(InvalidArgumentError, match="text must be non-empty"):
         HtmlReport("r").section("a", "A").text(" ")
     with pytest.raises(NumstabTypeError, match="text must be a str, got float"):

@@ -56,7 +56,6 @@ _CSS = """
 .numstab-report a{color:#0969da}
 .numstab-report p{margin:.6rem 0}
 .numstab-report .label{font-weight:600;color:#3b434b}
-.numstab-report .label::after{content:": "}
 .numstab-report figure{margin:1rem 0;text-align:center}
 .numstab-report figure img{max-width:100%;height:auto;border:1px solid #eaeef2;border-radius:4px}
 .numstab-report figcaption{font-size:.9rem;color:#57606a;margin-top:.3rem}
@@ -124,10 +123,13 @@ class Section:
 
         Examples:
             >>> HtmlReport("r").section("a", "A").text("x < 1", label="Measured").render()
-            '<section id="a"><h2>A</h2><p><span class="label">Measured</span>x &lt; 1</p></section>'
+            '<section id="a"><h2>A</h2><p><span class="label">Measured:</span> x &lt; 1</p></section>'
         """
         _require_text("text", text)
-        lead = "" if label is None else f'<span class="label">{_escape(_require_text("label", label))}</span>'
+        # the colon is text, not CSS ::after, so it is copied with the paragraph and read out
+        lead = ""
+        if label is not None:
+            lead = f'<span class="label">{_escape(_require_text("label", label).rstrip(":"))}:</span> '
         paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
         for index, paragraph in enumerate(paragraphs):
             self._blocks.append(f"<p>{lead if index == 0 else ''}{_escape(paragraph)}</p>")
