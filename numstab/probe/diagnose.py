@@ -26,7 +26,7 @@ from numstab.probe import analytic, rules
 from numstab.probe.hooks import CallRecord, Capture, float_tensors, measured_modules
 from numstab.probe.report import LayerReport, NonfiniteOrigin, Report
 from numstab.probe.state import preserved
-from numstab.probe.stats import TensorStats, duplicate_rows, summarize
+from numstab.probe.stats import TensorStats, duplicate_rows, norm, summarize
 
 __all__ = ["diagnose", "DEFAULT_SEED"]
 
@@ -249,6 +249,7 @@ def _layer_report(
     weight = _main_weight(module)
     wstats = _weight_fields(module, weight)
     dup_w = duplicate_rows(weight.detach()) if weight is not None and weight.dim() >= 2 else 0
+    grad_norm = _own_grad_norm(module, grads)
     return LayerReport(
         name=record.name,
         kind=record.kind,
@@ -256,7 +257,7 @@ def _layer_report(
         activation_std=fwd.std,
         grad_std=None if grad is None else grad.std,
         weight_std=wstats.get("weight_std"),
-        weight_grad_norm=_own_grad_norm(module, grads),
+        weight_grad_norm=grad_norm,
         dead_fraction=record.dead_fraction,
         duplicate_units=max(record.duplicate_units, dup_w),
         out_of_range=fwd.out_of_range,
@@ -272,7 +273,7 @@ def _layer_report(
         grad_headroom_log2=grad.headroom_log2 if grad else {},
         units=record.units,
         numel=record.numel,
-        weight_grad_ratio=_ratio(_own_grad_norm(module, grads), _own_norm(module)),
+        weight_grad_ratio=_ratio(grad_norm, _own_norm(module)),
         **{k: v for k, v in wstats.items() if k != "weight_std"},
     )
 
@@ -289,10 +290,10 @@ def _main_weight(module: nn.Module) -> torch.Tensor | None:
 def _weight_fields(module: nn.Module, weight: torch.Tensor | None) -> dict[str, Any]:
     if weight is None:
         return {}
-    fields: dict[str, Any] = {"weight_std": summarize(weight).std}
+    fields: dict[str, Any] = {"weight_std": _std(weight)}
     bias = getattr(module, "bias", None)
     if isinstance(bias, torch.Tensor) and bias.is_floating_point():
-        fields["bias_std"] = summarize(bias).std
+        fields["bias_std"] = _std(bias)
     if weight.dim() >= 2:
         from numstab.init import fans
 
@@ -318,13 +319,14 @@ def _own_norm(module: nn.Module) -> float | None:
     return _norm(own) if own else None
 
 
+def _std(t: torch.Tensor) -> float:
+    """Population std of a parameter, in float64."""
+    return float(t.detach().to(torch.float64).std(correction=0)) if t.numel() else 0.0
+
+
 def _norm(tensors: Sequence[torch.Tensor]) -> float:
-    """Euclidean norm of all entries, exact at the extremes (float64 via TensorStats)."""
-    total = 0.0
-    for t in tensors:
-        s = summarize(t)
-        total += s.second_moment * (s.count - s.nonfinite) + (math.inf if s.nonfinite else 0.0)
-    return math.sqrt(total)
+    """Euclidean norm of all entries of several tensors, exact at the extremes (:func:`stats.norm`)."""
+    return math.sqrt(sum(norm(t) ** 2 for t in tensors))
 
 
 def _ratio(num: float | None, den: float | None) -> float | None:

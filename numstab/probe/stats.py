@@ -43,6 +43,7 @@ __all__ = [
     "TensorStats",
     "summarize",
     "merge",
+    "norm",
     "dead_fraction",
     "duplicate_rows",
     "range_fractions",
@@ -134,6 +135,26 @@ def _moments(values: torch.Tensor) -> tuple[float, float, float, float]:
     return mean, std, std * std + mean * mean, max_abs
 
 
+def norm(t: torch.Tensor) -> float:
+    """Euclidean norm of all entries, accumulated in float64 (float64 inputs scaled by their max first).
+
+    Non-finite entries make it ``inf`` or ``nan``, as they should.
+
+    Examples:
+        >>> norm(torch.full((1000,), 1e19)), float(torch.linalg.vector_norm(torch.full((1000,), 1e19)))
+        (3.1622776601683794e+20, inf)
+    """
+    x = t.detach()
+    if x.numel() == 0:
+        return 0.0
+    if x.dtype != torch.float64:
+        return float(torch.linalg.vector_norm(x, dtype=torch.float64))
+    scale = float(x.abs().max())
+    if scale == 0.0 or not math.isfinite(scale):
+        return scale
+    return float(torch.linalg.vector_norm(x / scale)) * scale
+
+
 def merge(a: TensorStats | None, b: TensorStats) -> TensorStats:
     """Combine two summaries into the summary of all their entries (Chan, Golub & LeVeque 1979).
 
@@ -185,8 +206,12 @@ def range_fractions(
 ) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
     """Fractions of ``x`` that overflow or flush to zero in each format, and the headroom left.
 
-    Uses :func:`numstab.precision.classify`, which decides before any cast. Non-finite entries count
-    as overflow.
+    The boundaries are :func:`numstab.precision.categorize`'s (round to nearest even, decided on the
+    exact value before any cast): overflow from the format's ``overflow_threshold`` (strictly above it
+    for a format without infinity), flush to zero at or below half the smallest subnormal. Each format
+    costs two comparisons over one ``|x|``: every threshold of these formats is a short dyadic number,
+    exact in float32, so float32 and float64 inputs are compared in their own dtype and narrower ones in
+    float32. Non-finite entries count as overflow.
 
     Args:
         x: the values (any floating dtype).
@@ -204,16 +229,20 @@ def range_fractions(
     """
     from numstab import precision
 
-    table = precision.formats()
     n = max(x.numel(), 1)
+    mag = x.detach().abs() if x.dtype in (torch.float32, torch.float64) else x.detach().float().abs()
+    nan = int(torch.isnan(mag).sum())
+    zeros = int((mag == 0).sum())
     overflow: dict[str, float] = {}
     underflow: dict[str, float] = {}
     headroom: dict[str, float] = {}
     for name in formats:
-        counts = precision.classify(x, name)
-        overflow[name] = (counts["overflow"] + counts["nonfinite"]) / n
-        underflow[name] = counts["underflow"] / n
-        headroom[name] = math.log2(table[name].max / max_abs) if max_abs > 0 else math.inf
+        fmt = precision.get_format(name)
+        threshold = fmt.overflow_threshold
+        over = (mag >= threshold) if fmt.has_inf else (mag > threshold)
+        overflow[name] = (int(over.sum()) + nan) / n
+        underflow[name] = (int((mag <= fmt.smallest_subnormal / 2).sum()) - zeros) / n
+        headroom[name] = math.log2(fmt.max / max_abs) if max_abs > 0 else math.inf
     return overflow, underflow, headroom
 
 
@@ -243,6 +272,10 @@ def duplicate_rows(rows: torch.Tensor, *, skip_zero: bool = True) -> int:
     layer of ``n`` units computes like one. All-zero rows (dead units) are skipped by default, so a dead
     layer is not also called symmetric.
 
+    Each row is hashed by a random linear form of its bit patterns in wrapping int64 arithmetic (exact
+    and independent of summation order), so the cost is one pass over the rows; rows whose hashes
+    collide are then compared exactly.
+
     Args:
         rows: a 2-D tensor, one row per unit (a weight matrix, or a unit's values over the batch).
         skip_zero: ignore rows that are all zero.
@@ -257,7 +290,21 @@ def duplicate_rows(rows: torch.Tensor, *, skip_zero: bool = True) -> int:
             r = r[r.ne(0).any(dim=1)]
         if r.shape[0] < 2:
             return 0
-        return r.shape[0] - torch.unique(r, dim=0).shape[0]
+        hashes = _row_hashes(r)
+        order = torch.argsort(hashes)
+        same = (hashes[order][1:] == hashes[order][:-1]).nonzero().flatten().tolist()
+        return sum(bool(torch.equal(r[order[i]], r[order[i + 1]])) for i in same)
+
+
+_INT_OF_SIZE = {1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
+def _row_hashes(r: torch.Tensor) -> torch.Tensor:
+    """One int64 per row: sum of (bit pattern × fixed random odd multiplier), wrapping."""
+    bits = r.contiguous().view(_INT_OF_SIZE[r.element_size()]).to(torch.int64)
+    gen = torch.Generator(device=r.device).manual_seed(0x5EED)
+    weights = torch.randint(-(2**62), 2**62, (bits.shape[1],), generator=gen, device=r.device) | 1
+    return (bits * weights).sum(dim=1)
 
 
 def unit_rows(t: torch.Tensor, unit_dim: int) -> torch.Tensor:
