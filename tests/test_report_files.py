@@ -106,6 +106,13 @@ def test_missing_folder_names_the_path(tmp_path: pathlib.Path) -> None:
         atomic_write_text(target, "x")
 
 
+def test_directory_in_the_way_is_named(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "report.html").mkdir()
+    with pytest.raises(InvalidArgumentError, match=r"cannot write '.*report.html': Is a directory"):
+        atomic_write_text(tmp_path / "report.html", "x")
+    assert _listing(tmp_path) == ["report.html"] and (tmp_path / "report.html").is_dir()
+
+
 def test_failed_rename_leaves_old_file_and_no_temporary(tmp_path: pathlib.Path, monkeypatch) -> None:
     target = tmp_path / "report.json"
     target.write_text("old")

@@ -56,7 +56,7 @@ _CSS = """
 .numstab-report a{color:#0969da}
 .numstab-report p{margin:.6rem 0}
 .numstab-report .label{font-weight:600;color:#3b434b}
-.numstab-report figure{margin:1rem 0;text-align:center}
+.numstab-report figure{margin:1rem 0;text-align:center;break-inside:avoid}
 .numstab-report figure img{max-width:100%;height:auto;border:1px solid #eaeef2;border-radius:4px}
 .numstab-report figcaption{font-size:.9rem;color:#57606a;margin-top:.3rem}
 .numstab-report table{border-collapse:collapse;margin:1rem 0;font-size:.92rem;
