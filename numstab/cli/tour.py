@@ -21,6 +21,7 @@ def tour(
     console = make_console()
     summary = run_tour(out, quick=quick, console=console)
     if summary.replaced:
-        console.print(f"Replaced the earlier report in {summary.folder}: {', '.join(summary.replaced)}")
+        typer.echo(f"Replaced the earlier report in {summary.folder}/: {', '.join(summary.replaced)}")
     total = sum(summary.seconds.values())
-    console.print(f"Report written to {summary.folder}/ (index.html, report.json) in {total:.1f} s")
+    # typer.echo, not the console: the folder's name must never be wrapped
+    typer.echo(f"Report written in {total:.1f} s to {summary.folder}/ (index.html, report.json)")

@@ -110,7 +110,7 @@ def activation_curves(
         >>> r = activation_curves(["sigmoid"])
         >>> c = r.curve("sigmoid")
         >>> round(c.max_gradient, 4), round(abs(c.argmax), 6), f"{c.gradient_at_lo:.3e}"
-        (0.25, 0.0, '3.353e-04')
+        (0.25, 0.0, '3.352e-04')
     """
     step = check_positive("step", step)
     threshold = check_positive("threshold", threshold)

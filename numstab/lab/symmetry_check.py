@@ -96,7 +96,7 @@ def symmetry(
 
     Examples:
         >>> r = symmetry(steps=50)
-        >>> r.run("constant").difference.max(), bool(r.run("constant + dropout").difference[-1] > 0)
+        >>> float(r.run("constant").difference.max()), bool(r.run("constant + dropout").difference[-1] > 0)
         (0.0, True)
     """
     steps = check_int_at_least("steps", steps, 1)

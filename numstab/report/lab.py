@@ -9,7 +9,7 @@ Examples:
     >>> headers
     ['quantity', 'the chapter', 'measured', 'theory', 'verdict']
     >>> rows[0][:3]
-    ['sigmoid: f(0), f\\'(0)', 'fails: f(0) = 1/2, f\\'(0) = 1/4', "f(0) = 0.500, f'(0) = 0.250"]
+    ["sigmoid: f(0), f'(0)", "fails: f(0) = 1/2, f'(0) = 1/4", "f(0) = 0.500, f'(0) = 0.250"]
 """
 
 from __future__ import annotations
@@ -277,12 +277,12 @@ def _mlp_figure(r) -> tuple[Any, str, str]:
             color = style.COLORS[i % len(style.COLORS)]
             ax.plot(
                 layers,
-                10.0 ** r.log10_magnitude[a, i],
+                _finite_power10(r.log10_magnitude[a, i]),
                 color=color,
                 label=init,
                 **{**style.MEASURED, "marker": None},
             )
-            ax.plot(layers, 10.0 ** r.theory_log10_magnitude[a, i], color=color, **style.THEORY)
+            ax.plot(layers, _finite_power10(r.theory_log10_magnitude[a, i]), color=color, **style.THEORY)
         style.log_axis(ax)
         style.label(ax, x="layer", y="||Y_l||_F / sqrt(K) (log)", title=act, legend=a == 0)
     alt = (
@@ -480,6 +480,12 @@ def _precision_rows(r) -> list[list[Any]]:
     return rows
 
 
+def _finite_power10(log10_values: np.ndarray) -> np.ndarray:
+    """10**x where x is finite, NaN elsewhere (the curve stops where the format overflowed or hit 0)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.where(np.isfinite(log10_values), 10.0 ** np.clip(log10_values, -300, 300), np.nan)
+
+
 def _precision_figure(r) -> tuple[Any, str, str]:
     fig, axes = style.figure(1, len(r.products), width=4.0 * len(r.products), height=3.4)
     for ax, d in zip(np.atleast_1d(axes), r.products, strict=True):
@@ -487,14 +493,14 @@ def _precision_figure(r) -> tuple[Any, str, str]:
         for j, name in enumerate(d.formats):
             ax.plot(
                 layers,
-                10.0 ** np.clip(d.log10_max[j], -300, 300),
+                _finite_power10(d.log10_max[j]),
                 color=style.COLORS[j],
                 label=name,
                 **{**style.MEASURED, "marker": None},
             )
         ax.plot(
             layers,
-            10.0 ** np.clip(d.reference_log10_max, -300, 300),
+            _finite_power10(d.reference_log10_max),
             color="black",
             label="float64 reference",
             **style.THEORY,

@@ -1,0 +1,53 @@
+"""report/lab.py: the tables say the chapter, the measurement, the theory; every result renders."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from numstab import lab
+from numstab.errors import NumstabTypeError
+from numstab.report import lab as lab_report
+from numstab.report.terminal import make_console
+
+
+def _text(table) -> str:
+    console = make_console(file=io.StringIO(), width=100)
+    console.print(table)
+    return "\n".join(line.rstrip() for line in console.file.getvalue().splitlines())
+
+
+def test_taylor_table_golden():
+    expected = "\n".join(
+        [
+            "Which activations look like the identity near 0",
+            " quantity               the chapter             measured                 theory             verdict",  # noqa: E501
+            "─" * 100,
+            " sigmoid: f(0), f'(0)   fails: f(0) = 1/2,      f(0) = 0.500, f'(0) =    not the identity   agrees",  # noqa: E501
+            "                        f'(0) = 1/4             0.250",
+            " tanh: f(0), f'(0)      passes: x - x^3/3       f(0) = 0, f'(0) = 1.00   identity near 0    agrees",  # noqa: E501
+        ]
+    )
+    assert _text(lab_report.terminal_table(lab.taylor(["sigmoid", "tanh"]))) == expected
+
+
+def test_mlp_rows_name_the_regime_and_the_lectures_value():
+    r = lab.mlp_gradients(["relu", "sigmoid"], [0.05, 0.8], width=50, depth=20, repeats=2)
+    headers, rows = lab_report.summary_rows(r)
+    assert headers == ["quantity", "the chapter", "measured", "theory", "verdict"]
+    verdicts = {row[0].split(":")[0]: row[4] for row in rows}
+    assert verdicts["relu, 0.05"] == "vanishing" and verdicts["relu, 0.8"] == "exploding"
+    assert verdicts["sigmoid, 0.05"] == "vanishing"
+    assert rows[1][1] == "explodes"  # what the lecture said about relu at 0.8
+
+
+def test_repr_html_is_a_fragment_with_a_figure():
+    html = lab.symmetry(steps=5)._repr_html_()
+    assert html.startswith('<div class="numstab-report">')
+    assert "<img" in html and "alt=" in html and "Breaking the symmetry" in html
+
+
+def test_a_foreign_object_is_refused():
+    with pytest.raises(NumstabTypeError, match="numstab.lab result"):
+        lab_report.summary_rows(object())
