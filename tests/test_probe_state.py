@@ -1,4 +1,4 @@
-"""The model is left exactly as diagnose found it: hooks, outputs, buffers, mode, requires_grad, .grad, RNG."""
+"""diagnose leaves the model as found: hooks, outputs, buffers, mode, requires_grad, .grad, the RNG."""
 
 from __future__ import annotations
 
