@@ -265,6 +265,7 @@ def fixed_point(
     bias_std: float,
     *,
     q0: float = 1.0,
+    nodes: int = DEFAULT_NODES,
 ) -> float:
     """Solve q* = V(q*) for the fixed point the variance map reaches from q0; ``math.inf`` if it diverges.
 
@@ -281,6 +282,8 @@ def fixed_point(
         bias_std: sigma_b >= 0.
         q0: the starting variance (only matters where several fixed points exist, e.g. relu at
             sigma_w = sqrt(2), sigma_b = 0, where every q is fixed and q0 is returned).
+        nodes: Gauss-Legendre nodes per quadrature panel (the default is converged to ~1e-14;
+            doubling it is how the tests check convergence).
 
     Examples:
         >>> round(fixed_point("tanh", 1.5**0.5, 0.05**0.5), 6)
@@ -290,7 +293,7 @@ def fixed_point(
     """
     act, w2, b2 = _point(activation, weight_std, bias_std)
     check_nonnegative("q0", q0)
-    return float(solve_fixed_point(act, np.array([w2]), np.array([b2]), float(q0))[0])
+    return float(solve_fixed_point(act, np.array([w2]), np.array([b2]), float(q0), nodes)[0])
 
 
 def chi1(
@@ -299,6 +302,7 @@ def chi1(
     bias_std: float,
     *,
     q0: float = 1.0,
+    nodes: int = DEFAULT_NODES,
 ) -> float:
     """Per-layer growth factor of the gradient second moment at the fixed point (Schoenholz et al. 2017).
 
@@ -315,6 +319,7 @@ def chi1(
         weight_std: sigma_w >= 0.
         bias_std: sigma_b >= 0.
         q0: starting variance for :func:`fixed_point`.
+        nodes: quadrature nodes per panel (see :func:`fixed_point`).
 
     Examples:
         >>> chi1("relu", 2**0.5, 1.0)
@@ -323,8 +328,8 @@ def chi1(
         1.0
     """
     act, w2, _ = _point(activation, weight_std, bias_std)
-    q = fixed_point(act, weight_std, bias_std, q0=q0)
-    return float(w2 * derivative_moment(act, np.array(q)))
+    q = fixed_point(act, weight_std, bias_std, q0=q0, nodes=nodes)
+    return float(w2 * derivative_moment(act, np.array(q), nodes))
 
 
 def _critical_line_bias(act: Activation, q: np.ndarray, nodes: int) -> np.ndarray:
@@ -405,6 +410,12 @@ def critical_weight_std(activation: str | Activation | Callable[[Any], Any], bia
 # Correlations and depth scales.
 
 
+def _polar(nodes: int) -> tuple[int, int]:
+    """Polar rule matching ``nodes``: DEFAULT_NODES gives DEFAULT_POLAR_NODES."""
+    radial = max(2, nodes * DEFAULT_POLAR_NODES[0] // DEFAULT_NODES)
+    return radial, max(2, nodes * DEFAULT_POLAR_NODES[1] // DEFAULT_NODES)
+
+
 def _kernel_scale(act: Activation, w2: float, b2: float, q: float) -> tuple[float, float, float]:
     """(q used, w2, b2) for the correlation map: the q -> 0 and q -> inf limits where q* is degenerate."""
     if math.isinf(q):
@@ -425,7 +436,7 @@ def correlation_map(
     c: Any,
     *,
     q0: float = 1.0,
-    nodes: tuple[int, int] = DEFAULT_POLAR_NODES,
+    nodes: int = DEFAULT_NODES,
 ) -> float | np.ndarray:
     """Map the correlation c of two inputs' pre-activations to the next layer (Poole et al. 2016, eq. 5).
 
@@ -442,15 +453,15 @@ def correlation_map(
         bias_std: sigma_b >= 0.
         c: correlation(s) in [-1, 1].
         q0: starting variance for :func:`fixed_point`.
-        nodes: polar quadrature nodes (radial, angular per sector).
+        nodes: quadrature nodes per panel (see :func:`fixed_point`); the 2-D rule uses 3/4 as many.
 
     Examples:
         >>> round(correlation_map("relu", 2**0.5, 0.0, 0.0), 12)  # 1 / pi
         0.318309886184
     """
     act, w2, b2 = _point(activation, weight_std, bias_std)
-    q, w2, b2 = _kernel_scale(act, w2, b2, fixed_point(act, weight_std, bias_std, q0=q0))
-    return (w2 * bivariate_expectation(act.fn, act.fn, q, q, c, nodes=nodes) + b2) / q
+    q, w2, b2 = _kernel_scale(act, w2, b2, fixed_point(act, weight_std, bias_std, q0=q0, nodes=nodes))
+    return (w2 * bivariate_expectation(act.fn, act.fn, q, q, c, nodes=_polar(nodes)) + b2) / q
 
 
 def chi_c(
@@ -460,6 +471,7 @@ def chi_c(
     c: float,
     *,
     q0: float = 1.0,
+    nodes: int = DEFAULT_NODES,
 ) -> float:
     """Slope of the correlation map at c: sigma_w^2 E[f'(u1) f'(u2)] (Schoenholz et al. 2017, eq. 7).
 
@@ -470,8 +482,8 @@ def chi_c(
         1.0
     """
     act, w2, b2 = _point(activation, weight_std, bias_std)
-    q, w2, _ = _kernel_scale(act, w2, b2, fixed_point(act, weight_std, bias_std, q0=q0))
-    return float(w2 * bivariate_expectation(act.derivative, act.derivative, q, q, c))
+    q, w2, _ = _kernel_scale(act, w2, b2, fixed_point(act, weight_std, bias_std, q0=q0, nodes=nodes))
+    return float(w2 * bivariate_expectation(act.derivative, act.derivative, q, q, c, nodes=_polar(nodes)))
 
 
 def correlation_fixed_point(
@@ -480,6 +492,7 @@ def correlation_fixed_point(
     bias_std: float,
     *,
     q0: float = 1.0,
+    nodes: int = DEFAULT_NODES,
 ) -> float:
     """The stable fixed point c* of the correlation map (Schoenholz et al. 2017).
 
@@ -493,11 +506,11 @@ def correlation_fixed_point(
         0.0
     """
     act = resolve(activation)
-    if chi1(act, weight_std, bias_std, q0=q0) <= 1.0 + CRITICAL_RTOL:
+    if chi1(act, weight_std, bias_std, q0=q0, nodes=nodes) <= 1.0 + CRITICAL_RTOL:
         return 1.0
 
     def gap(c: float) -> float:
-        return float(correlation_map(act, weight_std, bias_std, c, q0=q0)) - c
+        return float(correlation_map(act, weight_std, bias_std, c, q0=q0, nodes=nodes)) - c
 
     if gap(0.0) <= 1e-15:
         return 0.0
@@ -520,6 +533,7 @@ def depth_scales(
     bias_std: float,
     *,
     q0: float = 1.0,
+    nodes: int = DEFAULT_NODES,
 ) -> tuple[float, float]:
     """Return (xi_q, xi_c): depths over which the variance and the correlation reach their fixed points.
 
@@ -535,6 +549,7 @@ def depth_scales(
         weight_std: sigma_w >= 0.
         bias_std: sigma_b >= 0.
         q0: starting variance for :func:`fixed_point`.
+        nodes: quadrature nodes per panel (see :func:`fixed_point`).
 
     Examples:
         >>> xi_q, xi_c = depth_scales("tanh", 1.5**0.5, 0.05**0.5)
@@ -542,18 +557,18 @@ def depth_scales(
         15.8
     """
     act, w2, b2 = _point(activation, weight_std, bias_std)
-    q = fixed_point(act, weight_std, bias_std, q0=q0)
+    q = fixed_point(act, weight_std, bias_std, q0=q0, nodes=nodes)
     if math.isinf(q):
         return math.inf, math.inf
     if act.positively_homogeneous:
         q_slope = w2 * _homogeneous_moments(act)[0]
     else:
-        q_slope = float(w2 * moments(act, np.array(q))[1])
-    c_star = correlation_fixed_point(act, weight_std, bias_std, q0=q0)
+        q_slope = float(w2 * moments(act, np.array(q), nodes)[1])
+    c_star = correlation_fixed_point(act, weight_std, bias_std, q0=q0, nodes=nodes)
     if c_star == 1.0:
-        slope_c = chi1(act, weight_std, bias_std, q0=q0)
+        slope_c = chi1(act, weight_std, bias_std, q0=q0, nodes=nodes)
     else:
-        slope_c = chi_c(act, weight_std, bias_std, c_star, q0=q0)
+        slope_c = chi_c(act, weight_std, bias_std, c_star, q0=q0, nodes=nodes)
     return _length(q_slope), _length(slope_c)
 
 

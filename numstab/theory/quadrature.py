@@ -92,14 +92,15 @@ def half_line_rule(nodes: int = DEFAULT_NODES) -> tuple[np.ndarray, np.ndarray]:
 def _as_variance(name: str, q: Any) -> np.ndarray:
     arr = np.asarray(q, dtype=np.float64)
     if arr.size and not (np.all(np.isfinite(arr)) and np.all(arr >= 0)):
-        bad = arr[~(np.isfinite(arr) & (arr >= 0))].flat[0]
+        bad = float(arr[~(np.isfinite(arr) & (arr >= 0))].flat[0])
         raise InvalidArgumentError(f"{name} must be finite and >= 0 (a variance), got {bad!r}")
     return arr
 
 
 def _call(f: Callable[[np.ndarray], Any], x: np.ndarray) -> np.ndarray:
     """Evaluate a user callable on float64 numpy values and insist on finite results."""
-    out = np.asarray(f(x), dtype=np.float64)
+    with np.errstate(all="ignore"):  # non-finite results are reported below, as an error
+        out = np.asarray(f(x), dtype=np.float64)
     if out.shape != x.shape:
         out = np.broadcast_to(out, x.shape)
     if not np.all(np.isfinite(out)):
@@ -200,7 +201,7 @@ def bivariate_expectation(
     q1_arr, q2_arr = _as_variance("q1", q1), _as_variance("q2", q2)
     c_arr = np.asarray(c, dtype=np.float64)
     if not np.all(np.abs(c_arr) <= 1.0):
-        bad = c_arr[~(np.abs(c_arr) <= 1)].flat[0]
+        bad = float(c_arr[~(np.abs(c_arr) <= 1)].flat[0])
         raise InvalidArgumentError(f"c must be a correlation in [-1, 1], got {bad!r}")
     q1_b, q2_b, c_b = np.broadcast_arrays(q1_arr, q2_arr, c_arr)
     cos, sin, w = _polar_rule(c_b, nodes)
