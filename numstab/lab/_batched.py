@@ -296,9 +296,20 @@ def _layer_norms(ws: Sequence[torch.Tensor], bs: Sequence[torch.Tensor]) -> torc
     )
 
 
-def _coefficients(stack: Stack, norms: torch.Tensor, lr: torch.Tensor, rule: Rule) -> torch.Tensor:
-    """Per model and layer, the factor multiplying the gradient in the step: shape (M, layers)."""
-    coef = lr.view(-1, 1).expand_as(norms)
+def _largest_entry(ws: Sequence[torch.Tensor], bs: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Largest |entry| of each model's gradient, shape (M,): not finite iff some entry is inf or NaN.
+
+    The 2-norm would not do: finite entries above 1.8e19 overflow its float32 sum of squares.
+    """
+    norm = torch.linalg.vector_norm
+    return torch.stack([norm(t, ord=math.inf, dim=(1, 2)) for t in (*ws, *bs)], 1).amax(1)
+
+
+def _coefficients(stack: Stack, norms: torch.Tensor | None, lr: torch.Tensor, rule: Rule) -> torch.Tensor:
+    """The factor multiplying each gradient: shape (M, layers), or (M, 1) for plain SGD."""
+    coef = lr.to(torch.float32).view(-1, 1)
+    if norms is None:
+        return coef
     if rule.clip is not None:
         total = torch.linalg.vector_norm(norms, dim=1, keepdim=True)
         # torch.nn.utils.clip_grad_norm_'s coefficient; clamped rather than branched on: no host sync
@@ -336,13 +347,14 @@ def train(
     failure = torch.full((n_models,), -1, dtype=torch.long)
     for step in range(steps):
         loss, gw, gb = _loss_and_grads(arch, stack, data.x_train[order[step]], data.y_train[order[step]])
-        norms = _layer_norms(gw, gb)
-        bad = ~(torch.isfinite(loss) & torch.isfinite(norms).all(1))
+        bad = ~(torch.isfinite(loss) & torch.isfinite(_largest_entry(gw, gb)))
         failure = torch.where(bad & (failure < 0), step, failure)  # stays on the device: no sync
-        if step % record_every == 0:
+        recording = step % record_every == 0
+        norms = _layer_norms(gw, gb) if (recording or rule != Rule()) else None
+        if recording:
             losses[step // record_every] = loss
             grad_norms[step // record_every] = norms
-        _apply(stack, gw, gb, _coefficients(stack, norms, lrs.to(norms.dtype), rule))
+        _apply(stack, gw, gb, _coefficients(stack, norms, lrs, rule))
         if progress is not None:
             progress(step + 1)
     return _finish(
@@ -361,7 +373,7 @@ def _loss_and_grads(arch: Architecture, stack: Stack, x: torch.Tensor, y: torch.
 @torch.no_grad()
 def _apply(stack: Stack, gw: Sequence[torch.Tensor], gb: Sequence[torch.Tensor], coef: torch.Tensor) -> None:
     for layer, (w, b) in enumerate(zip(stack.weights, stack.biases, strict=True)):
-        c = coef[:, layer].view(-1, 1, 1)
+        c = coef[:, min(layer, coef.shape[1] - 1)].view(-1, 1, 1)
         w.addcmul_(gw[layer], c, value=-1.0)
         b.addcmul_(gb[layer], c, value=-1.0)
 

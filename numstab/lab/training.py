@@ -577,12 +577,13 @@ def _plan_depth_sweep(depths, setups, steps, lr, seeds, width, batch_size, data_
     )
 
 
-#: The poor and the good init of :func:`lr_sweep`: the chapter's sigmoid with N(0, 0.01), relu with Kaiming.
-LR_SETUPS = (Setup("relu", "normal", 0.2), Setup("relu", "kaiming_normal"))
+#: The poor and the good init of :func:`lr_sweep`: relu with N(0, 0.3**2) entries (at width 64 the signal
+#: grows by sqrt(0.09 * 64 / 2) = 1.7 per layer) and relu with Kaiming (growth 1).
+LR_SETUPS = (Setup("relu", "normal", 0.3), Setup("relu", "kaiming_normal"))
 
 
 def lr_sweep(
-    lrs: Sequence[float] = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0),
+    lrs: Sequence[float] = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0),
     setups: Sequence[Setup] = LR_SETUPS,
     *,
     depth: int = 10,
