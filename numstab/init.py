@@ -136,14 +136,23 @@ def fans(tensor: torch.Tensor) -> tuple[int, int]:
     return shape[1] * receptive, shape[0] * receptive
 
 
-def _phi_weighted_square(f: Callable[[Any], Any]) -> Callable[[float], float]:
+def _scalar_fn(act: Activation) -> Callable[[float], float]:
+    """f on Python floats; a callable that only takes tensors (torch.nn.functional.gelu) gets 0-d ones."""
+    try:
+        float(act.fn(0.5))
+        return lambda z: float(act.fn(z))
+    except TypeError:
+        return lambda z: float(act.fn(torch.tensor(z, dtype=torch.float64)))
+
+
+def _phi_weighted_square(f: Callable[[float], float]) -> Callable[[float], float]:
     inv_sqrt_2pi = 1.0 / math.sqrt(2.0 * math.pi)
-    return lambda z: float(f(z)) ** 2 * math.exp(-0.5 * z * z) * inv_sqrt_2pi
+    return lambda z: f(z) ** 2 * math.exp(-0.5 * z * z) * inv_sqrt_2pi
 
 
 @lru_cache(maxsize=64)
 def _quadrature_gain(act: Activation) -> float:
-    integrand = _phi_weighted_square(act.fn)
+    integrand = _phi_weighted_square(_scalar_fn(act))
     # Split at 0: a kink there (relu-like) would cost quad its accuracy.
     halves = [scipy.integrate.quad(integrand, lo, hi, epsabs=1e-14, epsrel=1e-12, limit=200)[0]
               for lo, hi in ((-math.inf, 0.0), (0.0, math.inf))]

@@ -78,6 +78,11 @@ class Format:
         smallest_subnormal: the smallest positive value, ``smallest_normal * 2**-m``.
         eps: the gap between 1 and the next value, ``2**-m``.
         has_inf: whether the format encodes infinities; the OCP "fn" formats (float8_e4m3fn) do not.
+
+    Examples:
+        >>> f = formats()["float8_e5m2"]
+        >>> f.exponent_bits, f.mantissa_bits, f.overflow_threshold, f.dtype
+        (5, 2, 61440.0, torch.float8_e5m2)
     """
 
     name: str

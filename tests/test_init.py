@@ -142,6 +142,12 @@ def test_gain_matches_monte_carlo_with_a_million_samples(name):
     assert init.gain(name) == pytest.approx(1 / math.sqrt(second_moment), abs=1e-3)
 
 
+def test_gain_of_a_torch_callable_equals_the_registered_closed_form():
+    # tensor-only callables (a function or a module) are integrated too
+    assert init.gain(torch.nn.functional.gelu) == pytest.approx(init.gain("gelu"), abs=1e-10)
+    assert init.gain(nn.SiLU()) == pytest.approx(init.gain("silu"), abs=1e-10)
+
+
 def test_gain_of_a_zero_function_or_unknown_name_is_an_error():
     with pytest.raises(InvalidArgumentError, match="E\\[f\\(z\\)\\^2\\]"):
         init.gain(lambda x: 0.0 * x)
@@ -478,6 +484,20 @@ def test_lsuv_restores_modes_removes_hooks_and_leaves_batchnorm_stats():
     assert all(not m._forward_hooks for m in model.modules())
     assert_same_state(model[1], stats_before)
     assert all(p.grad is None for p in model.parameters())
+
+
+@pytest.mark.parametrize("max_iter", [1, 3])
+def test_lsuv_runs_at_most_max_iter_passes_per_layer(max_iter):
+    model = tanh_mlp(6)
+    passes = []
+    handle = model.register_forward_pre_hook(lambda module, args: passes.append(1))
+    try:
+        x = torch.randn(64, 32, generator=gen(0))
+        init.lsuv_(model, x, tol=1e-12, max_iter=max_iter, generator=gen(0))
+    finally:
+        handle.remove()
+    # one pass finds the order, then max_iter per layer (tol=1e-12 is never reached)
+    assert len(passes) == 1 + 6 * max_iter
 
 
 def test_lsuv_is_reproducible_with_a_generator():
