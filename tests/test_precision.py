@@ -151,6 +151,9 @@ def test_counts_zero_nonfinite_signs_and_every_input_type():
     assert classify(torch.tensor(values, dtype=torch.float32).reshape(3, 3), torch.float16) == expected
     assert classify(torch.tensor([1.0, 70000.0], dtype=torch.bfloat16), "float16")["overflow"] == 1
     assert classify(7, "float16")["normal"] == 1
+    e4m3 = torch.tensor([1.0, 448.0, 2.0**-9]).to(torch.float8_e4m3fn)  # an 8-bit tensor as input
+    assert classify(e4m3, "float8_e4m3fn") == {**dict.fromkeys(CATEGORIES, 0), "normal": 2, "subnormal": 1}
+    assert classify(torch.tensor([1, 70000]), "float16")["overflow"] == 1  # integer tensors too
     assert classify(torch.zeros(0), "float16") == dict.fromkeys(CATEGORIES, 0)
     assert list(classify(1.0, "float16")) == list(CATEGORIES)
 
