@@ -1,0 +1,90 @@
+"""`numstab lab training` and the training section of `numstab tour`."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from numstab.cli import main
+from numstab.lab import _batched
+from numstab.report import jsonio
+from numstab.report import training as report
+
+
+def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    out, err = capsys.readouterr()
+    return int(info.value.code), out, err
+
+
+SMALL = ["lab", "training", "--steps", "5", "--seeds", "0"]
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--experiment", "remedies", "--remedies", "residual,dropout"], ["remedy", "dropout", "layernorm"]),
+        (["--experiment", "depth", "--depths", "2,0"], ["depth", ">= 1", "got 0"]),
+        (["--experiment", "lr", "--lrs", "0.1,-1"], ["lr", "> 0", "-1.0"]),
+        (["--experiment", "map", "--activation", "relu6"], ["activation", "relu6"]),
+        (["--experiment", "sweep"], ["experiment", "sweep", "depth, lr, remedies, map, all"]),
+        (["--experiment", "depth", "--depths", "two"], ["--depths", "comma-separated"]),
+        (["--steps", "0"], ["steps", ">= 1"]),
+    ],
+)
+def test_bad_options_exit_2_with_one_line_before_training(args, words, capsys, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setattr(_batched, "train", lambda *a, **k: pytest.fail("trained before validating"))
+    code, out, err = _cli(["lab", "training", *args], capsys)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and err.startswith("numstab: error: ")
+    for word in words:
+        assert word in err
+
+
+def test_a_foreign_out_folder_is_refused_before_training(tmp_path, capsys, monkeypatch) -> None:  # noqa: ANN001
+    (tmp_path / "thesis.tex").write_text("mine")
+    monkeypatch.setattr(_batched, "train", lambda *a, **k: pytest.fail("trained before checking --out"))
+    code, _, err = _cli([*SMALL, "-e", "depth", "--out", str(tmp_path)], capsys)
+    assert code == 2 and str(tmp_path) in err
+    assert [p.name for p in tmp_path.iterdir()] == ["thesis.tex"]
+
+
+def test_depth_experiment_prints_its_table(capsys, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("COLUMNS", "150")  # rich's width when not a terminal
+    code, out, _ = _cli([*SMALL, "-e", "depth", "--depths", "2"], capsys)
+    assert code == 0
+    assert "Depth x init x activation on the digits" in out
+    assert out.count("sigmoid, N(0, 0.01²)") == 1 and "scaled_sigmoid, Xavier" in out
+
+
+def test_json_and_report_folder(tmp_path, capsys) -> None:  # noqa: ANN001
+    args = [*SMALL, "-e", "remedies,map", "--remedies", "residual", "--remedy-depth", "2", "--json"]
+    code, out, _ = _cli([*args, "--out", str(tmp_path / "r")], capsys)
+    assert code == 0
+    results = json.loads(out[: out.rindex("]") + 1])
+    assert [sorted(r)[:2] for r in results][0] == ["base", "depth"] and "boundary" in results[1]
+    assert jsonio.load(tmp_path / "r" / "report.json", kind="lab-training")["results"][0]["remedies"] == [
+        "none",
+        "residual",
+    ]
+    html = (tmp_path / "r" / "index.html").read_text()
+    assert 'id="training-remedies"' in html and 'id="training-map"' in html
+
+
+def test_tour_step_runs_quick_and_renders_three_sections() -> None:
+    from numstab.report.html import HtmlReport
+    from numstab.report.terminal import make_console
+    from numstab.report.tour import TourContext
+
+    step = report.TOUR_STEP
+    assert step.name == "training"
+    ctx = TourContext(make_console(file=io.StringIO(), width=120), HtmlReport("t"), {}, True)
+    step.render(step.run(True), ctx)
+    assert set(ctx.json["training"]) == {"depth", "remedies", "map"}
+    text = ctx.console.file.getvalue()
+    assert "Remedies at depth" in text and "Trainability map" in text
+    html = ctx.report.render()
+    assert all(f'id="training-{k}"' in html for k in ("depth", "remedies", "map"))
