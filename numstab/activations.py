@@ -350,7 +350,14 @@ def _wrap_user_fn(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
         if tensor_type is not None and isinstance(x, tensor_type):
             return fn(x)
         arr = np.asarray(x, dtype=np.float64)
-        out = fn(arr)
+        try:
+            out = fn(arr)
+        except TypeError:  # a tensor-only callable (F.gelu, nn.SiLU()): evaluate it in torch float64
+            import torch
+
+            with torch.no_grad():
+                out = fn(torch.from_numpy(np.array(arr)))
+            tensor_type = torch.Tensor
         if tensor_type is not None and isinstance(out, tensor_type):
             out = out.detach().cpu().numpy()
         out = np.asarray(out, dtype=np.float64)

@@ -119,3 +119,15 @@ def test_unknown_name_lists_valid_ones():
 def test_non_callable_is_a_type_error():
     with pytest.raises(NumstabTypeError, match="activation"):
         activations.get(3.0)  # type: ignore[arg-type]
+
+
+def test_tensor_only_callable_works_on_numpy():
+    act = activations.get(torch.nn.functional.gelu)
+    x = np.linspace(-3, 3, 13)
+    y = act.fn(x)
+    assert isinstance(y, np.ndarray)
+    np.testing.assert_allclose(y, activations.get("gelu").fn(x), rtol=1e-12, atol=1e-15)
+    expected = activations.get("gelu").derivative(x)
+    np.testing.assert_allclose(act.derivative(x), expected, rtol=1e-9, atol=1e-12)
+    module = activations.get(torch.nn.SiLU())
+    np.testing.assert_allclose(module.fn(x), activations.get("silu").fn(x), rtol=1e-12, atol=1e-15)
