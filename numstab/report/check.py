@@ -26,6 +26,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
+from rich.padding import Padding
 from rich.text import Text
 
 from numstab.report.html import HtmlReport
@@ -35,8 +36,8 @@ if TYPE_CHECKING:
     from numstab.probe.report import FixComparison, Report
 
 __all__ = [
-    "layer_table", "layer_rows", "compact", "findings_rows", "rich_table", "rich_fix", "html_report",
-    "LAYER_HEADERS",
+    "layer_table", "layer_rows", "compact", "findings_rows", "finding_text", "rich_table", "rich_fix",
+    "html_report", "LAYER_HEADERS",
 ]
 
 LAYER_HEADERS = ["layer", "kind", "⟨x²⟩", "theory", "⟨g²⟩", "w std", "w/kaiming", "dead", "dup",
@@ -103,9 +104,19 @@ def _headline(report: Report) -> str:
 def rich_table(report: Report) -> Group:
     """The report as rich renderables: verdict line, layer table, findings table."""
     parts: list[Any] = [Text(_headline(report), style="bold"), layer_table(report)]
-    if report.findings:
-        parts.append(make_table("findings", _FINDING_HEADERS, findings_rows(report), verdict_column=1))
+    parts += [finding_text(f) for f in report.findings]
     return Group(*parts)
+
+
+_SEVERITY_STYLE = {"error": "bold red", "warning": "bold yellow", "info": "bold"}
+
+
+def finding_text(finding: Any) -> Group:
+    """A finding as wrapped text (a table would cut the fix at a narrow terminal): head, evidence, fix."""
+    head = Text(f"{finding.severity} {finding.kind}", style=_SEVERITY_STYLE.get(finding.severity, "bold"))
+    head.append(f" in {_few(finding.layers)}", style="")
+    fix = Text("fix: ").append(finding.fix, style="bold")
+    return Group(head, Padding(Text(finding.message), (0, 0, 0, 2)), Padding(fix, (0, 0, 0, 2)))
 
 
 def _summary_rows(comparison: FixComparison) -> list[list[Any]]:

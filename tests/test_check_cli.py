@@ -1,0 +1,78 @@
+"""`numstab check` and `numstab examples`: output, files written, one-line errors with exit status 2."""
+
+from __future__ import annotations
+
+import pytest
+
+from numstab import examples
+from numstab.cli import main
+from numstab.report import jsonio
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as info:
+        main(list(argv))
+    out, err = capsys.readouterr()
+    return info.value.code, out, err
+
+
+def test_examples_lists_one_example_a_line_name_first(capsys) -> None:
+    code, out, _ = run(capsys, "examples")
+    lines = out.splitlines()
+    assert code == 0
+    assert [line.split()[0] for line in lines] == examples.names()
+    assert "vanish" in lines[0]
+
+
+def test_check_an_example_prints_the_verdict_and_writes_json_and_html(capsys, tmp_path) -> None:
+    code, out, _ = run(capsys, "check", "constant_mlp", "--json", str(tmp_path / "r.json"),
+                       "--html", str(tmp_path / "r.html"))
+    assert code == 0
+    words = " ".join(out.split())  # the table wraps at the console's width
+    assert "verdict: symmetric" in out and "break the symmetry with a random init" in words
+    doc = jsonio.load(tmp_path / "r.json", kind="check")
+    assert doc["verdict"] == "symmetric" and doc["schema"] == "numstab.report/1"
+    assert "<!doctype html>" in (tmp_path / "r.html").read_text().lower()
+
+
+def test_fix_shows_before_and_after_and_goes_into_the_json(capsys, tmp_path) -> None:
+    code, out, _ = run(capsys, "check", "relu_mlp_normal", "--fix", "kaiming_normal", "--json",
+                       str(tmp_path / "fix.json"))
+    assert code == 0
+    assert "before   exploding" in out and "after    healthy" in out
+    doc = jsonio.load(tmp_path / "fix.json", kind="check")
+    assert doc["verdict"] == "exploding" and doc["fix"]["after"]["verdict"] == "healthy"
+
+
+def test_a_user_factory_with_input_shape(capsys, tmp_path) -> None:
+    path = tmp_path / "mine.py"
+    path.write_text("from torch import nn\n\n\ndef build():\n"
+                    "    return nn.Sequential(nn.Linear(5, 5), nn.Tanh())\n")
+    code, out, _ = run(capsys, "check", f"{path}:build", "--input-shape", "16,5")
+    assert code == 0 and "verdict: healthy" in out
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["check", "nosuch"], "unknown example 'nosuch'"),
+    (["check", "missing.py:build"], "TARGET file 'missing.py' does not exist"),
+    (["check", "lstm", "--input-shape", "8,x"], "--input-shape must be positive integers"),
+    (["check", "lstm", "--fix", "zeros"], "zeros"),
+])
+def test_user_mistakes_exit_2_with_one_line(capsys, argv: list[str], message: str) -> None:
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and err.startswith("numstab: error: ")
+    assert message in err
+
+
+def test_a_factory_returning_a_bare_model_needs_input_shape(capsys, tmp_path) -> None:
+    path = tmp_path / "bare.py"
+    path.write_text("from torch import nn\n\ndef build():\n    return nn.Linear(3, 3)\n")
+    code, _, err = run(capsys, "check", f"{path}:build")
+    assert code == 2 and "pass --input-shape" in err and len(err.strip().splitlines()) == 1
+
+
+def test_help_warns_that_loading_a_file_runs_its_code(capsys) -> None:
+    code, out, _ = run(capsys, "check", "--help")
+    assert code == 0
+    assert "runs the code in that file" in " ".join(out.split())

@@ -1,0 +1,96 @@
+"""numstab.probe.report and numstab.report.check: the dataclasses, JSON, the rich table, the HTML page."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from numstab.errors import InvalidArgumentError, UnknownNameError
+from numstab.probe import Finding, LayerReport, Report, diagnose
+from numstab.report import jsonio
+from numstab.report.terminal import make_console
+
+
+def _report() -> Report:
+    linear = LayerReport("0", "Linear", 0.0, 1.0, 0.5, 0.25, 2.0, 0.0, 0, {"float16": 0.0}, 0,
+                         activation_second_moment=1.0, grad_second_moment=0.25, kaiming_ratio=1.0, units=4)
+    relu = LayerReport("1", "ReLU", 0.4, 0.6, 0.5, None, None, 0.5, 0, {"float16": 0.0}, 3,
+                       activation_second_moment=0.52, grad_second_moment=math.inf, units=4)
+    finding = Finding("dead", "warning", ("1",), "half the units are 0", "use leaky_relu")
+    return Report([linear, relu], [finding], "dead", 1.0)
+
+
+GOLDEN = """\
+verdict: dead
+layers
+ layer   kind      ⟨x²⟩    ⟨g²⟩   w std   w/kaiming    dead   nonfinite   flag
+───────────────────────────────────────────────────────────────────────────────
+ 0       Linear    1.00   0.250   0.250        1.00       0           0   ok
+ 1       ReLU     0.520     inf                       0.500           3   dead
+warning dead in 1
+  half the units are 0
+  fix: use leaky_relu
+"""
+
+
+def test_printing_a_report_shows_the_golden_table() -> None:
+    console = make_console(file=io.StringIO(), width=100)
+    console.print(_report())
+    assert "\n".join(line.rstrip() for line in console.file.getvalue().splitlines()) + "\n" == GOLDEN
+
+
+def test_to_json_has_the_schema_a_top_level_verdict_and_spelled_out_infinities(tmp_path) -> None:
+    report = _report()
+    doc = jsonio.loads(report.to_json(), kind="check")
+    assert list(doc)[:3] == ["schema", "kind", "verdict"]
+    assert doc["verdict"] == "dead"
+    assert '"grad_second_moment": "inf"' in report.to_json()
+    assert doc["layers"][1]["grad_second_moment"] == math.inf
+    assert doc["findings"][0] == {"kind": "dead", "severity": "warning", "layers": ["1"],
+                                  "message": "half the units are 0", "fix": "use leaky_relu"}
+    path = tmp_path / "r.json"
+    report.to_json(path)
+    assert jsonio.load(path, kind="check") == doc
+
+
+def test_to_html_writes_a_complete_page_and_repr_html_a_fragment(tmp_path) -> None:
+    net = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8))
+    report = diagnose(net, torch.randn(32, 8, generator=torch.Generator().manual_seed(0)))
+    page = report.to_html(tmp_path / "check.html").read_text()
+    assert page.lstrip().lower().startswith("<!doctype html>")
+    for anchor in ('id="verdict"', 'id="profile"', 'id="layers"', 'id="theory"'):
+        assert anchor in page
+    assert 'alt="Second moments of the outputs and gradients of 5 layer calls' in page
+    assert "http://" not in page and "https://" not in page.split("</head>")[1]
+    fragment = report._repr_html_()
+    assert "<html" not in fragment and 'id="layers"' in fragment
+
+
+def test_layer_lookup_lists_the_names_when_missing() -> None:
+    assert _report().layer("1").kind == "ReLU"
+    with pytest.raises(UnknownNameError, match="unknown layer 'x': use one of 0, 1"):
+        _report().layer("x")
+
+
+def test_with_fix_needs_the_model_the_report_came_from() -> None:
+    with pytest.raises(InvalidArgumentError, match="with_fix needs the model"):
+        _report().with_fix("kaiming_normal")
+
+
+def test_fix_comparison_renders_before_and_after() -> None:
+    net = nn.Sequential(*[m for _ in range(12) for m in (nn.Linear(64, 64), nn.ReLU())])
+    for m in net:
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, std=1.0, generator=torch.Generator().manual_seed(0))
+    report = diagnose(net, torch.randn(64, 64, generator=torch.Generator().manual_seed(1)))
+    comparison = report.with_fix("kaiming_normal", generator=torch.Generator().manual_seed(2))
+    console = make_console(file=io.StringIO(), width=120)
+    console.print(comparison)
+    text = console.file.getvalue()
+    assert "numstab.init.apply_(model, 'kaiming_normal') on a copy" in text
+    assert " before   exploding" in text and " after    healthy" in text
+    assert comparison.to_dict()["after"]["verdict"] == "healthy"
