@@ -207,8 +207,9 @@ class GradientMonitor:
         def on_grad(param: torch.Tensor) -> None:
             self._fresh = True
             if self._world > 1 and self._calls % self.every == 0 and param.grad is not None:
-                # this rank's own gradient, before DDP's reducer sees it: a kernel launch, no sync
-                self._local[index] = torch.linalg.vector_norm(param.grad.detach())
+                # this rank's own gradient, before DDP's reducer sees it: one pass, no sync; min and max
+                # are finite exactly when every entry is (a norm could overflow on large finite entries)
+                self._local[index] = torch.stack(torch.aminmax(param.grad.detach()))
 
         return on_grad
 
@@ -276,16 +277,16 @@ class GradientMonitor:
         packed = fast if scale_t is None else torch.cat([fast, scale_t.detach().reshape(1).to(fast)])
         host = packed.cpu().numpy().astype(np.float64)
         norms, scale = host[: len(grads)], (float(host[-1]) if scale_t is not None else None)
-        redo = needs_exact(norms.tolist())
-        if redo:  # zero, tiny or overflowed in float32: recompute those few in float64 (rare, extra sync)
-            norms[redo] = exact_norms([grads[i] for i in redo]).cpu().numpy()
+        redo = needs_exact(norms)
+        if redo:  # zero, tiny or overflowed in float32: recompute those few, rescaled (rare, extra sync)
+            norms[redo] = exact_norms([grads[i] for i in redo], norms[redo].tolist()).cpu().numpy()
         return norms, scale
 
     def _culprit_ranks(self, culprits: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
         local = [
             self._names[i]
             for i, value in enumerate(self._local)
-            if value is not None and not bool(torch.isfinite(value))
+            if value is not None and not bool(torch.isfinite(value).all())
         ]
         every_rank = distributed.all_gather_objects(self.model, local)
         return {name: tuple(r for r, bad in enumerate(every_rank) if name in bad) for name in culprits}
