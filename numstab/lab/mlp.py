@@ -150,8 +150,9 @@ def mlp_gradients(
 class _Group:
     """The (activation, scale) pairs sharing one kind of draw; configs ordered activation-major.
 
-    State (R = repeats, C = configs): h (R, K, C) float64, y (R, K, C, K) in ``dtype`` with its log
-    scale (R, C) in float64, and the per-layer log10 magnitudes.
+    State (R = repeats, C = configs): h (R, K, C) float64; y (R, K, C, K) in ``dtype``, equal to the
+    product Y_l divided by exp(log_scale) and multiplied by 1 / inv_norm (both (R, C), float64); the
+    per-layer log magnitudes.
     """
 
     def __init__(self, acts, scales, kind: str, width: int, repeats: int, dtype: torch.dtype) -> None:
@@ -163,6 +164,7 @@ class _Group:
         c = len(self.scales)
         self.y = torch.eye(width, dtype=dtype)[None, :, None, :].expand(repeats, width, c, width).contiguous()
         self.log_scale = torch.zeros(repeats, c, dtype=torch.float64)
+        self.inv_norm = torch.ones(repeats, c, dtype=torch.float64)  # 1 / ||Y||_F sqrt(K) of self.y
         self.history = [self.log_scale.clone()]
 
     def step(self, draw: torch.Tensor, draw64: torch.Tensor) -> None:
@@ -174,11 +176,14 @@ class _Group:
             deriv[..., cols] = act.derivative(a[..., cols])
             self.h[..., cols] = act.fn(a[..., cols])
         r, k, c, _ = self.y.shape
-        y = (draw.mT @ self.y.reshape(r, k, c * k)).reshape(r, k, c, k)  # W^T Y without the scale
-        y = y * deriv.to(self.dtype)[..., None]
-        norm = torch.linalg.vector_norm(y, dim=(1, 3)) / math.sqrt(k)  # (R, C): ||Y||_F / sqrt(K)
-        self.y = y / torch.where(norm > 0, norm, 1.0)[:, None, :, None]
-        self.log_scale = self.log_scale + norm.double().log() + self.scales.log()
+        # Y_l = f'(a) * (W^T Y_{l-1}); self.y holds Y_{l-1} times a known factor, and the previous layer's
+        # 1 / norm is folded into the small (R, K, C) factor rather than into a pass over Y
+        y = torch.bmm(draw.mT, self.y.view(r, k, c * k)).view(r, k, c, k)  # W^T Y without the scale
+        y.mul_((deriv * self.inv_norm[:, None, :]).to(self.dtype)[..., None])
+        rows = torch.linalg.vector_norm(y, dim=3)  # contiguous reduction first: (R, K, C)
+        norm = torch.linalg.vector_norm(rows.double(), dim=1) / math.sqrt(k)  # (R, C): ||Y||_F / sqrt(K)
+        self.y, self.inv_norm = y, torch.where(norm > 0, 1 / norm, 1.0)
+        self.log_scale = self.log_scale + norm.log() + self.scales.log()
         self.history.append(self.log_scale.clone())
 
 
@@ -245,7 +250,7 @@ def _final_entries(g: _Group, n_acts: int) -> np.ndarray:
     """log10 |entries| of the final products, shape (R, A, scales, K*K); -inf marks exact zeros."""
     r, k, c, _ = g.y.shape
     with np.errstate(divide="ignore"):
-        rel = np.log10(np.abs(g.y.double().numpy()))  # (R, K, C, K)
+        rel = np.log10(np.abs((g.y.double() * g.inv_norm[:, None, :, None]).numpy()))  # (R, K, C, K)
     rel = rel.transpose(0, 2, 1, 3).reshape(r, c, k * k) + (g.log_scale.numpy() / _LN10)[..., None]
     return rel.reshape(r, n_acts, -1, k * k)
 
