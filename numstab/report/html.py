@@ -235,7 +235,12 @@ class Section:
         return self
 
     def render(self) -> str:
-        """Return the section as HTML (a ``<section>`` with its heading and blocks)."""
+        """Return the section as HTML: a ``<section>`` with its heading and blocks, in the order added.
+
+        Examples:
+            >>> HtmlReport("r").section("a", "A & B").render()
+            '<section id="a"><h2>A &amp; B</h2></section>'
+        """
         return f'<section id="{self.anchor}"><h2>{_escape(self.title)}</h2>{"".join(self._blocks)}</section>'
 
 
