@@ -87,4 +87,4 @@ def test_tour_step_runs_quick_and_renders_three_sections() -> None:
     text = ctx.console.file.getvalue()
     assert "Remedies at depth" in text and "Trainability map" in text
     html = ctx.report.render()
-    assert all(f'id="training-{k}"' in html for k in ("depth", "remedies", "map"))
+    assert all(f'id="{k}"' in html for k in ("training", "training-remedies", "training-map"))

@@ -148,6 +148,10 @@ TOUR_STEPS: list[TourStep] = [
     _lab_step("precision", "Number formats: where products leave the range", _lab("precision", depth=140)),
 ]
 
+from numstab.report.training import TOUR_STEP as _TRAINING_STEP  # noqa: E402  (training on the digits)
+
+TOUR_STEPS.append(_TRAINING_STEP)
+
 
 def run_tour(out_dir: str | pathlib.Path, *, quick: bool, console: rich.console.Console) -> TourSummary:
     """Run every step of :data:`TOUR_STEPS`, print a table each, write index.html and report.json.
