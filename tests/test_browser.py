@@ -175,12 +175,17 @@ def test_check_report(browser_context: object, tmp_path: pathlib.Path) -> None:
 
 
 def test_tour_report(browser_context: object, tmp_path: pathlib.Path) -> None:
+    from numstab.report import jsonio
+
     out = tmp_path / "tour"
     result = subprocess.run(
         [sys.executable, "-m", "numstab", "tour", "--quick", "--out", str(out)],
         capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert result.returncode == 0, result.stderr[-2000:]
+    data = jsonio.load(out / "report.json", kind="tour")  # the schema document names its top-level keys
+    doc = (pathlib.Path(__file__).parents[1] / "docs" / "report-schema.md").read_text(encoding="utf-8")
+    assert [key for key in [*data, *data["steps"]] if f"`{key}`" not in doc] == []
     pages = sorted(out.glob("*.html"))
     assert pages, f"no HTML file in {out}: {sorted(p.name for p in out.iterdir())}"
     for page in pages:
