@@ -78,7 +78,7 @@ def _curves_rows(r) -> list[list[Any]]:
             [
                 "sigmoid' max (at x)",
                 "0.25 at x = 0",
-                f"{fmt(s.max_gradient)} at x = {s.argmax:.2g}",
+                f"{fmt(s.max_gradient)} at x = {round(s.argmax, 6) + 0.0:g}",
                 "1/4 at 0",
                 _agrees(abs(s.max_gradient - 0.25) < 1e-6 and abs(s.argmax) < 1e-6),
             ],
