@@ -10,15 +10,7 @@ from numstab.report import jsonio
 from numstab.report import tour as tour_module
 from numstab.report.terminal import make_console
 
-LAB_STEPS = (
-    "activation-curves",
-    "matrix-products",
-    "mlp-gradients",
-    "taylor",
-    "xavier",
-    "symmetry",
-    "precision",
-)
+LAB_STEPS = tour_module.CHAPTER_STEPS
 
 
 def test_quick_tour_writes_index_and_json_from_the_cli(tmp_path, capsys):

@@ -27,7 +27,15 @@ from numstab.report.files import prepare_output_dir
 from numstab.report.html import HtmlReport
 from numstab.report.terminal import make_progress
 
-__all__ = ["TourContext", "TourStep", "TourSummary", "TOUR_STEPS", "run_tour", "render_lab_result"]
+__all__ = [
+    "TourContext",
+    "TourStep",
+    "TourSummary",
+    "TOUR_STEPS",
+    "CHAPTER_STEPS",
+    "run_tour",
+    "render_lab_result",
+]
 
 _ANCHOR = re.compile(r"^[a-z0-9-]+$")
 
@@ -147,6 +155,9 @@ TOUR_STEPS: list[TourStep] = [
     _lab_step("symmetry", "Breaking the symmetry", _lab("symmetry", steps=100)),
     _lab_step("precision", "Number formats: where products leave the range", _lab("precision", depth=140)),
 ]
+
+#: The chapter's steps (the ones this module defines), in order; other modules may append more.
+CHAPTER_STEPS: tuple[str, ...] = tuple(step.name for step in TOUR_STEPS)
 
 from numstab.report.training import TOUR_STEP as _TRAINING_STEP  # noqa: E402  (training on the digits)
 
