@@ -17,7 +17,7 @@ adds no device work.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -110,9 +110,9 @@ class TrendDetector:
 
     Examples:
         >>> det = TrendDetector(TrendConfig(min_history=2, window=4))
-        >>> [det.observe(i, {"fc": 1.0}) for i in range(3)]
+        >>> [det.observe(i, ["fc"], np.array([1.0])) for i in range(3)]
         [(), (), ()]
-        >>> det.observe(3, {"fc": 500.0})[0].kind
+        >>> det.observe(3, ["fc"], np.array([500.0]))[0].kind
         'exploding'
     """
 
@@ -123,13 +123,17 @@ class TrendDetector:
     _skips: int = 0
     _last_scale: float = math.inf
 
-    def observe(self, step: int, layer_norms: Mapping[str, float]) -> tuple[Event, ...]:
-        """Return the vanishing/exploding events of one step and add its finite norms to the window."""
-        names = list(layer_norms)
-        if names != self._names:
-            self._reset(names)
-        values = np.fromiter(layer_norms.values(), dtype=np.float64, count=len(names))
-        found = (self._vanishing(step, names, values), self._exploding(step, names, values))
+    def observe(self, step: int, names: Sequence[str], values: np.ndarray) -> tuple[Event, ...]:
+        """Return the vanishing/exploding events of one step and add its finite norms to the window.
+
+        Args:
+            step: step counter.
+            names: layer names (a changed list restarts the windows).
+            values: their norms, float64, same order.
+        """
+        if names is not self._names and list(names) != self._names:
+            self._reset(names if isinstance(names, list) else list(names))
+        found = (self._vanishing(step, self._names, values), self._exploding(step, self._names, values))
         events = [e for e in found if e is not None]
         self._push(values)
         return tuple(events)
@@ -200,15 +204,20 @@ class TrendDetector:
         return Event("vanishing", step, _pick(names, low), tuple(values[low].tolist()), bar, message)
 
     def _exploding(self, step: int, names: list[str], values: np.ndarray) -> Event | None:
-        cols = np.flatnonzero(self._count >= self.config.min_history)
+        factor = self.config.explode_factor
+        ready = self._count >= self.config.min_history
+        if not ready.any():
+            return None
+        # the window's minimum is <= its median: a cheap filter, then the exact median for the few left
+        low = np.fmin.reduce(self._ring, axis=0)
+        cols = np.flatnonzero(ready & np.isfinite(values) & (values > factor * low))
         if cols.size == 0:
             return None
         median = self._median(cols)
-        over = np.isfinite(values[cols]) & (values[cols] > self.config.explode_factor * median)
+        over = values[cols] > factor * median
         high, median = cols[over], median[over]
         if high.size == 0:
             return None
-        factor = self.config.explode_factor
         message = (
             f"gradient norm above {factor:g}x its running median in {_shown(names, high)}: clip gradients "
             "(torch.nn.utils.clip_grad_norm_), lower the learning rate or check the init"

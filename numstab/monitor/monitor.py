@@ -249,23 +249,38 @@ class GradientMonitor:
         return stats
 
     def _record(self, index: int, scaler: torch.amp.GradScaler | None) -> StepStats:
-        present = [i for i, p in enumerate(self._params) if p.grad is not None]
-        grads = [self._params[i].grad for i in present]
+        grads = [p.grad for p in self._params]
+        present = None  # None: every parameter has a gradient (the common case, precomputed groups)
+        if any(g is None for g in grads):
+            present = [i for i, g in enumerate(grads) if g is not None]
+            grads = [grads[i] for i in present]
         norms, scale = self._read_norms(grads, scaler)  # the step's one device->host transfer
         if scale is not None and _still_scaled(scaler):
             norms = norms / scale
-        groups = self._groups[present]
-        layer, total = group_norms(norms, groups, len(self._layers))
-        layer_norms = {self._layers[g]: float(layer[g]) for g in np.unique(groups).tolist()}
+        names, layers, layer = self._combine(norms, present)
+        layer_norms = dict(zip(layers, layer.tolist(), strict=True))
         bad = np.flatnonzero(~np.isfinite(norms)).tolist()
-        culprits = tuple(self._names[present[i]] for i in bad)
+        culprits = tuple(names[i] for i in bad)
         skipped = bool(culprits) and scale is not None
-        events = list(self._detector.observe(index, layer_norms))
+        events = list(self._detector.observe(index, layers, layer))
         fault = self._detector.nonfinite(index, culprits, norms[bad].tolist(), skipped=skipped, scale=scale)
         events += [fault] if fault is not None else []
         ranks = self._culprit_ranks(culprits) if culprits and self._world > 1 else {}
+        total = float(np.sqrt(np.square(norms).sum()))
         nonfinite = bool(culprits)
         return StepStats(index, total, layer_norms, nonfinite, culprits, skipped, scale, tuple(events), ranks)
+
+    def _combine(
+        self, norms: np.ndarray, present: list[int] | None
+    ) -> tuple[list[str], list[str], np.ndarray]:
+        """Per-layer norms of the parameters that have gradients; precomputed when all of them do."""
+        if present is None:
+            layer, _ = group_norms(norms, self._groups, len(self._layers))
+            return self._names, self._layers, layer
+        groups = self._groups[present]
+        layer, _ = group_norms(norms, groups, len(self._layers))
+        kept = np.unique(groups)
+        return [self._names[i] for i in present], [self._layers[g] for g in kept.tolist()], layer[kept]
 
     def _read_norms(
         self, grads: Sequence[torch.Tensor], scaler: torch.amp.GradScaler | None
@@ -277,9 +292,10 @@ class GradientMonitor:
         packed = fast if scale_t is None else torch.cat([fast, scale_t.detach().reshape(1).to(fast)])
         host = packed.cpu().numpy().astype(np.float64)
         norms, scale = host[: len(grads)], (float(host[-1]) if scale_t is not None else None)
-        redo = needs_exact(norms)
-        if redo:  # zero, tiny or overflowed in float32: recompute those few, rescaled (rare, extra sync)
-            norms[redo] = exact_norms([grads[i] for i in redo], norms[redo].tolist()).cpu().numpy()
+        if fast.dtype != torch.float64:  # float32 accumulation: recheck the extremes
+            redo = needs_exact(norms)
+            if redo:  # zero, tiny or overflowed: recompute those few, rescaled (rare, one more sync)
+                norms[redo] = exact_norms([grads[i] for i in redo], norms[redo].tolist()).cpu().numpy()
         return norms, scale
 
     def _culprit_ranks(self, culprits: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
