@@ -9,7 +9,9 @@ the chaotic phase (gradients explode). Every grid point is solved at once:
 - chi_1 from one quadrature pass at q*;
 - in the ordered phase c* = 1 and xi_c = -1 / ln chi_1; in the chaotic phase the correlation map is
   the power series sum_k a_k^2 c^k in the Hermite coefficients a_k of f(sqrt(q*) z) (Mehler's
-  formula), so c* and chi_c come from Newton on a polynomial, again for all points at once;
+  formula), so c* and chi_c come from Newton on a polynomial, again for all points at once; where
+  the series' tail could move xi_c by more than 1e-9 (kinked derivatives near c* = 1) the point is
+  polished with the kink-exact 2-D rule;
 - the critical line from its parametrization by q* (:func:`numstab.theory.meanfield.critical_weight_stds`).
 
 Examples:
@@ -32,15 +34,21 @@ import scipy.interpolate
 from numstab.activations import Activation
 from numstab.errors import InvalidArgumentError, NumstabError
 from numstab.theory import _solve, meanfield
-from numstab.theory.quadrature import hermite_coefficients
+from numstab.theory.quadrature import DEFAULT_NODES, hermite_coefficients, kernel_and_slope
 
 __all__ = ["PhaseDiagram", "phase_diagram", "HERMITE_ORDER"]
 
 #: Terms of the Hermite (Mehler) series used for the correlation map in the chaotic phase.
 HERMITE_ORDER = 96
 _NEWTON_STEPS = 60
-#: Variances at which V(q) is tabulated to bracket q* on a grid (100 per decade).
+#: (order, nodes per panel) of the longer series for points near c* = 1.
+_LONG_SERIES = (512, 256)
+#: Relative accuracy promised for xi_c on the grid; points the series cannot reach are polished.
+_XI_RTOL = 1e-9
+#: Variances at which V(q) is tabulated to bracket q* on a grid (100 per decade); _Q0 indexes q = 1.
 _TABLE_Q = np.logspace(-8, 8, 1601)
+_Q0 = 800
+_TABLE_Q[_Q0] = 1.0  # exactly q0
 
 
 @dataclass(frozen=True)
@@ -102,7 +110,7 @@ def _grid_axis(name: str, values: Any) -> np.ndarray:
         )
     bad = ~(np.isfinite(arr) & (arr >= 0))
     if bad.any():
-        raise InvalidArgumentError(f"{name} must hold finite stds >= 0, got {arr[bad][0]!r}")
+        raise InvalidArgumentError(f"{name} must hold finite stds >= 0, got {float(arr[bad][0])!r}")
     return arr
 
 
@@ -124,15 +132,34 @@ def _horner(coef: np.ndarray, c: np.ndarray) -> np.ndarray:
 def chaotic_chi_c(act: Activation, w2: np.ndarray, b2: np.ndarray, q: np.ndarray) -> np.ndarray:
     """chi_c at the correlation fixed point c* < 1 for chaotic points (flat arrays, finite q > 0).
 
-    p(c) = (w2 sum_k a_k^2 c^k + b2) / q is convex on [0, 1] with p(0) >= 0, so Newton on p(c) - c
-    from c = 0 increases monotonically to c*; chi_c = p'(c*).
+    The Mehler series with HERMITE_ORDER terms first; points where its tail could move xi_c by more
+    than _XI_RTOL (c* near 1) get a longer series, and any still out of reach the polar 2-D rule.
     """
-    a2 = hermite_coefficients(act.fn, q, order=HERMITE_ORDER) ** 2  # (m, K)
+    slope_c, c, rough = _series_chi_c(act, w2, b2, q, HERMITE_ORDER, 2 * DEFAULT_NODES)
+    if rough.any():
+        idx = np.flatnonzero(rough)
+        slope_c[idx], c[idx], still = _series_chi_c(act, w2[idx], b2[idx], q[idx], *_LONG_SERIES)
+        rough[idx] = still
+    if rough.any():  # kinked f' (selu, elu) near c* = 1: the series converges slowly there
+        slope_c[rough] = _polar_chi_c(act, w2[rough], b2[rough], q[rough], c[rough])
+    return slope_c
+
+
+def _series_chi_c(
+    act: Activation, w2: np.ndarray, b2: np.ndarray, q: np.ndarray, order: int, nodes: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(chi_c, c*, rough) from the Mehler series truncated at ``order``.
+
+    p(c) = (w2 sum_k a_k^2 c^k + b2) / q is convex on [0, 1] with p(0) >= 0, so Newton on p(c) - c
+    from c = 0 increases monotonically to c*; chi_c = p'(c*). ``rough`` flags points whose series
+    tail could move xi_c by more than _XI_RTOL.
+    """
+    a2 = hermite_coefficients(act.fn, q, order=order, nodes=nodes) ** 2  # (m, K)
     coef = w2[:, None] * a2 / q[:, None]
     coef[:, 0] += b2 / q
-    slope_coef = coef[:, 1:] * np.arange(1, HERMITE_ORDER)
+    slope_coef = coef[:, 1:] * np.arange(1, order)
     c = np.zeros(q.size)
-    active = np.arange(q.size)
+    active = np.arange(q.size)  # points still moving
     for _ in range(_NEWTON_STEPS):
         if not active.size:
             break
@@ -142,32 +169,65 @@ def chaotic_chi_c(act: Activation, w2: np.ndarray, b2: np.ndarray, q: np.ndarray
         step = np.where(slope < 0, value / -np.where(slope < 0, slope, -1.0), 0.0)
         c[active] = np.clip(ca + np.maximum(step, 0.0), 0.0, 1.0)
         active = active[step > 1e-13]  # Newton climbs monotonically; a step <= 0 is rounding
-    return _horner(slope_coef, c)
+    slope_c = _horner(slope_coef, c)
+    rough = _series_error(w2, b2, q, a2, c) > _XI_RTOL * slope_c * np.abs(np.log(slope_c))
+    return slope_c, c, rough
+
+
+def _series_error(
+    w2: np.ndarray, b2: np.ndarray, q: np.ndarray, a2: np.ndarray, c: np.ndarray
+) -> np.ndarray:
+    """Bound on the truncation error of chi_c: the tail mass R = E f^2 - sum a_k^2 at its worst power.
+
+    For k >= K, k c^(k-1) peaks at k = -1 / ln c (value 1 / (e c |ln c|)) when that exceeds K, and
+    at k = K otherwise.
+    """
+    tail = np.clip((q - b2) / w2 - a2.sum(axis=1), 0.0, None)
+    k = a2.shape[1]
+    safe = np.clip(c, 1e-300, 1.0 - 1e-16)
+    peak_k = -1.0 / np.log(safe)
+    worst = np.where(peak_k > k, 1.0 / (math.e * safe * np.abs(np.log(safe))), k * safe ** (k - 1))
+    return w2 / q * tail * worst
+
+
+def _polar_chi_c(act: Activation, w2: np.ndarray, b2: np.ndarray, q: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Polish c* by Newton with the polar (kink-exact) 2-D rule and return chi_c there.
+
+    The series' c* is already close, so three quadratically converging steps leave c* exact to
+    rounding; chi_c is taken from the last pass (c moved by ~1e-13 after it).
+    """
+    for _ in range(3):
+        kernel, slope = kernel_and_slope(act.fn, act.derivative, q, c)
+        slope = w2 * slope
+        c = np.clip(c - ((w2 * kernel + b2) / q - c) / (slope - 1.0), 0.0, 1.0)
+    return slope
 
 
 def _table_brackets(act: Activation, w2: np.ndarray, b2: np.ndarray) -> tuple[np.ndarray, ...]:
     """Bracket q* for every grid point from one table of V(q) = E[f(sqrt(q) z)^2] on a log grid.
 
-    g(q) = w2 V(q) + b2 - q is positive exactly where S_b(q) = (q - b2) / V(q) < w2, so the first
-    table interval where S_b crosses w2 brackets q*; S_b depends only on the row's bias.
-    Returns (lo, hi, guess, found), each of shape (n_b, n_w).
+    g(q) = w2 V(q) + b2 - q is positive exactly where S_b(q) = (q - b2) / V(q) < w2, and S_b depends
+    only on the row's bias. As in :func:`numstab.theory.meanfield.solve_fixed_point` the root wanted
+    is the one the map reaches from q0 = 1: the first sign change above q0 where g(q0) > 0, the last
+    one below q0 otherwise. Returns (lo, hi, guess, found, grows), each of shape (n_b, n_w).
     """
     second, slope, _ = meanfield.moments(act, _TABLE_Q)
     lo, hi, guess = (np.full(w2.shape, math.nan) for _ in range(3))
-    found = np.zeros(w2.shape, dtype=bool)
+    found, grows = np.zeros(w2.shape, dtype=bool), np.zeros(w2.shape, dtype=bool)
     for row in range(w2.shape[0]):
         with np.errstate(divide="ignore"):
             ratio = (_TABLE_Q - b2[row, 0]) / second  # S_b(q), shape (M,)
-        above = ratio[None, :] >= w2[row][:, None]
-        first = np.argmax(above, axis=1)
-        ok = above.any(axis=1) & (first > 0)
-        i, j = first[ok], np.flatnonzero(ok)
+        positive = ratio[None, :] < w2[row][:, None]  # g(q_i) > 0, shape (n_w, M)
+        up, down = ~positive[:, _Q0 + 1 :], positive[:, :_Q0]
+        grows[row] = positive[:, _Q0]
+        upper = np.where(grows[row], _Q0 + 1 + np.argmax(up, axis=1), _Q0 - np.argmax(down[:, ::-1], axis=1))
+        found[row] = np.where(grows[row], up.any(axis=1), down.any(axis=1))
+        j, i = np.flatnonzero(found[row]), upper[found[row]]
         lo[row, j], hi[row, j] = _TABLE_Q[i - 1], _TABLE_Q[i]
         frac = (w2[row, j] - ratio[i - 1]) / (ratio[i] - ratio[i - 1])
         guess[row, j] = _TABLE_Q[i - 1] + frac * (_TABLE_Q[i] - _TABLE_Q[i - 1])
-        found[row, j] = True
     guess[found] = _refine(second, slope, w2[found], b2[found], lo[found], hi[found], guess[found])
-    return lo, hi, guess, found
+    return lo, hi, guess, found, grows
 
 
 def _refine(
@@ -195,13 +255,13 @@ def grid_fixed_point(act: Activation, w2: np.ndarray, b2: np.ndarray) -> np.ndar
     """q* on a (n_b, n_w) grid: table brackets polished by Newton, the rest by the general solver."""
     if act.positively_homogeneous:
         return meanfield.solve_fixed_point(act, w2.ravel(), b2.ravel()).reshape(w2.shape)
-    lo, hi, guess, found = _table_brackets(act, w2, b2)
+    lo, hi, guess, found, grows = _table_brackets(act, w2, b2)
     q = np.full(w2.shape, math.nan)
-    w2f, b2f = w2[found], b2[found]
-    gap = meanfield.gap_function(act, w2f, b2f)
+    gap = meanfield.gap_function(act, w2[found], b2[found])
     q[found] = _solve.bracketed_newton(gap, lo[found], hi[found], guess[found])
-    rest = ~found & ~_diverges(act, w2)
-    q[~found & ~rest] = math.inf
+    infinite = ~found & grows & _diverges(act, w2)  # no root above q0 in the table, and V(q) ~ q growth
+    q[infinite] = math.inf
+    rest = ~found & ~infinite
     if rest.any():
         q[rest] = meanfield.solve_fixed_point(act, w2[rest], b2[rest])
     return q

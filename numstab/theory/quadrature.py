@@ -37,6 +37,7 @@ __all__ = [
     "DEFAULT_POLAR_NODES",
     "gaussian_expectation",
     "bivariate_expectation",
+    "kernel_and_slope",
     "hermite_coefficients",
     "half_line_rule",
 ]
@@ -198,6 +199,14 @@ def bivariate_expectation(
         >>> round(float(bivariate_expectation(relu, relu, 1.0, 1.0, 0.0)), 12)  # 1 / (2 pi)
         0.159154943092
     """
+    u1, u2, w, like = _polar_points(q1, q2, c, nodes)
+    return _restore(np.sum(_call(f, u1) * _call(g, u2) * w, axis=-1), like)
+
+
+def _polar_points(
+    q1: Any, q2: Any, c: Any, nodes: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(u1, u2, weights, broadcast c) of the polar rule, after checking the arguments."""
     q1_arr, q2_arr = _as_variance("q1", q1), _as_variance("q2", q2)
     c_arr = np.asarray(c, dtype=np.float64)
     if not np.all(np.abs(c_arr) <= 1.0):
@@ -208,8 +217,28 @@ def bivariate_expectation(
     s = np.sqrt(np.clip(1.0 - c_b * c_b, 0.0, None))[..., None]
     u1 = np.sqrt(np.maximum(q1_b, _TINY_Q))[..., None] * cos
     u2 = np.sqrt(np.maximum(q2_b, _TINY_Q))[..., None] * (c_b[..., None] * cos + s * sin)
-    out = np.sum(_call(f, u1) * _call(g, u2) * w, axis=-1)
-    return _restore(out, c_b)
+    return u1, u2, w, c_b
+
+
+def kernel_and_slope(
+    f: Callable[[np.ndarray], Any],
+    df: Callable[[np.ndarray], Any],
+    q: Any,
+    c: Any,
+    *,
+    nodes: tuple[int, int] = DEFAULT_POLAR_NODES,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(E[f(u1) f(u2)], E[f'(u1) f'(u2)]) for equal variances q, from one polar rule.
+
+    Examples:
+        >>> import numpy as np
+        >>> k, d = kernel_and_slope(np.sin, np.cos, 1.0, 1.0)
+        >>> round(float(k + d), 12)  # E[sin^2 + cos^2]
+        1.0
+    """
+    u1, u2, w, _ = _polar_points(q, q, c, nodes)
+    kernel = np.sum(_call(f, u1) * _call(f, u2) * w, axis=-1)
+    return kernel, np.sum(_call(df, u1) * _call(df, u2) * w, axis=-1)
 
 
 @lru_cache(maxsize=8)
