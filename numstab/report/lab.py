@@ -40,6 +40,7 @@ class LabView:
         chapter: one paragraph: what the chapter did and printed.
         rows: result -> table rows, one per quantity, cells as in :data:`HEADERS`.
         figure: result -> (matplotlib Figure, alt text, caption).
+        measured: what the "measured" column holds, when the header alone does not say.
     """
 
     anchor: str
@@ -47,6 +48,7 @@ class LabView:
     chapter: str
     rows: Callable[[Any], list[list[Any]]]
     figure: Callable[[Any], tuple[Any, str, str]]
+    measured: str = ""
 
 
 def _agrees(ok: bool) -> str:
@@ -254,14 +256,14 @@ def _mlp_rows(r) -> list[list[Any]]:
     rows = []
     for a, act in enumerate(r.activations):
         for i, init in enumerate(r.inits):
-            measured = f"{_p10(r.log10_magnitude[a, i, -1])} (min |entry| {_p10(r.log10_min_entry[a, i])})"
+            measured = f"{_p10(r.log10_magnitude[a, i, -1])} (min {_p10(r.log10_min_entry[a, i])})"
             chapter = LECTURE_MLP.get((act, init), "vanishes" if act == "sigmoid" else "-")
             rows.append(
                 [
-                    f"{act}, {init}: ||Y_{r.depth}||_F/sqrt(K)",
+                    f"{act}, {init}",
                     chapter,
                     measured,
-                    f"chi1^(L/2) = {_p10(r.theory_log10_magnitude[a, i, -1])}",
+                    _p10(r.theory_log10_magnitude[a, i, -1]),
                     _regime(r.log10_magnitude[a, i, -1]),
                 ]
             )
@@ -341,16 +343,16 @@ def _taylor_figure(r) -> tuple[Any, str, str]:
 def _xavier_rows(r) -> list[list[Any]]:
     rows = []
     for run in r.runs:
-        shape = "n_in = n_out" if len(set(run.widths)) == 1 else f"widths {run.widths[0]}/{run.widths[1]}"
+        shape = f"{run.widths[0]}/{run.widths[1]}"
         for what, got, want, spread in (
             (
-                "forward Var, last layer",
+                "fwd Var, last",
                 run.forward_var[-1],
                 run.forward_theory[-1],
                 run.forward_log10_spread[-1],
             ),
             (
-                "backward Var, first layer",
+                "bwd Var, first",
                 run.backward_var[0],
                 run.backward_theory[0],
                 run.backward_log10_spread[0],
@@ -359,7 +361,7 @@ def _xavier_rows(r) -> list[list[Any]]:
             ok = abs(math.log10(got / want)) < 4 * spread / math.sqrt(r.trials) + 0.05
             rows.append(
                 [
-                    f"{run.scheme}, {shape}: {what}",
+                    f"{run.scheme.replace('xavier_', '')} {shape}: {what}",
                     "1 when n_in = n_out" if len(set(run.widths)) == 1 else "compromise",
                     got,
                     want,
@@ -408,7 +410,7 @@ def _symmetry_rows(r) -> list[list[Any]]:
         ok = diff == 0.0 if run.case == "constant" else diff > 0.0
         rows.append(
             [
-                f"{run.case}: max |unit 1 - unit 2| after {r.steps} steps",
+                f"{run.case}",
                 _CHAPTER_SYMMETRY.get(run.case, "-"),
                 diff,
                 "0 exactly" if run.case == "constant" else "> 0",
@@ -450,6 +452,8 @@ def _precision_rows(r) -> list[list[Any]]:
         computed = "n/a" if math.isnan(p.computed) else fmt(p.computed)
         step = p.first_overflow or p.first_zero
         note = f" (from step {step})" if step else ""
+        if not step and p.category == "underflow" and p.first_subnormal:
+            note = f" (subnormal from step {p.first_subnormal}, then stuck)"
         rows.append(
             [
                 f"{p.base:g}^{p.exponent} in {p.fmt}",
@@ -463,10 +467,10 @@ def _precision_rows(r) -> list[list[Any]]:
         for j, name in enumerate(d.formats):
             got = d.first_overflow[j] or d.first_zero[j]
             want = d.predicted_overflow[j] or d.predicted_zero[j]
-            what = "overflow" if d.lyapunov > 0 else "underflow to 0"
+            what = "inf" if d.lyapunov > 0 else "0"
             rows.append(
                 [
-                    f"{r.k}x{r.k} product, scale {d.scale:g}, {name}: layer of {what}",
+                    f"{name}, scale {d.scale:g}: {what} from layer",
                     "-",
                     got if got is not None else f"none in {r.depth}",
                     want if want is not None else f"none in {r.depth}",
@@ -551,6 +555,8 @@ _VIEWS: dict[str, LabView] = {
         "4 sigmoid - 2 is stable near 0.1.",
         _mlp_rows,
         _mlp_figure,
+        "||Y_L||_F / sqrt(K) after the last layer (mean of log10 over repeats), the lecture's smallest "
+        "non-zero |entry| in brackets; theory: chi_1^(L/2)",
     ),
     "TaylorTable": LabView(
         "taylor",
@@ -572,6 +578,7 @@ _VIEWS: dict[str, LabView] = {
         "Two hidden units with constant init stay identical under SGD; dropout breaks the tie.",
         _symmetry_rows,
         _symmetry_figure,
+        "max |unit 1 - unit 2| over W1 rows, b1 and W2 after the last SGD step",
     ),
     "Precision": LabView(
         "precision",
@@ -608,8 +615,12 @@ def terminal_table(result: Any, *, title: str | None = None) -> Any:
     """Return the result's table as a rich Table (print it on a :func:`terminal.make_console` console)."""
     from numstab.report.terminal import make_table
 
+    v = view(result)
     headers, rows = summary_rows(result)
-    return make_table(view(result).title if title is None else title, headers, rows, verdict_column=4)
+    title = v.title if title is None else title
+    return make_table(
+        f"{title} (measured: {v.measured})" if v.measured else title, headers, rows, verdict_column=4
+    )
 
 
 def add_section(
@@ -619,6 +630,8 @@ def add_section(
     v = view(result)
     headers, rows = summary_rows(result)
     section = report.section(anchor or v.anchor, title or v.title).text(v.chapter, label="The chapter")
+    if v.measured:
+        section.text(v.measured, label="Measured")
     section.table(headers, rows, verdict_column=4)
     fig, alt, caption = v.figure(result)
     return section.figure(fig, alt=alt, caption=caption)
