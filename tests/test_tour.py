@@ -58,3 +58,20 @@ def test_a_folder_of_foreign_files_is_refused_untouched(tmp_path, one_step):
 def test_step_names_are_anchors():
     with pytest.raises(InvalidArgumentError, match=r"\[a-z0-9-\]\+"):
         tour_module.TourStep("Bad Name", "t", lambda quick: None, lambda result, ctx: None)
+
+
+def test_cli_refuses_a_foreign_folder_in_one_line(tmp_path, capsys, one_step):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["tour", "--out", str(tmp_path), "--quick"])
+    _, err = capsys.readouterr()
+    assert exit_info.value.code == 2
+    assert err.count("\n") == 1 and "choose another --out" in err and str(tmp_path) in err
+
+
+def test_cli_says_what_it_replaced(tmp_path, capsys, one_step):
+    for _ in range(2):
+        with pytest.raises(SystemExit):
+            main(["tour", "--out", str(tmp_path / "r"), "--quick"])
+    out, _ = capsys.readouterr()
+    assert "Replaced the earlier report" in out and "index.html, report.json" in out
