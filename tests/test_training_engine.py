@@ -90,9 +90,22 @@ def test_fused_layer_backward_passes_gradcheck(name: str) -> None:
     assert torch.autograd.gradcheck(lambda *t: _batched.dense_act(*t, name), (h, w, b))
 
 
+@pytest.mark.parametrize("name", ["tanh", "sigmoid", "relu", "scaled_sigmoid"])
+def test_hand_written_backprop_equals_autograd(name: str) -> None:
+    arch = Architecture(name, depth=3, width=8)
+    stack = _batched.init_stack(arch, [InitSpec("xavier_normal", seed=s) for s in (0, 1)])
+    x, y = DATA.x_train[:16], DATA.y_train[:16]
+    by_hand = _batched._loss_and_grads_by_hand(arch, stack, x, y)
+    by_autograd = _batched._loss_and_grads(arch, stack, x, y)
+    torch.testing.assert_close(by_hand[0], by_autograd[0], rtol=1e-6, atol=1e-6)
+    for mine, reference in zip([*by_hand[1], *by_hand[2]], [*by_autograd[1], *by_autograd[2]], strict=True):
+        torch.testing.assert_close(mine, reference, rtol=1e-5, atol=1e-6)
+
+
 def test_fused_tanh_agrees_with_torch_tanh() -> None:
-    x = torch.linspace(-20, 20, 4001)
-    torch.testing.assert_close(_batched._FUSED["tanh"][0](x), torch.tanh(x), atol=3e-7, rtol=0)
+    x = torch.cat([torch.linspace(-30, 30, 6001), torch.tensor([-1e30, 1e30, math.inf, -math.inf])])
+    torch.testing.assert_close(_batched._FUSED["tanh"][0](x.clone()), torch.tanh(x), atol=3e-7, rtol=0)
+    assert _batched._FUSED["tanh"][0](torch.tensor([math.nan])).isnan().all()
 
 
 def _replay(arch, spec, lr, steps, batch_size, *, clip=None):  # noqa: ANN001, ANN202
