@@ -40,44 +40,39 @@ def _first_failure(runs: list[Run]) -> Any:
 
 
 def _summary(runs: list[Run]) -> list[Any]:
-    """test accuracy (mean over seeds), diverged count, first failure step, verdict."""
+    """test accuracy (mean over seeds), bottom layer moved (mean), diverged count, first failure, verdict."""
     acc = sum(r.test_accuracy for r in runs) / len(runs)
-    return [acc, f"{sum(r.diverged for r in runs)}/{len(runs)}", _first_failure(runs), _verdict(runs)]
+    moved = sum(r.weight_change[0] for r in runs) / len(runs)
+    return [acc, moved, f"{sum(r.diverged for r in runs)}/{len(runs)}", _first_failure(runs), _verdict(runs)]
+
+
+_SUMMARY_HEADERS = ["test accuracy", "bottom layer moved", "diverged", "first failure step", "verdict"]
+
+
+def _sweep_rows(result: DepthSweep | LrSweep, key: str, values: tuple) -> tuple[list[str], list[list[Any]]]:
+    """One row per setup and swept value (``key`` is the Run field swept: depth or lr)."""
+    rows = [
+        [s.label, v, *_summary(training._select(result.runs, label=s.label, **{key: v}))]
+        for s in result.setups
+        for v in values
+    ]
+    return ["setup", "depth" if key == "depth" else "learning rate", *_SUMMARY_HEADERS], rows
 
 
 def _depth_rows(r: DepthSweep) -> tuple[list[str], list[list[Any]]]:
-    rows = [
-        [s.label, d, *_summary(training._select(r.runs, label=s.label, depth=d))]
-        for s in r.setups
-        for d in r.depths
-    ]
-    return ["setup", "depth", "test accuracy", "diverged", "first failure step", "verdict"], rows
+    return _sweep_rows(r, "depth", r.depths)
 
 
 def _lr_rows(r: LrSweep) -> tuple[list[str], list[list[Any]]]:
-    rows = [
-        [s.label, lr, *_summary(training._select(r.runs, label=s.label, lr=lr))]
-        for s in r.setups
-        for lr in r.lrs
-    ]
-    return ["setup", "learning rate", "test accuracy", "diverged", "first failure step", "verdict"], rows
+    return _sweep_rows(r, "lr", r.lrs)
 
 
 def _remedy_rows(r: Remedies) -> tuple[list[str], list[list[Any]]]:
     rows = []
     for name in r.remedies:
-        acc, div, fail, verdict = _summary(training._select(r.runs, remedy=name))
-        rows.append([name, acc, r.effect(name), r.bottom_change(name), div, fail, verdict])
-    headers = [
-        "remedy",
-        "test accuracy",
-        "effect",
-        "bottom layer moved",
-        "diverged",
-        "first failure step",
-        "verdict",
-    ]
-    return headers, rows
+        acc, *rest = _summary(training._select(r.runs, remedy=name))
+        rows.append([name, acc, r.effect(name), *rest])
+    return ["remedy", "test accuracy", "effect", *_SUMMARY_HEADERS[1:]], rows
 
 
 def _map_rows(m: TrainabilityMap) -> tuple[list[str], list[list[Any]]]:
@@ -127,25 +122,31 @@ def terminal_table(result: Any) -> Any:
 
 
 def _depth_figure(r: DepthSweep) -> tuple[Any, str, str]:
-    fig, (ax_acc, ax_grad) = style.figure(1, 2, width=9.6, height=3.8)
-    for s in r.setups:
-        acc = [r.accuracy(s.label, d) for d in r.depths]
-        ax_acc.plot(r.depths, acc, label=s.label, **style.MEASURED)
-    ax_acc.axhline(0.1, color="#7f7f7f", linestyle=":", label="chance")
-    style.label(ax_acc, x="hidden layers", y="test accuracy", title="after training")
+    fig, (ax_acc, ax_loss, ax_grad) = style.figure(1, 3, width=12.0, height=3.8)
     deepest = max(r.depths)
     for s in r.setups:
+        ax_acc.plot(r.depths, [r.accuracy(s.label, d) for d in r.depths], label=s.label, **style.MEASURED)
         run = training._select(r.runs, label=s.label, depth=deepest)[0]
-        first = np.asarray(run.grad_norms[0], dtype=float)
-        ax_grad.plot(range(len(first)), np.where(first > 0, first, np.nan), label=s.label, **style.MEASURED)
-    style.log_axis(ax_grad)
-    style.label(ax_grad, x="layer (0 = input)", y="gradient norm (log)", title=f"step 0, depth {deepest}")
-    alt = "Test accuracy against depth for each activation/init pair, and per-layer gradient norms at step 0."
-    return (
-        fig,
-        alt,
-        "Left: accuracy after training (mean over seeds). Right: do the bottom layers get gradient?",
+        ax_loss.plot(r.record_steps, _positive(run.losses), label=s.label, **style.MEASURED)
+        ax_grad.plot(range(deepest + 1), _positive(run.grad_norms[0]), label=s.label, **style.MEASURED)
+    ax_acc.axhline(0.1, color="#7f7f7f", linestyle=":", label="chance")
+    style.label(ax_acc, x="hidden layers", y="test accuracy", title="after training")
+    style.label(
+        style.log_axis(ax_loss), x="step", y="minibatch loss (log)", title=f"depth {deepest}", legend=False
     )
+    style.label(style.log_axis(ax_grad), x="layer (0 = input)", y="gradient norm (log)", title="at step 0")
+    ax_grad.get_legend().remove()
+    alt = (
+        "Three panels: test accuracy against depth for each activation/init pair; the training loss over "
+        "steps at the deepest depth; per-layer gradient norms at step 0 (small at layer 0: vanishing)."
+    )
+    return fig, alt, "Missing points are inf/NaN (a diverged run) or exactly 0."
+
+
+def _positive(values: Any) -> np.ndarray:
+    """Values for a log axis: non-finite and non-positive ones become gaps."""
+    v = np.asarray(values, dtype=float)
+    return np.where(np.isfinite(v) & (v > 0), v, np.nan)
 
 
 def _lr_figure(r: LrSweep) -> tuple[Any, str, str]:
@@ -179,6 +180,7 @@ def _map_figure(m: TrainabilityMap) -> tuple[Any, str, str]:
     grid = np.asarray(m.accuracy, dtype=float)
     image = ax.pcolormesh(_edges(m.weight_stds), _edges(m.depths), grid, vmin=0.0, vmax=1.0, cmap="viridis")
     fig.colorbar(image, ax=ax, label="test accuracy")
+    ax.grid(False)  # grid lines would cut the cells
     ax.plot(m.weight_stds, np.minimum(m.boundary, max(m.depths) * 1.5), color="white", **style.THEORY,
             label="6 ξ_c (theory)")  # fmt: skip
     ax.set_ylim(_edges(m.depths)[0], _edges(m.depths)[-1])
