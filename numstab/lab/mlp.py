@@ -160,6 +160,7 @@ class _Group:
         # U(-1, 1) has variance 1/3: multiply by sqrt(3) * std so the entries have standard deviation std.
         unit = math.sqrt(3.0) if kind == "uniform" else 1.0
         self.scales = torch.tensor([s * unit for _ in acts for s in scales], dtype=torch.float64)
+        self.log_scales = self.scales.log()
         self.n_scales = len(scales)
         c = len(self.scales)
         self.y = torch.eye(width, dtype=dtype)[None, :, None, :].expand(repeats, width, c, width).contiguous()
@@ -170,21 +171,19 @@ class _Group:
     def step(self, draw: torch.Tensor, draw64: torch.Tensor) -> None:
         """Advance one layer with the standard draw (R, K, K) shared by every config."""
         a = (draw64 @ self.h) * self.scales  # (R, K, C): a = W h, W = scale * draw
-        deriv = torch.empty_like(a)
-        for i, act in enumerate(self.acts):
-            cols = slice(i * self.n_scales, (i + 1) * self.n_scales)
-            deriv[..., cols] = act.derivative(a[..., cols])
-            self.h[..., cols] = act.fn(a[..., cols])
+        parts = a.split(self.n_scales, dim=-1)  # one block of columns per activation
+        deriv = torch.cat([act.derivative(p) for act, p in zip(self.acts, parts, strict=True)], dim=-1)
+        self.h = torch.cat([act.fn(p) for act, p in zip(self.acts, parts, strict=True)], dim=-1)
         r, k, c, _ = self.y.shape
         # Y_l = f'(a) * (W^T Y_{l-1}); self.y holds Y_{l-1} times a known factor, and the previous layer's
         # 1 / norm is folded into the small (R, K, C) factor rather than into a pass over Y
         y = torch.bmm(draw.mT, self.y.view(r, k, c * k)).view(r, k, c, k)  # W^T Y without the scale
         y.mul_((deriv * self.inv_norm[:, None, :]).to(self.dtype)[..., None])
         rows = torch.linalg.vector_norm(y, dim=3)  # contiguous reduction first: (R, K, C)
-        norm = torch.linalg.vector_norm(rows.double(), dim=1) / math.sqrt(k)  # (R, C): ||Y||_F / sqrt(K)
+        norm = torch.linalg.vector_norm(rows, dim=1).double() / math.sqrt(k)  # (R, C): ||Y||_F / sqrt(K)
         self.y, self.inv_norm = y, torch.where(norm > 0, 1 / norm, 1.0)
-        self.log_scale = self.log_scale + norm.log() + self.scales.log()
-        self.history.append(self.log_scale.clone())
+        self.log_scale = self.log_scale + norm.log() + self.log_scales
+        self.history.append(self.log_scale)
 
 
 def _run(groups: list[_Group], depth: int, width: int, repeats: int, gen: torch.Generator) -> None:
@@ -197,7 +196,7 @@ def _run(groups: list[_Group], depth: int, width: int, repeats: int, gen: torch.
             draw = (
                 torch.randn(shape, generator=gen, dtype=dtype)
                 if g.kind == "normal"
-                else (torch.rand(shape, generator=gen, dtype=dtype) * 2 - 1)
+                else torch.empty(shape, dtype=dtype).uniform_(-1.0, 1.0, generator=gen)
             )
             g.step(draw, draw.double())
 
@@ -211,14 +210,15 @@ def _result(acts, inits, weight_scales, groups, width, depth, repeats, seed, dty
         )
         / _LN10
     )  # (R, A, I, L + 1), log10 magnitudes
-    final = np.concatenate([_final_entries(g, n_acts) for g in groups], axis=2)  # (R, A, I, K*K) log10|Y_L|
+    parts = [_smallest_entries(g, n_acts) for g in groups]
+    smallest = np.concatenate([p[0] for p in parts], axis=2)  # (R, A, I)
+    zeros = np.concatenate([p[1] for p in parts], axis=2)
     # -inf is a true result (every unit dead: the product is exactly 0); NaN or +inf is an overflow.
-    if np.isnan(logs).any() or np.isposinf(logs).any() or np.isnan(final).any():
+    if np.isnan(logs).any() or np.isposinf(logs).any() or np.isnan(smallest).any():
         raise InvalidArgumentError(
             "the pre-activations overflowed float64 (non-finite values): lower the scales or the depth"
         )
     chi1 = np.array([[_chi1(a, s * math.sqrt(width)) for s in weight_scales] for a in acts])
-    nonzero = np.where(np.isneginf(final), np.inf, final)
     return MLPGradients(
         activations=tuple(a.name for a in acts),
         inits=inits,
@@ -231,8 +231,8 @@ def _result(acts, inits, weight_scales, groups, width, depth, repeats, seed, dty
         dtype=dtype,
         log10_magnitude=logs.mean(axis=0),
         log10_magnitude_std=_spread(logs),
-        log10_min_entry=_log10_mean_exp10(nonzero.min(axis=-1)),
-        zero_fraction=np.isneginf(final).mean(axis=(0, -1)),
+        log10_min_entry=_log10_mean_exp10(smallest),
+        zero_fraction=zeros.mean(axis=0),
         chi1=chi1,
         theory_log10_magnitude=0.5 * np.arange(depth + 1) * np.log10(chi1)[..., None],
     )
@@ -246,13 +246,17 @@ def _spread(logs: np.ndarray) -> np.ndarray:
         return logs.std(axis=0, ddof=1)
 
 
-def _final_entries(g: _Group, n_acts: int) -> np.ndarray:
-    """log10 |entries| of the final products, shape (R, A, scales, K*K); -inf marks exact zeros."""
+def _smallest_entries(g: _Group, n_acts: int) -> tuple[np.ndarray, np.ndarray]:
+    """log10 of the smallest non-zero |entry| of each final product (+inf when all are 0) and the share
+    of exact zeros, each of shape (R, A, scales)."""
     r, k, c, _ = g.y.shape
-    with np.errstate(divide="ignore"):
-        rel = np.log10(np.abs((g.y.double() * g.inv_norm[:, None, :, None]).numpy()))  # (R, K, C, K)
-    rel = rel.transpose(0, 2, 1, 3).reshape(r, c, k * k) + (g.log_scale.numpy() / _LN10)[..., None]
-    return rel.reshape(r, n_acts, -1, k * k)
+    magnitude = g.y.abs()  # (R, K, C, K)
+    zero = magnitude == 0
+    smallest = magnitude.masked_fill(zero, math.inf).amin(dim=(1, 3)).double()  # (R, C)
+    log10 = (smallest * g.inv_norm).log10() + g.log_scale / _LN10
+    log10 = torch.where(torch.isinf(smallest), math.inf, log10)  # no non-zero entry: mark, never NaN
+    share = zero.sum(dim=(1, 3)).double() / (k * k)
+    return log10.numpy().reshape(r, n_acts, -1), share.numpy().reshape(r, n_acts, -1)
 
 
 def _log10_mean_exp10(values: np.ndarray) -> np.ndarray:
