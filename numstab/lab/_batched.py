@@ -419,7 +419,16 @@ def _apply(stack: Stack, gw: Sequence[torch.Tensor], gb: Sequence[torch.Tensor],
 
 
 @torch.no_grad()
-def _finish(arch, stack, start, data, records, losses, norms, failure) -> Outcome:  # noqa: ANN001
+def _finish(
+    arch: Architecture,
+    stack: Stack,
+    start: Stack,
+    data: Digits,
+    records: torch.Tensor,
+    losses: torch.Tensor,
+    norms: torch.Tensor,
+    failure: torch.Tensor,
+) -> Outcome:
     final_loss = per_model_loss(forward(arch, stack.weights, stack.biases, data.x_train), data.y_train)
     logits = forward(arch, stack.weights, stack.biases, data.x_test)
     right = (logits.argmax(-1) == data.y_test) & torch.isfinite(logits).all(-1)

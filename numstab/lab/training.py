@@ -468,7 +468,14 @@ def _run_jobs(jobs: Sequence[_Job], budget: _Budget, progress: Progress | None) 
     return tuple(runs)  # type: ignore[arg-type]
 
 
-def _train_group(arch, rule, jobs, data, budget, tick) -> _batched.Outcome:  # noqa: ANN001
+def _train_group(
+    arch: Architecture,
+    rule: Rule,
+    jobs: Sequence[_Job],
+    data: _digits.Digits,
+    budget: _Budget,
+    tick: Callable[[int], None] | None,
+) -> _batched.Outcome:
     stack = _batched.init_stack(arch, [j.spec for j in jobs])
     lrs = torch.tensor([j.lr for j in jobs])
     return _batched.train(
