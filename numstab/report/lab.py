@@ -595,6 +595,11 @@ def view(result: Any) -> LabView:
 
     Raises:
         NumstabTypeError: ``result`` is not a numstab.lab result.
+
+    Examples:
+        >>> from numstab import lab
+        >>> view(lab.taylor(["relu"])).anchor
+        'taylor'
     """
     try:
         return _VIEWS[type(result).__name__]
@@ -607,12 +612,26 @@ def view(result: Any) -> LabView:
 
 
 def summary_rows(result: Any) -> tuple[list[str], list[list[Any]]]:
-    """Return the headers and rows of the result's table: the chapter, measured, theory, verdict."""
+    """Return the headers and rows of the result's table: the chapter, measured, theory, verdict.
+
+    Args:
+        result: a result of :mod:`numstab.lab`.
+
+    Examples:
+        >>> from numstab import lab
+        >>> summary_rows(lab.symmetry(steps=3))[1][0][::2]
+        ['constant', 0.0, 'agrees']
+    """
     return list(HEADERS), view(result).rows(result)
 
 
 def terminal_table(result: Any, *, title: str | None = None) -> Any:
-    """Return the result's table as a rich Table (print it on a :func:`terminal.make_console` console)."""
+    """Return the result's table as a rich Table (print it on a :func:`terminal.make_console` console).
+
+    Args:
+        result: a result of :mod:`numstab.lab`.
+        title: the table's title (default: the experiment's title, plus what "measured" holds).
+    """
     from numstab.report.terminal import make_table
 
     v = view(result)
@@ -626,7 +645,14 @@ def terminal_table(result: Any, *, title: str | None = None) -> Any:
 def add_section(
     report: HtmlReport, result: Any, *, anchor: str | None = None, title: str | None = None
 ) -> Section:
-    """Add the result as a section of ``report``: the chapter, the table, the figure."""
+    """Add the result as a section of ``report``: the chapter, the table, the figure.
+
+    Args:
+        report: the HTML report to add to.
+        result: a result of :mod:`numstab.lab`.
+        anchor: the section's anchor (default: the experiment's, e.g. "matrix-products").
+        title: the section's title (default: the experiment's).
+    """
     v = view(result)
     headers, rows = summary_rows(result)
     section = report.section(anchor or v.anchor, title or v.title).text(v.chapter, label="The chapter")
