@@ -121,11 +121,12 @@ def _length(slope: np.ndarray) -> np.ndarray:
         return np.where(inside, -1.0 / np.log(np.where(inside, slope, 0.5)), math.inf)
 
 
-def _horner(coef: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """sum_k coef[:, k] c^k row by row (coef: (m, K), c: (m,))."""
-    out = coef[:, -1].copy()
-    for k in range(coef.shape[1] - 2, -1, -1):
-        out = out * c + coef[:, k]
+def _horner(coef_t: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """sum_k coef_t[k] c^k for each column (coef_t: (K, m), contiguous rows; c: (m,))."""
+    out = coef_t[-1].copy()
+    for row in coef_t[-2::-1]:
+        np.multiply(out, c, out=out)
+        np.add(out, row, out=out)
     return out
 
 
@@ -138,7 +139,10 @@ def chaotic_chi_c(act: Activation, w2: np.ndarray, b2: np.ndarray, q: np.ndarray
     slope_c, c, rough = _series_chi_c(act, w2, b2, q, HERMITE_ORDER, 2 * DEFAULT_NODES)
     if rough.any():
         idx = np.flatnonzero(rough)
-        slope_c[idx], c[idx], still = _series_chi_c(act, w2[idx], b2[idx], q[idx], *_LONG_SERIES)
+        # the truncated series under-estimates p, so its c* is left of the true one: a valid start
+        slope_c[idx], c[idx], still = _series_chi_c(
+            act, w2[idx], b2[idx], q[idx], *_LONG_SERIES, start=c[idx]
+        )
         rough[idx] = still
     if rough.any():  # kinked f' (selu, elu) near c* = 1: the series converges slowly there
         slope_c[rough] = _polar_chi_c(act, w2[rough], b2[rough], q[rough], c[rough])
@@ -146,32 +150,40 @@ def chaotic_chi_c(act: Activation, w2: np.ndarray, b2: np.ndarray, q: np.ndarray
 
 
 def _series_chi_c(
-    act: Activation, w2: np.ndarray, b2: np.ndarray, q: np.ndarray, order: int, nodes: int
+    act: Activation, w2: np.ndarray, b2: np.ndarray, q: np.ndarray, order: int, nodes: int,
+    *, start: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(chi_c, c*, rough) from the Mehler series truncated at ``order``.
 
     p(c) = (w2 sum_k a_k^2 c^k + b2) / q is convex on [0, 1] with p(0) >= 0, so Newton on p(c) - c
-    from c = 0 increases monotonically to c*; chi_c = p'(c*). ``rough`` flags points whose series
-    tail could move xi_c by more than _XI_RTOL.
+    from c = 0 (or any ``start`` left of c*) increases monotonically to c*; chi_c = p'(c*). ``rough``
+    flags points whose series tail could move xi_c by more than _XI_RTOL.
     """
     a2 = hermite_coefficients(act.fn, q, order=order, nodes=nodes) ** 2  # (m, K)
-    coef = w2[:, None] * a2 / q[:, None]
-    coef[:, 0] += b2 / q
-    slope_coef = coef[:, 1:] * np.arange(1, order)
-    c = np.zeros(q.size)
-    active = np.arange(q.size)  # points still moving
+    coef = np.ascontiguousarray((w2[:, None] * a2 / q[:, None]).T)  # (K, m): rows are powers of c
+    coef[0] += b2 / q
+    slope_coef = np.ascontiguousarray(coef[1:] * np.arange(1, order)[:, None])
+    c = _newton_on_series(coef, slope_coef, np.zeros(q.size) if start is None else start.copy())
+    slope_c = _horner(slope_coef, c)
+    rough = _series_error(w2, b2, q, a2, c) > _XI_RTOL * slope_c * np.abs(np.log(slope_c))
+    return slope_c, c, rough
+
+
+def _newton_on_series(coef: np.ndarray, slope_coef: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """c* per column: Newton on p(c) - c from c (left of c*), which climbs monotonically (p is convex)."""
+    active = np.arange(c.size)  # columns still moving; coef/slope hold only those
     for _ in range(_NEWTON_STEPS):
         if not active.size:
             break
         ca = c[active]
-        value = _horner(coef[active], ca) - ca
-        slope = _horner(slope_coef[active], ca) - 1.0
+        value = _horner(coef, ca) - ca
+        slope = _horner(slope_coef, ca) - 1.0
         step = np.where(slope < 0, value / -np.where(slope < 0, slope, -1.0), 0.0)
         c[active] = np.clip(ca + np.maximum(step, 0.0), 0.0, 1.0)
-        active = active[step > 1e-13]  # Newton climbs monotonically; a step <= 0 is rounding
-    slope_c = _horner(slope_coef, c)
-    rough = _series_error(w2, b2, q, a2, c) > _XI_RTOL * slope_c * np.abs(np.log(slope_c))
-    return slope_c, c, rough
+        moving = step > 1e-13  # a step <= 0 is rounding
+        if not moving.all():  # copy out the converged columns once, not every step
+            active, coef, slope_coef = active[moving], coef[:, moving], slope_coef[:, moving]
+    return c
 
 
 def _series_error(
