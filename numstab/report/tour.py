@@ -153,7 +153,7 @@ TOUR_STEPS: list[TourStep] = [
         _lab("xavier", width=32, other_width=128, depth=8, batch=32, trials=2),
     ),
     _lab_step("symmetry", "Breaking the symmetry", _lab("symmetry", steps=100)),
-    _lab_step("precision", "Number formats: where products leave the range", _lab("precision", depth=140)),
+    _lab_step("precision", "Number formats: where products leave the range", _lab("precision", depth=170)),
 ]
 
 #: The chapter's steps (the ones this module defines), in order; other modules may append more.
