@@ -29,6 +29,7 @@ def _snapshot(model: nn.Module) -> dict[str, object]:
         "hooks": _hooks(model),
         "training": {n: m.training for n, m in model.named_modules()},
         "requires_grad": {n: p.requires_grad for n, p in model.named_parameters()},
+        "tensor_hooks": {n: p._backward_hooks for n, p in model.named_parameters()},
         "grad": {n: p.grad for n, p in model.named_parameters()},
         "grad_values": {n: None if p.grad is None else p.grad.clone() for n, p in model.named_parameters()},
         "state": {k: v.clone() for k, v in model.state_dict().items()},
@@ -41,6 +42,7 @@ def _assert_unchanged(model: nn.Module, before: dict[str, object]) -> None:
     assert after["hooks"] == before["hooks"]
     assert after["training"] == before["training"]
     assert after["requires_grad"] == before["requires_grad"]
+    assert after["tensor_hooks"] == before["tensor_hooks"]  # None stays None, not {}
     for name, grad in before["grad"].items():
         assert after["grad"][name] is grad, name
         if grad is not None:

@@ -58,7 +58,8 @@ def test_moments_match_a_float64_oracle(generator: torch.Generator) -> None:
 
 def test_nonfinite_entries_are_counted_apart_from_the_moments() -> None:
     s = summarize(torch.tensor([1.0, 3.0, float("nan"), float("inf"), -float("inf")]))
-    assert (s.count, s.nonfinite, s.mean, s.std) == (5, 3, 2.0, 1.0)
+    assert (s.count, s.nonfinite, s.mean) == (5, 3, 2.0)
+    assert s.std == pytest.approx(1.0, rel=1e-12)
 
 
 def test_merge_equals_the_summary_of_the_concatenation(generator: torch.Generator) -> None:

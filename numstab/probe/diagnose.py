@@ -93,8 +93,8 @@ def diagnose(
         with capture:
             output = _forward(model, capture, args, kwargs)
             loss = _seed_loss(output, loss_fn, target, seed)
-            grads = _backward(model, loss)
-    report = _build(model, capture, grads, loss, inputs=(args, kwargs), loss_given=loss_fn is not None)
+            grad_norms = _backward(model, loss)
+    report = _build(model, capture, grad_norms, loss, inputs=(args, kwargs), loss_given=loss_fn is not None)
     return _with_recheck(report, model, inputs, loss_fn, target, seed)
 
 
@@ -180,16 +180,34 @@ def _user_loss(output: Any, loss_fn: Callable[..., Any], target: Any) -> torch.T
     return loss.reshape(())
 
 
-def _backward(model: nn.Module, loss: torch.Tensor) -> dict[nn.Parameter, torch.Tensor] | None:
-    """Gradients of every trainable parameter via autograd.grad (``.grad`` untouched); None: no backward."""
+def _backward(model: nn.Module, loss: torch.Tensor) -> dict[nn.Parameter, float] | None:
+    """Gradient norms of every trainable parameter; None: no backward pass.
+
+    ``torch.autograd.grad`` runs the pass, so ``.grad`` is untouched. A hook on each parameter reduces
+    its (total, over all uses) gradient to a float64 norm as soon as it is computed and hands autograd a
+    stride-0 zero instead, so no parameter-sized gradient outlives its hook.
+    """
     params = [p for p in model.parameters() if p.requires_grad]
     if not params or not loss.requires_grad:
         return None
+    norms: dict[nn.Parameter, float] = {}
+    handles = [p.register_hook(_reduce_to_norm(norms, p)) for p in params]
     try:
-        grads = torch.autograd.grad(loss, params, allow_unused=True)
+        torch.autograd.grad(loss, params, allow_unused=True)
     except RuntimeError as err:
         raise ModelError(f"the backward pass failed: {str(err).splitlines()[0]}") from err
-    return {p: g for p, g in zip(params, grads, strict=True) if g is not None}
+    finally:
+        for handle in handles:
+            handle.remove()
+    return norms
+
+
+def _reduce_to_norm(norms: dict[nn.Parameter, float], p: nn.Parameter) -> Callable[..., torch.Tensor]:
+    def hook(grad: torch.Tensor) -> torch.Tensor:
+        norms[p] = norm(grad)
+        return torch.zeros((), dtype=grad.dtype, device=grad.device).expand_as(grad)
+
+    return hook
 
 
 # -- assembling the report ---------------------------------------------------------------------------
@@ -198,19 +216,19 @@ def _backward(model: nn.Module, loss: torch.Tensor) -> dict[nn.Parameter, torch.
 def _build(
     model: nn.Module,
     capture: Capture,
-    grads: dict[nn.Parameter, torch.Tensor] | None,
+    grad_norms: dict[nn.Parameter, float] | None,
     loss: torch.Tensor,
     *,
     inputs: tuple[tuple[Any, ...], dict[str, Any]],
     loss_given: bool,
 ) -> Report:
     modules = {n: m for m, n in measured_modules(model).items()}
-    layers = [_layer_report(r, modules[r.module_name], grads) for r in capture.records]
+    layers = [_layer_report(r, modules[r.module_name], grad_norms) for r in capture.records]
     acts = {r.name: act for r in capture.records if (act := analytic.activation_of(modules[r.module_name]))}
     layers = analytic.annotate(layers, acts)
     q0 = _input_second_moment(inputs, layers)
-    loss_value = float(loss.detach()) if grads is not None or loss_given else None
-    origin = _origin(capture.records, modules, grads, loss_value if loss_given else None)
+    loss_value = float(loss.detach()) if grad_norms is not None or loss_given else None
+    origin = _origin(capture.records, modules, grad_norms, loss_value if loss_given else None)
     findings = rules.evaluate(layers, input_second_moment=q0, first_nonfinite=origin)
     return Report(
         layers=layers,
@@ -219,7 +237,7 @@ def _build(
         input_second_moment=q0,
         loss=loss_value,
         first_nonfinite=origin,
-        backward=grads is not None,
+        backward=grad_norms is not None,
         never_called=capture.never_called,
     )
 
@@ -242,14 +260,14 @@ def _merged(a: TensorStats, b: TensorStats) -> TensorStats:
 
 
 def _layer_report(
-    record: CallRecord, module: nn.Module, grads: dict[nn.Parameter, torch.Tensor] | None
+    record: CallRecord, module: nn.Module, grad_norms: dict[nn.Parameter, float] | None
 ) -> LayerReport:
     fwd = record.forward or summarize(torch.zeros(0))
     grad = record.grad
     weight = _main_weight(module)
     wstats = _weight_fields(module, weight)
     dup_w = duplicate_rows(weight.detach()) if weight is not None and weight.dim() >= 2 else 0
-    grad_norm = _own_grad_norm(module, grads)
+    grad_norm = _own_grad_norm(module, grad_norms)
     return LayerReport(
         name=record.name,
         kind=record.kind,
@@ -307,11 +325,11 @@ def _weight_fields(module: nn.Module, weight: torch.Tensor | None) -> dict[str, 
     return fields
 
 
-def _own_grad_norm(module: nn.Module, grads: dict[nn.Parameter, torch.Tensor] | None) -> float | None:
-    if grads is None:
+def _own_grad_norm(module: nn.Module, grad_norms: dict[nn.Parameter, float] | None) -> float | None:
+    if grad_norms is None:
         return None
-    own = [grads[p] for p in module.parameters(recurse=False) if p in grads]
-    return _norm(own) if own else None
+    own = [grad_norms[p] for p in module.parameters(recurse=False) if p in grad_norms]
+    return math.sqrt(sum(n * n for n in own)) if own else None
 
 
 def _own_norm(module: nn.Module) -> float | None:
@@ -341,7 +359,7 @@ def _ratio(num: float | None, den: float | None) -> float | None:
 def _origin(
     records: Sequence[CallRecord],
     modules: dict[str, nn.Module],
-    grads: dict[nn.Parameter, torch.Tensor] | None,
+    grad_norms: dict[nn.Parameter, float] | None,
     loss: float | None,
 ) -> NonfiniteOrigin | None:
     """First module whose output was non-finite (forward), else the loss, else the backward culprit."""
@@ -350,13 +368,13 @@ def _origin(
             return NonfiniteOrigin(r.name, "forward")
     if loss is not None and not math.isfinite(loss):
         return NonfiniteOrigin("loss_fn", "forward")
-    return _backward_origin(records, modules, grads)
+    return _backward_origin(records, modules, grad_norms)
 
 
 def _backward_origin(
     records: Sequence[CallRecord],
     modules: dict[str, nn.Module],
-    grads: dict[nn.Parameter, torch.Tensor] | None,
+    grad_norms: dict[nn.Parameter, float] | None,
 ) -> NonfiniteOrigin | None:
     """The module whose backward turned a finite output gradient into a non-finite input/parameter gradient.
 
@@ -365,7 +383,7 @@ def _backward_origin(
     non-finite (it arrived so from the loss or an unhooked operation), the first output gradient to
     turn non-finite in backward order is named.
     """
-    bad_params = {p for p, g in (grads or {}).items() if not bool(torch.isfinite(g).all())}
+    bad_params = {p for p, n in (grad_norms or {}).items() if not math.isfinite(n)}
 
     def produced(r: CallRecord) -> bool:
         own = set(modules[r.module_name].parameters(recurse=False))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -269,8 +270,15 @@ class _InputFlag:
         self.record: CallRecord | None = None
 
     def hook(self, grad: torch.Tensor) -> None:
-        if self.record is not None and not bool(torch.isfinite(grad).all()):
+        if self.record is not None and not _all_finite(grad):
             self.record.input_grad_nonfinite = True
+
+
+def _all_finite(t: torch.Tensor) -> bool:
+    """One pass: a float64 sum is finite unless an entry is NaN/inf (float32 values cannot overflow it)."""
+    if t.dtype == torch.float64:
+        return bool(torch.isfinite(t).all())
+    return math.isfinite(float(t.sum(dtype=torch.float64)))
 
 
 def is_activation_kind(kind: str) -> bool:

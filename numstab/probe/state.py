@@ -34,12 +34,13 @@ class ModelState:
     Attributes:
         training: each module's ``training`` flag.
         buffers: ``(module, name, tensor, copy)`` for every buffer: the tensor object and its values.
-        params: ``(parameter, requires_grad, grad)`` for every parameter: the flag and the ``.grad`` object.
+        params: ``(parameter, requires_grad, grad, hooks)`` for every parameter: the flag, the ``.grad``
+            object and whether it had a tensor-hook dict (torch leaves an empty dict after a removal).
     """
 
     training: tuple[tuple[nn.Module, bool], ...]
     buffers: tuple[tuple[nn.Module, str, torch.Tensor, torch.Tensor], ...]
-    params: tuple[tuple[nn.Parameter, bool, torch.Tensor | None], ...]
+    params: tuple[tuple[nn.Parameter, bool, torch.Tensor | None, bool], ...]
 
     @classmethod
     def save(cls, model: nn.Module) -> ModelState:
@@ -51,7 +52,7 @@ class ModelState:
             for name, b in m.named_buffers(recurse=False)
             if b is not None
         )
-        params = tuple((p, p.requires_grad, p.grad) for p in model.parameters())
+        params = tuple((p, p.requires_grad, p.grad, p._backward_hooks is None) for p in model.parameters())
         return cls(tuple((m, m.training) for m in modules), buffers, params)
 
     def restore(self) -> None:
@@ -63,11 +64,13 @@ class ModelState:
                 if getattr(module, name, None) is not tensor:
                     setattr(module, name, tensor)
                 tensor.copy_(copy)
-        for p, requires_grad, grad in self.params:
+        for p, requires_grad, grad, had_no_hooks in self.params:
             if p.requires_grad != requires_grad:
                 p.requires_grad_(requires_grad)
             if p.grad is not grad:
                 p.grad = grad
+            if had_no_hooks and p._backward_hooks is not None and not p._backward_hooks:
+                p._backward_hooks = None  # as found: torch leaves {} where there was None
 
 
 @contextmanager

@@ -107,32 +107,44 @@ def summarize(t: torch.Tensor, *, formats: tuple[str, ...] = ()) -> TensorStats:
     """
     with torch.no_grad():
         x = t.detach().reshape(-1)
-        finite = torch.isfinite(x)
-        n_finite = int(finite.sum())
-        nonfinite = x.numel() - n_finite
-        values = x if nonfinite == 0 else x[finite]
-        moments = _moments(values)
+        values, nonfinite, extremes = _finite_part(x)
+        moments = _moments(values, extremes)
         ranges = range_fractions(x, formats, max_abs=moments[3]) if formats else ({}, {}, {})
     return TensorStats(x.numel(), *moments, nonfinite, *ranges)
 
 
-def _moments(values: torch.Tensor) -> tuple[float, float, float, float]:
+def _finite_part(x: torch.Tensor) -> tuple[torch.Tensor, int, tuple[float, float] | None]:
+    """(finite entries, non-finite count, (min, max) when known). One pass when all is finite:
+    min and max are finite only if no entry is inf, and NaN propagates into them."""
+    if x.numel() == 0:
+        return x, 0, None
+    lo, hi = (float(v) for v in torch.aminmax(x))
+    if math.isfinite(lo) and math.isfinite(hi):
+        return x, 0, (lo, hi)
+    finite = torch.isfinite(x)
+    values = x[finite]
+    return values, x.numel() - values.numel(), None
+
+
+def _moments(values: torch.Tensor, extremes: tuple[float, float] | None = None) -> tuple[float, ...]:
     """(mean, std, second moment, max |x|) of finite values, accumulated in float64."""
     if values.numel() == 0:
         return 0.0, 0.0, 0.0, 0.0
-    lo, hi = torch.aminmax(values)
-    max_abs = max(-float(lo), float(hi))
+    lo, hi = extremes if extremes is not None else (float(v) for v in torch.aminmax(values))
+    max_abs = max(-lo, hi)
     if max_abs == 0.0:
         return 0.0, 0.0, 0.0, 0.0
-    wide = values.to(torch.float64)
     scale = max_abs if values.dtype == torch.float64 else 1.0  # float32 and below cannot overflow float64
-    if scale != 1.0:
-        wide = wide / scale
-    var, mean = torch.var_mean(wide, correction=0)
-    var, mean = float(var), float(mean)
-    std = math.sqrt(max(var, 0.0)) * scale
-    mean *= scale
-    return mean, std, std * std + mean * mean, max_abs
+    wide = values / scale if scale != 1.0 else values
+    n = values.numel()
+    # Two float64 reductions that cast on the fly (no copy): sum and sum of squares.
+    mean = float(torch.sum(wide, dtype=torch.float64)) / n
+    second = float(torch.linalg.vector_norm(wide, dtype=torch.float64)) ** 2 / n
+    var = max(second - mean * mean, 0.0)
+    if var <= 1e-6 * mean * mean:  # near-constant: the one-pass formula cancels; take the second pass
+        var = float(torch.mean((wide.to(torch.float64) - mean) ** 2))
+        second = var + mean * mean
+    return mean * scale, math.sqrt(var) * scale, second * scale * scale, max_abs
 
 
 def norm(t: torch.Tensor) -> float:
@@ -231,18 +243,26 @@ def range_fractions(
     from numstab import precision
 
     n = max(x.numel(), 1)
+    specs = [precision.get_format(name) for name in formats]
     mag = x.detach().abs() if x.dtype in (torch.float32, torch.float64) else x.detach().float().abs()
-    nan = int(torch.isnan(mag).sum())
-    zeros = int((mag == 0).sum())
+    finite = math.isfinite(float(mag.max())) if mag.numel() else True  # NaN and inf both fail
+    nan = 0 if finite else int(torch.isnan(mag).sum())
+    # The smallest non-zero magnitude decides which formats can flush anything at all.
+    min_nonzero = float(torch.where(mag > 0, mag, math.inf).amin()) if mag.numel() else math.inf
+    can_flush = min_nonzero <= max((f.smallest_subnormal for f in specs), default=0.0)
+    zeros = int((mag == 0).sum()) if can_flush else 0
     overflow: dict[str, float] = {}
     underflow: dict[str, float] = {}
     headroom: dict[str, float] = {}
-    for name in formats:
-        fmt = precision.get_format(name)
+    for name, fmt in zip(formats, specs, strict=True):
         threshold = fmt.overflow_threshold
-        over = (mag >= threshold) if fmt.has_inf else (mag > threshold)
-        overflow[name] = (int(over.sum()) + nan) / n
-        underflow[name] = (int((mag <= fmt.smallest_subnormal / 2).sum()) - zeros) / n
+        if finite and max_abs < threshold:  # the common case: nothing to count
+            overflow[name] = 0.0
+        else:
+            over = (mag >= threshold) if fmt.has_inf else (mag > threshold)
+            overflow[name] = (int(over.sum()) + nan) / n
+        flush = fmt.smallest_subnormal / 2
+        underflow[name] = (int((mag <= flush).sum()) - zeros) / n if min_nonzero <= flush else 0.0
         headroom[name] = math.log2(fmt.max / max_abs) if max_abs > 0 else math.inf
     return overflow, underflow, headroom
 
@@ -262,8 +282,17 @@ def dead_fraction(t: torch.Tensor, unit_dim: int) -> float:
         0.5
     """
     with torch.no_grad():
-        alive = _unit_rows(t, unit_dim).ne(0).any(dim=1)
+        alive = _alive(t, unit_dim)
     return 1.0 - float(alive.sum()) / max(alive.numel(), 1)
+
+
+def _alive(t: torch.Tensor, unit_dim: int) -> torch.Tensor:
+    """Per unit: is any of its values non-zero? (max |x| over the other dims, fast in any layout)."""
+    x = t.detach()
+    if x.dim() == 0:
+        return x.reshape(1).ne(0)
+    others = [d for d in range(x.dim()) if d != unit_dim % x.dim()]
+    return x.abs().amax(dim=others) > 0 if others else x.ne(0)
 
 
 def duplicate_rows(rows: torch.Tensor, *, skip_zero: bool = True) -> int:
@@ -273,9 +302,9 @@ def duplicate_rows(rows: torch.Tensor, *, skip_zero: bool = True) -> int:
     layer of ``n`` units computes like one. All-zero rows (dead units) are skipped by default, so a dead
     layer is not also called symmetric.
 
-    Each row is hashed by a random linear form of its bit patterns in wrapping int64 arithmetic (exact
-    and independent of summation order), so the cost is one pass over the rows; rows whose hashes
-    collide are then compared exactly.
+    Each row is hashed by a random linear form of the bit patterns of its first 64 entries, in wrapping
+    int64 arithmetic (exact and independent of summation order); only rows whose hashes collide are
+    compared, exactly and in full.
 
     Args:
         rows: a 2-D tensor, one row per unit (a weight matrix, or a unit's values over the batch).
@@ -287,17 +316,20 @@ def duplicate_rows(rows: torch.Tensor, *, skip_zero: bool = True) -> int:
     """
     with torch.no_grad():
         r = rows.detach().reshape(rows.shape[0], -1)
-        if skip_zero:
-            r = r[r.ne(0).any(dim=1)]
-        if r.shape[0] < 2:
+        keep = _alive(r, 0).nonzero().flatten() if skip_zero else torch.arange(r.shape[0], device=r.device)
+        if keep.numel() < 2:
             return 0
-        hashes = _row_hashes(r)
-        order = torch.argsort(hashes)
-        same = (hashes[order][1:] == hashes[order][:-1]).nonzero().flatten().tolist()
+        hashes = _row_hashes(r[:, :_HASHED_COLUMNS][keep])  # copies 64 columns of the kept rows only
+        order = keep[torch.argsort(hashes)]
+        sorted_hashes = torch.sort(hashes).values
+        same = (sorted_hashes[1:] == sorted_hashes[:-1]).nonzero().flatten().tolist()
         return sum(bool(torch.equal(r[order[i]], r[order[i + 1]])) for i in same)
 
 
 _INT_OF_SIZE = {1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+#: Rows are hashed on their first columns only: equal rows agree there, and rows that agree there are
+#: then compared in full, so this only bounds the cost.
+_HASHED_COLUMNS = 64
 
 
 def _row_hashes(r: torch.Tensor) -> torch.Tensor:
