@@ -27,7 +27,7 @@ def test_weight_and_bias_options(capsys):
 
 def test_plot_writes_the_phase_diagram(tmp_path, capsys):
     path = tmp_path / "phase.svg"
-    code, out, _ = run(["theory", "tanh", "--bias-std", "0.2", "--plot", str(path)], capsys)
+    code, out, _ = run(["theory", "tanh", "--bias-std", "0.2", "--plot", str(path), "--grid", "30"], capsys)
     assert code == 0 and f"wrote {path}" in out
     assert path.read_text().lstrip().startswith("<?xml")
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
@@ -41,6 +41,7 @@ def test_plot_writes_the_phase_diagram(tmp_path, capsys):
         (["theory", "tanh", "--bias-std", "nan"], "bias_std must be a finite number >= 0"),
         (["theory", "tanh", "--plot", "phase.txt"], "--plot must end in .png, .svg, .pdf"),
         (["theory", "softplus", "--bias-std", "0.1"], "pass --weight-std W"),
+        (["theory", "tanh", "--grid", "1"], "--grid must be >= 2"),
     ],
 )
 def test_user_errors_exit_2_with_one_line(argv, message, capsys):

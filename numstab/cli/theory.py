@@ -9,7 +9,7 @@ import tempfile
 import typer
 
 from numstab.cli._app import app
-from numstab.errors import InvalidArgumentError
+from numstab.errors import InvalidArgumentError, check_int_at_least
 
 _PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 
@@ -27,12 +27,14 @@ def theory(
         None, "--plot", help="Draw the phase diagram (xi_c heat map, chi_1 = 1 line, this point) to a "
         ".png, .svg or .pdf file.", show_default=False,
     ),
+    grid: int = typer.Option(200, "--grid", help="Points per axis of the phase diagram (>= 2)."),
 ) -> None:
     """Predict q*, chi_1, depth scales and the phase of an initialization (Schoenholz et al. 2017)."""
     from numstab import theory as th
     from numstab.report.terminal import make_console
     from numstab.report.theory import summary_table
 
+    check_int_at_least("--grid", grid, 2)
     if plot is not None and plot.suffix.lower() not in _PLOT_SUFFIXES:
         raise InvalidArgumentError(
             f"--plot must end in {', '.join(_PLOT_SUFFIXES)}, got {str(plot)!r}: e.g. --plot phase.png"
@@ -41,7 +43,7 @@ def theory(
     console = make_console()
     console.print(summary_table(summary))
     if plot is not None:
-        _draw(th, summary, plot)
+        _draw(th, summary, plot, grid)
         typer.echo(f"wrote {plot}")
 
 
@@ -54,10 +56,12 @@ def _summary(th, activation: str, weight_std: float | None, bias_std: float):
         raise
 
 
-def _draw(th, summary, path: pathlib.Path) -> None:
+def _draw(th, summary, path: pathlib.Path, points: int) -> None:
     from numstab.report.theory import phase_diagram_figure, phase_grid
 
-    weights, biases = phase_grid(summary.weight_std, summary.bias_std, summary.critical_weight_std)
+    weights, biases = phase_grid(
+        summary.weight_std, summary.bias_std, summary.critical_weight_std, points=points
+    )
     diagram = th.phase_diagram(summary.activation, weights, biases)
     fig = phase_diagram_figure(diagram, point=(summary.weight_std, summary.bias_std))
     path.parent.mkdir(parents=True, exist_ok=True)

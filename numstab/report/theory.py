@@ -140,8 +140,10 @@ def phase_diagram_figure(diagram: Any, *, point: tuple[float, float] | None = No
     return fig
 
 
-def phase_grid(weight_std: float, bias_std: float, critical: float) -> tuple[np.ndarray, np.ndarray]:
-    """A 200 x 200 grid of (weight_stds, bias_stds) that contains the point and the critical value.
+def phase_grid(
+    weight_std: float, bias_std: float, critical: float, *, points: int = 200
+) -> tuple[np.ndarray, np.ndarray]:
+    """A points x points grid of (weight_stds, bias_stds) holding the point and twice the critical value.
 
     Examples:
         >>> w, b = phase_grid(1.0, 0.1, math.sqrt(2))
@@ -149,4 +151,4 @@ def phase_grid(weight_std: float, bias_std: float, critical: float) -> tuple[np.
         ((200,), (200,), True, 1.0)
     """
     top = max(4.0, 1.5 * weight_std, 2.0 * (critical if math.isfinite(critical) else 0.0))
-    return np.linspace(0.05, top, 200), np.linspace(0.0, max(1.0, 1.5 * bias_std), 200)
+    return np.linspace(0.05, top, points), np.linspace(0.0, max(1.0, 1.5 * bias_std), points)
