@@ -47,7 +47,9 @@ class MLPGradients(LabResult):
             (Xavier uniform: sqrt(6 / (2 K)) / sqrt(3) = 1 / sqrt(K)).
         width: K, depth: L, repeats: R, seed: the torch generator's seed.
         common_random_numbers: True: all (activation, init) pairs share the input x and the standard
-            draws (N(0, 1) for the normal inits, U(-1, 1) for Xavier), each multiplied by its scale.
+            draws (N(0, 1) for the normal inits, U(-1, 1) for Xavier), each multiplied by its scale. A
+            positively homogeneous activation (relu) then has the same f'(a) at every scale, so one run
+            serves all its scales: Y_l(s) = (s / s_0)^l Y_l(s_0), exactly.
         dtype: the dtype of the matrix products ("float32" or "float64").
         log10_magnitude: mean over repeats of log10(||Y_l||_F / sqrt(K)) for l = 0..L, shape (A, I, L + 1);
             Y_0 = I, so the first column is 0.
@@ -148,30 +150,51 @@ def mlp_gradients(
 
 
 class _Group:
-    """The (activation, scale) pairs sharing one kind of draw; configs ordered activation-major.
+    """The (activation, scale) pairs sharing one kind of draw.
 
-    State (R = repeats, C = configs): h (R, K, C) float64; y (R, K, C, K) in ``dtype``, equal to the
+    A positively homogeneous activation (relu) needs one run for all its scales: with the draws shared,
+    a_l(s) = (s/s_0)^l a_l(s_0), so f'(a) is the same and Y_l(s) = (s/s_0)^l Y_l(s_0) exactly. The runs
+    actually computed are ordered activation-major; ``source`` and ``shift`` map every (activation, scale)
+    pair to its run and its log10 shift per layer.
+
+    State (R = repeats, C = computed runs): h (R, K, C) float64; y (R, K, C, K) in ``dtype``, equal to the
     product Y_l divided by exp(log_scale) and multiplied by 1 / inv_norm (both (R, C), float64); the
     per-layer log magnitudes.
     """
 
     def __init__(self, acts, scales, kind: str, width: int, repeats: int, dtype: torch.dtype) -> None:
         self.acts, self.kind, self.dtype = acts, kind, dtype
+        self.blocks = [1 if act.positively_homogeneous else len(scales) for act in acts]
+        runs = [scales[:n] for n in self.blocks]
+        starts = np.cumsum([0] + self.blocks[:-1])
+        self.source = np.array(
+            [
+                start + (0 if n == 1 else i)
+                for start, n in zip(starts, self.blocks, strict=True)
+                for i in range(len(scales))
+            ]
+        )
+        self.shift = np.array(
+            [math.log10(s / run[0]) if len(run) == 1 else 0.0 for run in runs for s in scales]
+        )
         # U(-1, 1) has variance 1/3: multiply by sqrt(3) * std so the entries have standard deviation std.
         unit = math.sqrt(3.0) if kind == "uniform" else 1.0
-        self.scales = torch.tensor([s * unit for _ in acts for s in scales], dtype=torch.float64)
+        self.scales = torch.tensor([s * unit for run in runs for s in run], dtype=torch.float64)
         self.log_scales = self.scales.log()
-        self.n_scales = len(scales)
         c = len(self.scales)
         self.y = torch.eye(width, dtype=dtype)[None, :, None, :].expand(repeats, width, c, width).contiguous()
         self.log_scale = torch.zeros(repeats, c, dtype=torch.float64)
         self.inv_norm = torch.ones(repeats, c, dtype=torch.float64)  # 1 / ||Y||_F sqrt(K) of self.y
-        self.history = [self.log_scale.clone()]
+        self.history = [self.log_scale]
+
+    def expand(self, values: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        """Map per-run values (..., C, T) to every pair (..., A * S, T), adding shift * steps (log10)."""
+        return values[..., self.source, :] + self.shift[:, None] * steps
 
     def step(self, draw: torch.Tensor, draw64: torch.Tensor) -> None:
         """Advance one layer with the standard draw (R, K, K) shared by every config."""
         a = (draw64 @ self.h) * self.scales  # (R, K, C): a = W h, W = scale * draw
-        parts = a.split(self.n_scales, dim=-1)  # one block of columns per activation
+        parts = a.split(self.blocks, dim=-1)  # one block of columns per activation
         deriv = torch.cat([act.derivative(p) for act, p in zip(self.acts, parts, strict=True)], dim=-1)
         self.h = torch.cat([act.fn(p) for act, p in zip(self.acts, parts, strict=True)], dim=-1)
         r, k, c, _ = self.y.shape
@@ -202,15 +225,17 @@ def _run(groups: list[_Group], depth: int, width: int, repeats: int, gen: torch.
 
 
 def _result(acts, inits, weight_scales, groups, width, depth, repeats, seed, dtype) -> MLPGradients:
-    n_acts = len(acts)
-    logs = (
-        np.concatenate(
-            [torch.stack(g.history, dim=-1).numpy().reshape(repeats, n_acts, -1, depth + 1) for g in groups],
-            axis=2,
-        )
-        / _LN10
+    n_acts, layers = len(acts), np.arange(depth + 1)
+    logs = np.concatenate(
+        [
+            g.expand(torch.stack(g.history, dim=-1).numpy() / _LN10, layers).reshape(
+                repeats, n_acts, -1, depth + 1
+            )
+            for g in groups
+        ],
+        axis=2,
     )  # (R, A, I, L + 1), log10 magnitudes
-    parts = [_smallest_entries(g, n_acts) for g in groups]
+    parts = [_smallest_entries(g, n_acts, depth) for g in groups]
     smallest = np.concatenate([p[0] for p in parts], axis=2)  # (R, A, I)
     zeros = np.concatenate([p[1] for p in parts], axis=2)
     # -inf is a true result (every unit dead: the product is exactly 0); NaN or +inf is an overflow.
@@ -246,17 +271,19 @@ def _spread(logs: np.ndarray) -> np.ndarray:
         return logs.std(axis=0, ddof=1)
 
 
-def _smallest_entries(g: _Group, n_acts: int) -> tuple[np.ndarray, np.ndarray]:
+def _smallest_entries(g: _Group, n_acts: int, depth: int) -> tuple[np.ndarray, np.ndarray]:
     """log10 of the smallest non-zero |entry| of each final product (+inf when all are 0) and the share
     of exact zeros, each of shape (R, A, scales)."""
-    r, k, c, _ = g.y.shape
+    r, k, _, _ = g.y.shape
     magnitude = g.y.abs()  # (R, K, C, K)
     zero = magnitude == 0
     smallest = magnitude.masked_fill(zero, math.inf).amin(dim=(1, 3)).double()  # (R, C)
     log10 = (smallest * g.inv_norm).log10() + g.log_scale / _LN10
     log10 = torch.where(torch.isinf(smallest), math.inf, log10)  # no non-zero entry: mark, never NaN
     share = zero.sum(dim=(1, 3)).double() / (k * k)
-    return log10.numpy().reshape(r, n_acts, -1), share.numpy().reshape(r, n_acts, -1)
+    log10 = g.expand(log10.numpy()[..., None], np.array([depth]))[..., 0]
+    share = g.expand(share.numpy()[..., None], np.array([0]))[..., 0]
+    return log10.reshape(r, n_acts, -1), share.reshape(r, n_acts, -1)
 
 
 def _log10_mean_exp10(values: np.ndarray) -> np.ndarray:
