@@ -182,3 +182,21 @@ def test_no_critical_point_is_an_error_naming_the_fix():
 def test_correlation_map_where_variance_diverges_is_an_error():
     with pytest.raises(InvalidArgumentError, match="variance diverges"):
         theory.correlation_map("gelu", 3.0, 0.1, 0.5)
+
+
+def test_fixed_point_and_chi1_against_scipy_quad_oracle():
+    # an independent oracle: adaptive quadrature (scipy.integrate.quad) and brentq on the scalar map
+    from scipy import integrate, optimize
+
+    def expect(g, q):
+        return integrate.quad(lambda z: g(math.sqrt(q) * z) * math.exp(-z * z / 2) / math.sqrt(2 * math.pi),
+                              -12, 12, epsabs=1e-14, epsrel=1e-13)[0]
+
+    w2, b2 = 2.25, 0.04
+    def gap(q):
+        return w2 * expect(lambda x: math.tanh(x) ** 2, q) + b2 - q
+
+    q_ref = optimize.brentq(gap, 0.05, 5, xtol=1e-15)
+    chi_ref = w2 * expect(lambda x: (1 - math.tanh(x) ** 2) ** 2, q_ref)
+    assert theory.fixed_point("tanh", 1.5, 0.2) == pytest.approx(q_ref, rel=1e-11)
+    assert theory.chi1("tanh", 1.5, 0.2) == pytest.approx(chi_ref, rel=1e-11)

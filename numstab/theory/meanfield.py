@@ -31,7 +31,14 @@ from numstab import activations
 from numstab.activations import Activation
 from numstab.errors import InvalidArgumentError, check_int_at_least, check_nonnegative
 from numstab.theory import _solve
-from numstab.theory.quadrature import DEFAULT_NODES, DEFAULT_POLAR_NODES, bivariate_expectation
+from numstab.theory.quadrature import (
+    DEFAULT_NODES,
+    DEFAULT_POLAR_NODES,
+    bivariate_expectation,
+    call_finite,
+    gaussian_expectation,
+    half_line_rule,
+)
 
 __all__ = [
     "variance_map",
@@ -62,30 +69,23 @@ _Q_SMALL = 1e-100
 
 
 def resolve(activation: str | Activation | Callable[[Any], Any]) -> Activation:
-    """The registry's :class:`Activation` for a name, an Activation or a callable (see activations.get)."""
+    """The registry's :class:`Activation` for a name, an Activation or a callable (see activations.get).
+
+    Examples:
+        >>> resolve("relu").positively_homogeneous
+        True
+    """
     return activations.get(activation)
 
 
-def _rule(nodes: int) -> tuple[np.ndarray, np.ndarray]:
-    from numstab.theory.quadrature import half_line_rule
-
-    return half_line_rule(nodes)
-
-
-def _values(f: Callable[[Any], Any], x: np.ndarray) -> np.ndarray:
-    from numstab.theory.quadrature import _call
-
-    return _call(f, x)
-
-
-def homogeneous_slopes(act: Activation) -> tuple[float, float]:
+def _homogeneous_slopes(act: Activation) -> tuple[float, float]:
     """(f(1), -f(-1)): the slopes of a positively homogeneous activation on each side of 0."""
     return float(act.fn(np.array(1.0))), -float(act.fn(np.array(-1.0)))
 
 
 def _homogeneous_moments(act: Activation) -> tuple[float, float]:
     """(E[f(z)^2], E[f'(z)^2]) for a positively homogeneous f; both equal (a^2 + b^2) / 2."""
-    right, left = homogeneous_slopes(act)
+    right, left = _homogeneous_slopes(act)
     m = 0.5 * (right * right + left * left)
     return m, m
 
@@ -95,25 +95,35 @@ def moments(act: Activation, q: np.ndarray, nodes: int = DEFAULT_NODES) -> tuple
 
     The q-derivative uses Stein's lemma, d/dq E[f(sqrt(q) z)^2] = E[z f f'] / sqrt(q), so no second
     derivative of f is needed.
+
+    Examples:
+        >>> second, slope, deriv = moments(resolve("relu"), np.array([2.0]))
+        >>> second.round(12).tolist(), slope.round(12).tolist(), deriv.round(12).tolist()
+        ([1.0], [0.5], [0.5])
     """
-    z, w = _rule(nodes)
+    z, w = half_line_rule(nodes)
     root = np.sqrt(np.maximum(q, 1e-300))[..., None]
     x = root * z
-    f, df = _values(act.fn, x), _values(act.derivative, x)
+    f, df = call_finite(act.fn, x), call_finite(act.derivative, x)
     second = (f * f) @ w
     slope = ((z * f * df) @ w) / root[..., 0]
     return second, slope, (df * df) @ w
 
 
 def derivative_moment(act: Activation, q: np.ndarray, nodes: int = DEFAULT_NODES) -> np.ndarray:
-    """E[f'(sqrt(q) z)^2], with its q -> inf limit (f'(+inf)^2 + f'(-inf)^2) / 2 where q = inf."""
+    """E[f'(sqrt(q) z)^2], with its q -> inf limit (f'(+inf)^2 + f'(-inf)^2) / 2 where q = inf.
+
+    Examples:
+        >>> derivative_moment(resolve("gelu"), np.array([0.0, np.inf])).round(12).tolist()
+        [0.25, 0.5]
+    """
     q = np.asarray(q, dtype=float)
     if act.positively_homogeneous:
         return np.full(q.shape, _homogeneous_moments(act)[1])
-    z, w = _rule(nodes)
+    z, w = half_line_rule(nodes)
     finite = np.where(np.isfinite(q), q, 1.0)
-    df = _values(act.derivative, np.sqrt(np.maximum(finite, 1e-300))[..., None] * z)
-    far = _values(act.derivative, np.array([_X_FAR, -_X_FAR]))
+    df = call_finite(act.derivative, np.sqrt(np.maximum(finite, 1e-300))[..., None] * z)
+    far = call_finite(act.derivative, np.array([_X_FAR, -_X_FAR]))
     return np.where(np.isfinite(q), (df * df) @ w, 0.5 * float(far @ far))
 
 
@@ -132,7 +142,13 @@ def _homogeneous_fixed_point(act: Activation, w2: np.ndarray, b2: np.ndarray, q0
 def gap_function(
     act: Activation, w2: np.ndarray, b2: np.ndarray, nodes: int = DEFAULT_NODES
 ) -> Callable[..., Any]:
-    """fun(idx, q) -> (g, g'): g(q) = V(q) - q at elements idx of (w2, b2); its root is q*."""
+    """fun(idx, q) -> (g, g'): g(q) = V(q) - q at elements idx of (w2, b2); its root is q*.
+
+    Examples:
+        >>> fun = gap_function(resolve("relu"), np.array([1.0]), np.array([0.25]))
+        >>> [v.round(12).tolist() for v in fun(np.array([0]), np.array([0.5]))]  # q* = 0.5 for relu here
+        [[0.0], [-0.5]]
+    """
 
     def fun(idx: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         second, slope, _ = moments(act, q, nodes)
@@ -177,6 +193,10 @@ def solve_fixed_point(
     For a map increasing in q (every registered activation) iteration from q0 converges to the
     nearest root of g(q) = V(q) - q in the direction of g(q0): the smallest root above q0 when the
     variance grows, the largest below when it shrinks. That root is bracketed and solved for.
+
+    Examples:
+        >>> solve_fixed_point(resolve("tanh"), np.array([0.81, 2.25]), np.array([0.0, 0.0])).round(6).tolist()
+        [0.0, 0.793354]
     """
     w2, b2 = np.broadcast_arrays(np.asarray(w2, float).ravel(), np.asarray(b2, float).ravel())
     start = np.full(w2.shape, float(q0))
@@ -252,8 +272,6 @@ def variance_map(
         >>> round(variance_map("relu", 2**0.5, 0.0, 3.0), 12)  # He et al. 2015: variance preserved
         3.0
     """
-    from numstab.theory.quadrature import gaussian_expectation
-
     act, w2, b2 = _point(activation, weight_std, bias_std)
     second = gaussian_expectation(lambda x: act.fn(x) ** 2, q)
     return w2 * second + b2

@@ -130,7 +130,7 @@ def _horner(coef_t: np.ndarray, c: np.ndarray) -> np.ndarray:
     return out
 
 
-def chaotic_chi_c(act: Activation, w2: np.ndarray, b2: np.ndarray, q: np.ndarray) -> np.ndarray:
+def _chaotic_chi_c(act: Activation, w2: np.ndarray, b2: np.ndarray, q: np.ndarray) -> np.ndarray:
     """chi_c at the correlation fixed point c* < 1 for chaotic points (flat arrays, finite q > 0).
 
     The Mehler series with HERMITE_ORDER terms first; points where its tail could move xi_c by more
@@ -263,7 +263,7 @@ def _diverges(act: Activation, w2: np.ndarray) -> np.ndarray:
     return w2 * limit > 1.0 + meanfield.CRITICAL_RTOL
 
 
-def grid_fixed_point(act: Activation, w2: np.ndarray, b2: np.ndarray) -> np.ndarray:
+def _grid_fixed_point(act: Activation, w2: np.ndarray, b2: np.ndarray) -> np.ndarray:
     """q* on a (n_b, n_w) grid: table brackets polished by Newton, the rest by the general solver."""
     if act.positively_homogeneous:
         return meanfield.solve_fixed_point(act, w2.ravel(), b2.ravel()).reshape(w2.shape)
@@ -307,12 +307,12 @@ def phase_diagram(
     act = meanfield.resolve(activation)
     ws, bs = _grid_axis("weight_stds", weight_stds), _grid_axis("bias_stds", bias_stds)
     w2, b2 = np.meshgrid(ws**2, bs**2)  # (n_b, n_w)
-    q = grid_fixed_point(act, w2, b2).ravel()
+    q = _grid_fixed_point(act, w2, b2).ravel()
     growth = w2.ravel() * meanfield.derivative_moment(act, q)
     slope_c = growth.copy()  # ordered phase: c* = 1, chi_c = chi_1
     chaotic = np.flatnonzero((growth > 1.0 + meanfield.CRITICAL_RTOL) & np.isfinite(q))
     if chaotic.size:
-        slope_c[chaotic] = chaotic_chi_c(act, w2.ravel()[chaotic], b2.ravel()[chaotic], q[chaotic])
+        slope_c[chaotic] = _chaotic_chi_c(act, w2.ravel()[chaotic], b2.ravel()[chaotic], q[chaotic])
     xi_c = np.where(np.isfinite(q), _length(slope_c), math.inf)
     shape = w2.shape
     return PhaseDiagram(

@@ -40,6 +40,7 @@ __all__ = [
     "kernel_and_slope",
     "hermite_coefficients",
     "half_line_rule",
+    "call_finite",
 ]
 
 #: Gauss-Legendre nodes per panel (three panels per half line) for the 1-D integrals.
@@ -98,8 +99,17 @@ def _as_variance(name: str, q: Any) -> np.ndarray:
     return arr
 
 
-def _call(f: Callable[[np.ndarray], Any], x: np.ndarray) -> np.ndarray:
-    """Evaluate a user callable on float64 numpy values and insist on finite results."""
+def call_finite(f: Callable[[np.ndarray], Any], x: np.ndarray) -> np.ndarray:
+    """Evaluate ``f`` on the float64 array ``x`` and insist on finite results of the same shape.
+
+    Raises:
+        BadInputError: ``f`` returned NaN or inf (the message says to make ``f`` finite).
+
+    Examples:
+        >>> import numpy as np
+        >>> call_finite(np.tanh, np.zeros(3))
+        array([0., 0., 0.])
+    """
     with np.errstate(all="ignore"):  # non-finite results are reported below, as an error
         out = np.asarray(f(x), dtype=np.float64)
     if out.shape != x.shape:
@@ -145,7 +155,7 @@ def gaussian_expectation(
     q_arr = _as_variance("q", q)
     z, w = half_line_rule(nodes)
     x = np.sqrt(np.maximum(q_arr, _TINY_Q))[..., None] * z
-    return _restore(_call(f, x) @ w, q_arr)
+    return _restore(call_finite(f, x) @ w, q_arr)
 
 
 def _polar_rule(c: np.ndarray, nodes: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -200,7 +210,7 @@ def bivariate_expectation(
         0.159154943092
     """
     u1, u2, w, like = _polar_points(q1, q2, c, nodes)
-    return _restore(np.sum(_call(f, u1) * _call(g, u2) * w, axis=-1), like)
+    return _restore(np.sum(call_finite(f, u1) * call_finite(g, u2) * w, axis=-1), like)
 
 
 def _polar_points(
@@ -237,8 +247,8 @@ def kernel_and_slope(
         1.0
     """
     u1, u2, w, _ = _polar_points(q, q, c, nodes)
-    kernel = np.sum(_call(f, u1) * _call(f, u2) * w, axis=-1)
-    return kernel, np.sum(_call(df, u1) * _call(df, u2) * w, axis=-1)
+    kernel = np.sum(call_finite(f, u1) * call_finite(f, u2) * w, axis=-1)
+    return kernel, np.sum(call_finite(df, u1) * call_finite(df, u2) * w, axis=-1)
 
 
 @lru_cache(maxsize=8)
@@ -281,4 +291,4 @@ def hermite_coefficients(
     q_arr = _as_variance("q", q)
     z, _ = half_line_rule(nodes)
     x = np.sqrt(np.maximum(q_arr, _TINY_Q))[..., None] * z
-    return _call(f, x) @ _hermite_table(order, nodes)
+    return call_finite(f, x) @ _hermite_table(order, nodes)
