@@ -98,6 +98,12 @@ def test_doubling_the_nodes_changes_nothing(name, weight_std, bias_std):
         assert a == b if math.isinf(a) else abs(a - b) <= 1e-8 * max(1.0, abs(a))
 
 
+def test_chi1_at_a_measured_variance():
+    np.testing.assert_allclose(theory.chi1_at("relu", 1.2, [1e-4, 1.0, 1e4]), 0.72, rtol=1e-13)
+    q = theory.fixed_point("tanh", 1.3, 0.2)
+    assert theory.chi1_at("tanh", 1.3, q) == pytest.approx(theory.chi1("tanh", 1.3, 0.2), rel=1e-14)
+
+
 def test_chi1_equals_chi_c_at_c_one():
     assert theory.chi_c("tanh", 1.3, 0.2, 1.0) == pytest.approx(theory.chi1("tanh", 1.3, 0.2), rel=1e-10)
 

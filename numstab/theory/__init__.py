@@ -26,6 +26,7 @@ from numstab.theory.quadrature import bivariate_expectation, gaussian_expectatio
 from numstab.theory.meanfield import (  # isort: skip
     CRITICAL_RTOL,
     chi1,
+    chi1_at,
     chi_c,
     correlation_fixed_point,
     correlation_map,
@@ -57,6 +58,7 @@ __all__ = [
     "variance_map",
     "fixed_point",
     "chi1",
+    "chi1_at",
     "critical_weight_std",
     "critical_weight_stds",
     "correlation_map",

@@ -44,6 +44,7 @@ __all__ = [
     "variance_map",
     "fixed_point",
     "chi1",
+    "chi1_at",
     "critical_weight_std",
     "correlation_map",
     "correlation_fixed_point",
@@ -348,6 +349,33 @@ def chi1(
     act, w2, _ = _point(activation, weight_std, bias_std)
     q = fixed_point(act, weight_std, bias_std, q0=q0, nodes=nodes)
     return float(w2 * derivative_moment(act, np.array(q), nodes))
+
+
+def chi1_at(
+    activation: str | Activation | Callable[[Any], Any], weight_std: float, q: Any
+) -> float | np.ndarray:
+    """Gradient growth of one layer whose pre-activations have variance q (not necessarily q*).
+
+    The per-layer factor of Schoenholz et al. 2017 evaluated at a measured variance, for comparing a
+    real network layer by layer (q may be an array, e.g. one variance per layer).
+
+    .. math::
+        \\sigma_w^2\\, E\\big[f'(\\sqrt{q}\\,z)^2\\big]
+
+    Args:
+        activation: a registered name, an Activation or a callable.
+        weight_std: sigma_w >= 0.
+        q: pre-activation variance(s) >= 0.
+
+    Examples:
+        >>> chi1_at("relu", 2**0.5, [0.1, 10.0]).round(12).tolist()  # relu: sigma_w^2 / 2 at any q
+        [1.0, 1.0]
+        >>> round(float(chi1_at("tanh", 1.0, 0.0)), 12)  # tanh'(0) = 1
+        1.0
+    """
+    act = resolve(activation)
+    w2 = _std("weight_std", weight_std) ** 2
+    return w2 * gaussian_expectation(lambda x: act.derivative(x) ** 2, q)
 
 
 def _critical_line_bias(act: Activation, q: np.ndarray, nodes: int) -> np.ndarray:
