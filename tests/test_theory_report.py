@@ -51,3 +51,9 @@ def test_phase_diagram_figure_marks_the_point_and_the_critical_line():
 def test_summary_html_is_self_contained():
     html = summary_html(theory.summary("relu"))
     assert "http://" not in html and "https://" not in html.replace("https://no-color.org", "")
+
+
+def test_phase_diagram_repr_html_has_the_figure_with_alt_text():
+    html = theory.phase_diagram("tanh", np.linspace(0.5, 3.0, 12), [0.0, 0.3])._repr_html_()
+    assert "<html" not in html and 'src="data:image/png;base64,' in html
+    assert "alt=\"Heat map of the correlation depth scale xi_c of tanh" in html

@@ -22,7 +22,10 @@ from numstab.report.formatting import fmt
 from numstab.report.html import HtmlReport
 from numstab.report.terminal import make_table
 
-__all__ = ["summary_rows", "summary_table", "summary_html", "phase_diagram_figure", "PHASE_MEANING"]
+__all__ = [
+    "summary_rows", "summary_table", "summary_html", "phase_diagram_figure", "phase_diagram_html",
+    "phase_grid", "PHASE_MEANING",
+]
 
 #: Top of the xi_c colour scale (layers); deeper is shown in the top colour.
 _XI_CAP = 1000.0
@@ -138,6 +141,27 @@ def phase_diagram_figure(diagram: Any, *, point: tuple[float, float] | None = No
     style.label(ax, x="weight_std (sigma_w)", y="bias_std (sigma_b)",
                 title=f"{diagram.activation}: ordered (left) | chaotic (right) of chi_1 = 1")
     return fig
+
+
+def phase_diagram_html(diagram: Any) -> str:
+    """An HTML fragment with the phase-diagram figure and its critical line as a table, for notebooks.
+
+    Examples:
+        >>> from numstab import theory
+        >>> html = phase_diagram_html(theory.phase_diagram("relu", [1.0, 2.0], [0.0, 0.5]))
+        >>> "<img" in html and "critical weight_std" in html
+        True
+    """
+    report = HtmlReport("numstab theory", subtitle=f"phase diagram of {diagram.activation}")
+    section = report.section("phase-diagram", "Order and chaos (Schoenholz et al. 2017)")
+    section.figure(
+        phase_diagram_figure(diagram),
+        alt=f"Heat map of the correlation depth scale xi_c of {diagram.activation} over weight_std and "
+        f"bias_std, with the critical line chi_1 = 1 between the ordered and the chaotic phase.",
+    )
+    line = np.column_stack([diagram.bias_stds, diagram.critical_weight_stds]).tolist()
+    section.table(["bias_std", "critical weight_std"], line[:: max(1, len(line) // 10)])  # ~10 rows
+    return report.render(fragment=True)
 
 
 def phase_grid(

@@ -88,6 +88,11 @@ class PhaseDiagram:
         """6 xi_c per grid point (Schoenholz et al. 2017), shape (n_b, n_w)."""
         return 6.0 * self.xi_c
 
+    def _repr_html_(self) -> str:
+        from numstab.report.theory import phase_diagram_html
+
+        return phase_diagram_html(self)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain lists (JSON-ready; non-finite values stay floats)."""
         return {
