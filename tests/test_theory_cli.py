@@ -33,6 +33,16 @@ def test_plot_writes_the_phase_diagram(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
 
 
+def test_json_holds_the_summary(tmp_path, capsys):
+    from numstab.report import jsonio
+
+    path = tmp_path / "theory.json"
+    code, _, _ = run(["theory", "relu", "--json", str(path)], capsys)
+    data = jsonio.load(path, kind="theory")
+    assert code == 0 and data["phase"] == "critical" and data["xi_c"] == float("inf")
+    assert data["chi1"] == pytest.approx(1.0, abs=1e-12)
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

@@ -28,6 +28,10 @@ def theory(
         ".png, .svg or .pdf file.", show_default=False,
     ),
     grid: int = typer.Option(200, "--grid", help="Points per axis of the phase diagram (>= 2)."),
+    json_path: pathlib.Path | None = typer.Option(
+        None, "--json", help="Write the summary as JSON (schema numstab.report/1, kind \"theory\").",
+        show_default=False,
+    ),
 ) -> None:
     """Predict q*, chi_1, depth scales and the phase of an initialization (Schoenholz et al. 2017)."""
     from numstab import theory as th
@@ -45,6 +49,11 @@ def theory(
     if plot is not None:
         _draw(th, summary, plot, grid)
         typer.echo(f"wrote {plot}")
+    if json_path is not None:
+        from numstab.report import jsonio
+
+        jsonio.dump("theory", summary.to_dict(), json_path)
+        typer.echo(f"wrote {json_path}")
 
 
 def _summary(th, activation: str, weight_std: float | None, bias_std: float):
