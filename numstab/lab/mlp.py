@@ -157,9 +157,9 @@ class _Group:
     actually computed are ordered activation-major; ``source`` and ``shift`` map every (activation, scale)
     pair to its run and its log10 shift per layer.
 
-    State (R = repeats, C = computed runs): h (R, K, C) float64; y (R, K, C, K) in ``dtype``, equal to the
-    product Y_l divided by exp(log_scale) and multiplied by 1 / inv_norm (both (R, C), float64); the
-    per-layer log magnitudes.
+    State (R = repeats, C = computed runs): h (R, K, C), a float64 numpy array; y (R, K, C, K) in
+    ``dtype``, equal to the product Y_l divided by exp(log_scale) and multiplied by 1 / inv_norm (both
+    (R, C), float64); the per-layer log magnitudes.
     """
 
     def __init__(self, acts, scales, kind: str, width: int, repeats: int, dtype: torch.dtype) -> None:
@@ -181,6 +181,7 @@ class _Group:
         unit = math.sqrt(3.0) if kind == "uniform" else 1.0
         self.scales = torch.tensor([s * unit for run in runs for s in run], dtype=torch.float64)
         self.log_scales = self.scales.log()
+        self.scales_np, self.splits = self.scales.numpy(), np.cumsum(self.blocks)[:-1]
         c = len(self.scales)
         self.y = torch.eye(width, dtype=dtype)[None, :, None, :].expand(repeats, width, c, width).contiguous()
         self.log_scale = torch.zeros(repeats, c, dtype=torch.float64)
@@ -191,12 +192,18 @@ class _Group:
         """Map per-run values (..., C, T) to every pair (..., A * S, T), adding shift * steps (log10)."""
         return values[..., self.source, :] + self.shift[:, None] * steps
 
-    def step(self, draw: torch.Tensor, draw64: torch.Tensor) -> None:
-        """Advance one layer with the standard draw (R, K, K) shared by every config."""
-        a = (draw64 @ self.h) * self.scales  # (R, K, C): a = W h, W = scale * draw
-        parts = a.split(self.blocks, dim=-1)  # one block of columns per activation
-        deriv = torch.cat([act.derivative(p) for act, p in zip(self.acts, parts, strict=True)], dim=-1)
-        self.h = torch.cat([act.fn(p) for act, p in zip(self.acts, parts, strict=True)], dim=-1)
+    def step(self, draw: torch.Tensor, draw64: np.ndarray) -> None:
+        """Advance one layer with the standard draw (R, K, K) shared by every config.
+
+        The pre-activations are a thin batched product (N = C columns) in float64; numpy's matmul does
+        that several times faster than torch.bmm, and the activations take numpy arrays as well.
+        """
+        a = np.matmul(draw64, self.h) * self.scales_np  # (R, K, C): a = W h, W = scale * draw
+        parts = np.split(a, self.splits, axis=-1)  # one block of columns per activation
+        deriv = torch.from_numpy(
+            np.concatenate([act.derivative(p) for act, p in zip(self.acts, parts, strict=True)], axis=-1)
+        )
+        self.h = np.concatenate([act.fn(p) for act, p in zip(self.acts, parts, strict=True)], axis=-1)
         r, k, c, _ = self.y.shape
         # Y_l = f'(a) * (W^T Y_{l-1}); self.y holds Y_{l-1} times a known factor, and the previous layer's
         # 1 / norm is folded into the small (R, K, C) factor rather than into a pass over Y
@@ -212,7 +219,7 @@ class _Group:
 def _run(groups: list[_Group], depth: int, width: int, repeats: int, gen: torch.Generator) -> None:
     x = torch.randn(repeats, width, 1, generator=gen, dtype=torch.float64)
     for g in groups:
-        g.h = x.expand(repeats, width, len(g.scales)).clone()
+        g.h = np.repeat(x.numpy(), len(g.scales), axis=-1)  # (R, K, C) float64
     shape, dtype = (repeats, width, width), groups[0].dtype
     for _ in range(depth):
         for g in groups:  # one group per kind of draw
@@ -221,7 +228,7 @@ def _run(groups: list[_Group], depth: int, width: int, repeats: int, gen: torch.
                 if g.kind == "normal"
                 else torch.empty(shape, dtype=dtype).uniform_(-1.0, 1.0, generator=gen)
             )
-            g.step(draw, draw.double())
+            g.step(draw, draw.double().numpy())
 
 
 def _result(acts, inits, weight_scales, groups, width, depth, repeats, seed, dtype) -> MLPGradients:
