@@ -67,6 +67,11 @@ MODELS: dict[str, Callable[[], tuple[nn.Module, torch.Tensor]]] = {"transformer"
 
 def plain(model: nn.Module, x: torch.Tensor) -> None:
     model.zero_grad(set_to_none=True)
+    accumulate(model, x)
+
+
+def accumulate(model: nn.Module, x: torch.Tensor) -> None:
+    """plain without zero_grad: .grad already exists and is accumulated into (informational row)."""
     out = model(x)
     r = torch.randn(out.shape, generator=torch.Generator().manual_seed(0))
     (out * r).sum().backward()
@@ -79,6 +84,7 @@ def diagnosed(model: nn.Module, x: torch.Tensor) -> None:
 
 
 VARIANTS = {"plain": plain, "diagnose": diagnosed}
+MEMORY_ONLY = {"accumulate": accumulate}
 
 
 def _status_kib(field: str) -> int:
@@ -91,12 +97,13 @@ def child(model_name: str, variant: str) -> None:
     """Run in a fresh process: print the peak extra RSS (KiB) one pass of ``variant`` needed."""
     torch.set_num_threads(1)
     model, x = MODELS[model_name]()
-    VARIANTS[variant](model, x)  # warm-up: lazy initialisation
-    model.zero_grad(set_to_none=True)  # the pass being measured allocates its own .grad, as in training
+    {**VARIANTS, **MEMORY_ONLY}[variant](model, x)  # warm-up: lazy initialisation
+    if variant != "accumulate":  # the measured pass allocates its own .grad, as a training step does
+        model.zero_grad(set_to_none=True)
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset VmHWM to the current RSS
     base = _status_kib("VmRSS")
-    VARIANTS[variant](model, x)
+    {**VARIANTS, **MEMORY_ONLY}[variant](model, x)
     print(json.dumps({"extra_kib": _status_kib("VmHWM") - base}))
 
 
@@ -134,13 +141,18 @@ def main() -> int:
     print(f"{'model':<12}{'plain s':>10}{'diagnose s':>12}{'time x':>8}{'plain MiB':>11}{'diag MiB':>10}"
           f"{'mem x':>7}")
     ok = True
+    notes: list[str] = []
     for name in MODELS:
         t = time_medians(name, args.repeats)
-        m = {v: peak_extra_mib(name, v) for v in VARIANTS}
+        m = {v: peak_extra_mib(name, v) for v in (*VARIANTS, *MEMORY_ONLY)}
         tr, mr = t["diagnose"] / t["plain"], m["diagnose"] / m["plain"]
         ok &= tr <= TIME_TARGET and mr <= MEMORY_TARGET
         print(f"{name:<12}{t['plain']:>10.3f}{t['diagnose']:>12.3f}{tr:>8.2f}{m['plain']:>11.1f}"
               f"{m['diagnose']:>10.1f}{mr:>7.2f}")
+        notes.append(f"{name}: with .grad already allocated (accumulating, no zero_grad) the plain pass "
+                     f"needs {m['accumulate']:.1f} MiB; diagnose / that = "
+                     f"{m['diagnose'] / m['accumulate']:.2f} (information, not the target)")
+    print("\n".join(notes))
     print(f"targets: time x <= {TIME_TARGET}, mem x <= {MEMORY_TARGET}: {'met' if ok else 'MISSED'}")
     return 0 if ok else 1
 

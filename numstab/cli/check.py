@@ -63,7 +63,9 @@ def _render(report: Any, comparison: Any, target: str) -> None:
 
     console = make_console()
     console.print(f"numstab check {target}", style="bold", markup=False, highlight=False)
-    console.print(report if comparison is None else comparison)
+    console.print(report)
+    if comparison is not None:
+        console.print(comparison)
 
 
 def _write(

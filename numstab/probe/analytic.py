@@ -88,7 +88,8 @@ def _dense(layer: LayerReport) -> bool:
 
 
 def _predict(prev: LayerReport, act: activations.Activation, layer: LayerReport) -> LayerReport:
-    from numstab.theory.meanfield import derivative_moment, variance_map
+    from numstab.theory import variance_map
+    from numstab.theory.meanfield import derivative_moment
 
     q = prev.activation_second_moment
     sigma_w = (layer.weight_std or 0.0) * math.sqrt(layer.fan_in or 0)
