@@ -95,17 +95,21 @@ def test_hand_written_backprop_equals_autograd(name: str) -> None:
     arch = Architecture(name, depth=3, width=8)
     stack = _batched.init_stack(arch, [InitSpec("xavier_normal", seed=s) for s in (0, 1)])
     x, y = DATA.x_train[:16], DATA.y_train[:16]
-    by_hand = _batched._loss_and_grads_by_hand(arch, stack, x, y)
-    by_autograd = _batched._loss_and_grads(arch, stack, x, y)
-    torch.testing.assert_close(by_hand[0], by_autograd[0], rtol=1e-6, atol=1e-6)
-    for mine, reference in zip([*by_hand[1], *by_hand[2]], [*by_autograd[1], *by_autograd[2]], strict=True):
-        torch.testing.assert_close(mine, reference, rtol=1e-5, atol=1e-6)
+    by_hand = _batched._ByHand(arch, 2, 16)
+    for _ in range(2):  # twice: the input buffers are reused across steps
+        loss, grads = by_hand(stack, x, y)
+        ref_loss, ref_grads = _batched._loss_and_grads(arch, stack, x, y)
+        torch.testing.assert_close(loss, ref_loss, rtol=1e-6, atol=1e-6)
+        for mine, reference in zip(grads, ref_grads, strict=True):
+            torch.testing.assert_close(mine, reference, rtol=1e-5, atol=1e-6)
+        x, y = DATA.x_train[16:32], DATA.y_train[16:32]
 
 
 def test_fused_tanh_agrees_with_torch_tanh() -> None:
     x = torch.cat([torch.linspace(-30, 30, 6001), torch.tensor([-1e30, 1e30, math.inf, -math.inf])])
-    torch.testing.assert_close(_batched._FUSED["tanh"][0](x.clone()), torch.tanh(x), atol=3e-7, rtol=0)
-    assert _batched._FUSED["tanh"][0](torch.tensor([math.nan])).isnan().all()
+    tanh_into = _batched._FUSED["tanh"][0]
+    torch.testing.assert_close(tanh_into(x.clone(), torch.empty_like(x)), torch.tanh(x), atol=3e-7, rtol=0)
+    assert tanh_into(torch.tensor([math.nan]), torch.empty(1)).isnan().all()
 
 
 def _replay(arch, spec, lr, steps, batch_size, *, clip=None):  # noqa: ANN001, ANN202
@@ -175,6 +179,14 @@ def test_lars_moves_each_layer_by_trust_times_lr_of_its_norm() -> None:
         step = torch.cat([(w1 - w0).flatten(), b1 - b0]).norm()
         size = torch.cat([w0.flatten(), b0]).norm()
         assert float(step) == pytest.approx(0.5 * 0.02 * float(size), rel=1e-4)
+
+
+def test_largest_entry_flags_exactly_the_models_with_a_nonfinite_gradient() -> None:
+    grads = [torch.full((4, 3, 2), 1e30), torch.zeros(4, 2, 5)]  # 1e30: finite, its square is not
+    grads[0][1, 2, 1] = math.nan
+    grads[1][2, 0, 4] = -math.inf
+    finite = torch.isfinite(_batched._largest_entry(grads)).tolist()
+    assert finite == [True, False, False, True]
 
 
 def test_failure_step_is_where_the_replay_first_sees_a_nonfinite_value() -> None:

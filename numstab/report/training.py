@@ -8,7 +8,7 @@ Examples:
     >>> r = training.depth_sweep([2], [training.Setup("tanh", "xavier_normal")], steps=5, seeds=[0])
     >>> headers, rows = table_rows(r)
     >>> headers
-    ['setup', 'depth', 'test accuracy', 'diverged', 'first failure step', 'verdict']
+    ['setup', 'depth', 'test accuracy', 'bottom layer moved', 'diverged', 'first failure step', 'verdict']
 """
 
 from __future__ import annotations
