@@ -79,3 +79,12 @@ def test_units_are_channels_after_convolutions_and_features_otherwise() -> None:
     with Capture(net) as cap:
         net(torch.randn(7, 2, 6, generator=torch.Generator().manual_seed(0)))
     assert [(r.name, r.units) for r in cap.records] == [("0", 5), ("1", 5), ("3", 3), ("4", 3)]
+
+
+def test_no_tensor_hook_is_left_on_the_callers_inputs() -> None:
+    from numstab.probe import diagnose
+
+    x = torch.randn(4, 3, generator=torch.Generator().manual_seed(0)).requires_grad_()
+    diagnose(nn.Sequential(nn.Linear(3, 3), nn.Tanh()), x)
+    assert not x._backward_hooks  # the input-gradient probe was removed with the rest
+    assert x.grad is None

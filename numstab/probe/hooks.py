@@ -190,7 +190,8 @@ class Capture:
             raise
 
     def detach(self) -> None:
-        """Remove every hook this capture registered on modules (tensor hooks die with their tensors)."""
+        """Remove every hook this capture registered, on modules and on tensors (an input the caller owns,
+        or an output the model caches, must not keep one)."""
         while self._handles:
             self._handles.pop().remove()
 
@@ -211,7 +212,7 @@ class Capture:
             self._pending.setdefault(module, []).append(flag)
             for t in float_tensors(args):
                 if t.requires_grad:
-                    t.register_hook(flag.hook)
+                    self._handles.append(t.register_hook(flag.hook))
 
     def _forward_hook(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
         if self.stack:
@@ -225,7 +226,7 @@ class Capture:
         for t in float_tensors(output):
             record.forward = merge(record.forward, summarize(t, formats=self.formats))
             if t.requires_grad:
-                t.register_hook(self._grad_hook(record))
+                self._handles.append(t.register_hook(self._grad_hook(record)))
 
     def _new_record(self, module: nn.Module, output: Any) -> CallRecord:
         name = self._measured[module]
