@@ -133,6 +133,7 @@ def derivative_moment(act: Activation, q: np.ndarray, nodes: int = DEFAULT_NODES
 
 
 def _homogeneous_fixed_point(act: Activation, w2: np.ndarray, b2: np.ndarray, q0: np.ndarray) -> np.ndarray:
+    """Closed form: V(q) = w2 m q + b2 is linear, so q* = b2 / (1 - w2 m), inf at or above w2 m = 1."""
     growth = w2 * _homogeneous_moments(act)[0]  # V(q) = growth * q + b2
     critical = np.abs(growth - 1.0) <= CRITICAL_RTOL  # (2 ** 0.5) ** 2 is 2.0000000000000004
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -159,7 +160,7 @@ def gap_function(
 
 
 def _search_up(fun: Callable[..., Any], idx: np.ndarray, lo: np.ndarray) -> np.ndarray:
-    """Double hi from lo until g(hi) < 0; inf where g stays >= 0 up to _Q_MAX."""
+    """Grow hi from lo (x4 a step) until g(hi) < 0; inf where g stays >= 0 up to _Q_MAX."""
     hi = np.where(lo > 0, 2.0 * lo, 1.0)
     active = np.arange(idx.size)
     while active.size:
