@@ -5,9 +5,25 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from numstab import activations
-from numstab.errors import InvalidArgumentError, NumstabTypeError, check_positive
+from numstab.errors import InvalidArgumentError, NumstabTypeError, check_int_at_least, check_positive
 
-__all__ = ["scales_tuple", "activation_list"]
+__all__ = ["scales_tuple", "activation_list", "int_at_least"]
+
+
+def int_at_least(name: str, value: int, minimum: int) -> int:
+    """:func:`numstab.errors.check_int_at_least`, with the fix in the message.
+
+    Examples:
+        >>> try:
+        ...     int_at_least("depth", 0, 1)
+        ... except InvalidArgumentError as err:
+        ...     print(err)
+        depth must be >= 1, got 0: pass depth=1 or more
+    """
+    try:
+        return check_int_at_least(name, value, minimum)
+    except (InvalidArgumentError, NumstabTypeError) as err:
+        raise type(err)(f"{err}: pass {name}={minimum} or more") from None
 
 
 def scales_tuple(name: str, scales: Iterable[float] | float) -> tuple[float, ...]:
@@ -23,7 +39,10 @@ def scales_tuple(name: str, scales: Iterable[float] | float) -> tuple[float, ...
         raise NumstabTypeError(
             f"{name} must be a sequence of numbers > 0, got {scales!r}: pass e.g. {name}=(0.5, 0.7)"
         )
-    values = tuple(check_positive(f"{name}[{i}]", s) for i, s in enumerate(scales))
+    try:
+        values = tuple(check_positive(f"{name}[{i}]", s) for i, s in enumerate(scales))
+    except (InvalidArgumentError, NumstabTypeError) as err:
+        raise type(err)(f"{err}: a scale is a standard deviation, e.g. {name}=(0.5, 0.7)") from None
     if not values:
         raise InvalidArgumentError(f"{name} is empty: pass at least one value > 0, e.g. {name}=(0.5, 0.7)")
     return values
