@@ -170,6 +170,20 @@ class Report:
         backward: whether a backward pass ran (False when no parameter requires grad).
         seed: seed of the random unit-variance backward vector used when ``loss_fn`` is None.
         never_called: modules owning parameters whose forward never ran (weights used directly).
+
+    Examples:
+        >>> import json, torch
+        >>> from numstab.probe import diagnose
+        >>> net = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU())
+        >>> torch.nn.init.normal_(net[0].weight, std=3.0, generator=torch.Generator().manual_seed(0))
+        ... # doctest: +ELLIPSIS
+        Parameter containing:...
+        >>> report = diagnose(net, torch.ones(16, 8))
+        >>> json.loads(report.to_json())["verdict"] == report.verdict
+        True
+        >>> comparison = report.with_fix("kaiming_normal", generator=torch.Generator().manual_seed(1))
+        >>> comparison.after.verdict
+        'healthy'
     """
 
     layers: list[LayerReport]
