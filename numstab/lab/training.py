@@ -71,6 +71,9 @@ __all__ = [
     "INITS",
     "TRAINED_ACCURACY",
     "check_arguments",
+    "LR_SETUPS",
+    "REMEDY_BASE",
+    "LARS_TRUST",
 ]
 
 #: A run "trains" when its test accuracy reaches this (chance is 0.1 on ten balanced classes).
@@ -375,11 +378,12 @@ class TrainabilityMap(_Html):
 
     def outside_boundary(self, tolerance: float = 0.0) -> list[tuple[int, float]]:
         """Trained cells (depth, sigma_w) deeper than (1 + tolerance) * 6 xi_c: the theory's misses."""
+        trained, boundary = self.trained(), self.boundary
         return [
             (d, s)
             for i, d in enumerate(self.depths)
             for j, s in enumerate(self.weight_stds)
-            if self.trained()[i][j] and d > (1.0 + tolerance) * self.boundary[j]
+            if trained[i][j] and d > (1.0 + tolerance) * boundary[j]
         ]
 
     def to_dict(self) -> dict[str, Any]:
