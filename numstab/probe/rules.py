@@ -167,10 +167,11 @@ def _gains(layers: Sequence[LayerReport], input_second_moment: float) -> list[Fi
             continue
         kind = "vanishing" if gain < 0 else "exploding"
         severity = "error" if abs(gain) > GAIN_LOG2_ERROR else "warning"
+        article = "an" if kind == "exploding" else "a"
         message = (
             f"{what} changes by 2^{gain:.1f} over {len(names)} layers: each layer multiplies it by about "
-            f"2^{gain / max(len(names), 1):.2f}, and depth turns a small factor into a {kind} product "
-            "(the chapter's product of Jacobians)"
+            f"2^{gain / max(len(names), 1):.2f}, and depth turns a small factor into {article} {kind} "
+            "product (the chapter's product of Jacobians)"
         )
         findings.append(Finding(kind, severity, names, message, init_fix(layers, kind)))
     return findings
