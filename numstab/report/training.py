@@ -8,7 +8,7 @@ Examples:
     >>> r = training.depth_sweep([2], [training.Setup("tanh", "xavier_normal")], steps=5, seeds=[0])
     >>> headers, rows = table_rows(r)
     >>> headers
-    ['setup', 'depth', 'test accuracy', 'bottom layer moved', 'diverged', 'first failure step', 'verdict']
+    ['setup', 'depth', 'accuracy', 'bottom Δ', 'fails at', 'verdict']
 """
 
 from __future__ import annotations
@@ -34,19 +34,22 @@ def _verdict(runs: list[Run]) -> str:
     return "trainable" if all(r.trained for r in runs) else "untrainable"
 
 
-def _first_failure(runs: list[Run]) -> Any:
+def _failures(runs: list[Run]) -> str:
+    """'-' when every run stayed finite, else the first failure step and how many runs failed: '2 (1/2)'."""
     steps = [r.failure_step for r in runs if r.failure_step is not None]
-    return min(steps) if steps else "-"
+    return f"{min(steps)} ({len(steps)}/{len(runs)})" if steps else "-"
 
 
 def _summary(runs: list[Run]) -> list[Any]:
-    """test accuracy (mean over seeds), bottom layer moved (mean), diverged count, first failure, verdict."""
+    """Mean test accuracy, mean relative change of the input layer, failures, verdict (over seeds)."""
     acc = sum(r.test_accuracy for r in runs) / len(runs)
     moved = sum(r.weight_change[0] for r in runs) / len(runs)
-    return [acc, moved, f"{sum(r.diverged for r in runs)}/{len(runs)}", _first_failure(runs), _verdict(runs)]
+    return [acc, moved, _failures(runs), _verdict(runs)]
 
 
-_SUMMARY_HEADERS = ["test accuracy", "bottom layer moved", "diverged", "first failure step", "verdict"]
+#: Short enough that the tables fit 80 columns. "bottom Δ": ||θ_end − θ_0|| / ||θ_0|| of the input layer;
+#: "fails at": the first step with inf/NaN (and how many seeds failed).
+_SUMMARY_HEADERS = ["accuracy", "bottom Δ", "fails at", "verdict"]
 
 
 def _sweep_rows(result: DepthSweep | LrSweep, key: str, values: tuple) -> tuple[list[str], list[list[Any]]]:
@@ -56,7 +59,7 @@ def _sweep_rows(result: DepthSweep | LrSweep, key: str, values: tuple) -> tuple[
         for s in result.setups
         for v in values
     ]
-    return ["setup", "depth" if key == "depth" else "learning rate", *_SUMMARY_HEADERS], rows
+    return ["setup", "depth" if key == "depth" else "lr", *_SUMMARY_HEADERS], rows
 
 
 def _depth_rows(r: DepthSweep) -> tuple[list[str], list[list[Any]]]:
@@ -72,7 +75,7 @@ def _remedy_rows(r: Remedies) -> tuple[list[str], list[list[Any]]]:
     for name in r.remedies:
         acc, *rest = _summary(training._select(r.runs, remedy=name))
         rows.append([name, acc, r.effect(name), *rest])
-    return ["remedy", "test accuracy", "effect", *_SUMMARY_HEADERS[1:]], rows
+    return ["remedy", "accuracy", "effect", *_SUMMARY_HEADERS[1:]], rows
 
 
 def _map_rows(m: TrainabilityMap) -> tuple[list[str], list[list[Any]]]:
