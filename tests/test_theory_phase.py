@@ -67,3 +67,9 @@ def test_to_dict_round_trips_through_json():
 def test_bad_grids_are_rejected(weights, biases, match):
     with pytest.raises(InvalidArgumentError, match=match):
         theory.phase_diagram("tanh", weights, biases)
+
+
+def test_result_arrays_are_read_only():
+    pd = theory.phase_diagram("tanh", [1.0, 2.0], [0.1])
+    with pytest.raises(ValueError, match="read-only"):
+        pd.chi1[0, 0] = 0.0

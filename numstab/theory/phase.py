@@ -57,8 +57,8 @@ class PhaseDiagram:
 
     Attributes:
         activation: the activation's name.
-        weight_stds: sigma_w values, shape (n_w,), increasing.
-        bias_stds: sigma_b values, shape (n_b,), increasing.
+        weight_stds: sigma_w values, shape (n_w,), as given.
+        bias_stds: sigma_b values, shape (n_b,), as given.
         q_star: the variance fixed point, shape (n_b, n_w); inf where the variance diverges.
         chi1: gradient growth per layer, shape (n_b, n_w).
         xi_c: correlation depth scale, shape (n_b, n_w); inf on the critical line and where q* = inf.
@@ -104,6 +104,13 @@ class PhaseDiagram:
             "xi_c": self.xi_c.tolist(),
             "critical_weight_stds": self.critical_weight_stds.tolist(),
         }
+
+
+def _frozen(arr: np.ndarray) -> np.ndarray:
+    """A read-only array, so the frozen result cannot be changed through its fields either."""
+    arr = np.array(arr, dtype=float)
+    arr.setflags(write=False)
+    return arr
 
 
 def _grid_axis(name: str, values: Any) -> np.ndarray:
@@ -322,10 +329,10 @@ def phase_diagram(
     shape = w2.shape
     return PhaseDiagram(
         activation=act.name,
-        weight_stds=ws,
-        bias_stds=bs,
-        q_star=q.reshape(shape),
-        chi1=growth.reshape(shape),
-        xi_c=xi_c.reshape(shape),
-        critical_weight_stds=meanfield.critical_weight_stds(act, bs),
+        weight_stds=_frozen(ws),
+        bias_stds=_frozen(bs),
+        q_star=_frozen(q.reshape(shape)),
+        chi1=_frozen(growth.reshape(shape)),
+        xi_c=_frozen(xi_c.reshape(shape)),
+        critical_weight_stds=_frozen(meanfield.critical_weight_stds(act, bs)),
     )
