@@ -60,6 +60,27 @@ def test_sigmoid_vanishes_at_every_scale(chapter):
         assert abs(chapter.log10_magnitude[a, i, -1] - chapter.theory_log10_magnitude[a, i, -1]) < 1.0
 
 
+def test_theory_from_the_input_variance_matches_where_chi1_at_q_star_cannot(chapter):
+    # relu: chi is the same at every variance, so both theories are one
+    a = chapter.activations.index("relu")
+    np.testing.assert_allclose(
+        chapter.theory_from_input_log10_magnitude[a], chapter.theory_log10_magnitude[a], rtol=1e-9, atol=1e-9
+    )
+    # 4 sigmoid - 2 at sigma_w = 1 creeps towards q* = 0 like 1/l, so chi_l < 1 all the way: chi_1^l = 1 says
+    # 10^0, the recursion from q_1 = 1 says 10^-0.68 -- and the measurement agrees with the recursion
+    for act, inits in (("scaled_sigmoid", ("0.1", "0.2", "xavier_uniform")), ("sigmoid", chapter.inits)):
+        a = chapter.activations.index(act)
+        for init in inits:
+            i = chapter.inits.index(init)
+            got, want = chapter.log10_magnitude[a, i, -1], chapter.theory_from_input_log10_magnitude[a, i, -1]
+            assert abs(got - want) < _tolerance(chapter, a, i), (act, init)
+    i = chapter.inits.index("0.1")
+    a = chapter.activations.index("scaled_sigmoid")
+    assert (
+        chapter.theory_from_input_log10_magnitude[a, i, -1] < -0.5 < chapter.theory_log10_magnitude[a, i, -1]
+    )
+
+
 def test_scaled_sigmoid_is_stable_near_0_1(chapter):
     value, _ = _final(chapter, "scaled_sigmoid", 0.1)
     assert abs(value) < 1.0  # sigma_w = 1: chi_1 = 1 at q* = 0 (4 sigmoid(x) - 2 = x - x^3/12 + ...)

@@ -58,7 +58,11 @@ class MLPGradients(LabResult):
             non-zero |entry| of Y_L, shape (A, I).
         zero_fraction: share of exactly-zero entries of Y_L (relu' = 0 zeroes whole rows), shape (A, I).
         chi1: theory: chi_1 at sigma_w = scale * sqrt(K) (mean-field, Poole et al. 2016), shape (A, I).
-        theory_log10_magnitude: (l / 2) log10 chi_1, shape (A, I, L + 1): E ||Y_l||_F^2 / K ~ chi_1**l.
+        theory_log10_magnitude: (l / 2) log10 chi_1, shape (A, I, L + 1): E ||Y_l||_F^2 / K ~ chi_1**l
+            once the pre-activation variance has reached its fixed point q*.
+        theory_from_input_log10_magnitude: the same theory along the way to q*: (1/2) sum_{j <= l} log10
+            chi_j with chi_j = sigma_w^2 E[f'(z)^2], z ~ N(0, q_j), q_1 = sigma_w^2 E[x^2] = sigma_w^2 and
+            q_{j+1} = variance_map(q_j), shape (A, I, L + 1). Equal to the former for relu.
     """
 
     activations: tuple[str, ...]
@@ -76,6 +80,7 @@ class MLPGradients(LabResult):
     zero_fraction: np.ndarray
     chi1: np.ndarray
     theory_log10_magnitude: np.ndarray
+    theory_from_input_log10_magnitude: np.ndarray
 
     def index(self, activation: str, init: str | float) -> tuple[int, int]:
         """Return the (activation, init) indices of a pair, e.g. ``index("relu", 0.1)``."""
@@ -267,6 +272,9 @@ def _result(acts, inits, weight_scales, groups, width, depth, repeats, seed, dty
         zero_fraction=zeros.mean(axis=0),
         chi1=chi1,
         theory_log10_magnitude=0.5 * np.arange(depth + 1) * np.log10(chi1)[..., None],
+        theory_from_input_log10_magnitude=np.array(
+            [[_theory_from_input(a, s * math.sqrt(width), depth) for s in weight_scales] for a in acts]
+        ),
     )
 
 
@@ -306,6 +314,19 @@ def _chi1(act, weight_std: float) -> float:
     from numstab import theory  # pure numpy/scipy
 
     return float(theory.chi1(act, weight_std, 0.0))
+
+
+def _theory_from_input(act, weight_std: float, depth: int) -> np.ndarray:
+    """(1/2) cumulative sum of log10 chi_j along the variance recursion from the input (bias 0)."""
+    from numstab import theory  # pure numpy/scipy
+
+    q = [weight_std**2]  # q_1 = sigma_w^2 * E[x^2], x ~ N(0, 1)
+    for _ in range(depth - 1):
+        q.append(theory.variance_map(act, weight_std, 0.0, q[-1]))
+    chi = weight_std**2 * np.asarray(
+        theory.gaussian_expectation(lambda z: act.derivative(z) ** 2, np.array(q))
+    )
+    return np.concatenate(([0.0], 0.5 * np.cumsum(np.log10(chi))))
 
 
 def _label(scale: float) -> str:

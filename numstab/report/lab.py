@@ -263,7 +263,7 @@ def _mlp_rows(r) -> list[list[Any]]:
                     f"{act}, {init}",
                     chapter,
                     measured,
-                    _p10(r.theory_log10_magnitude[a, i, -1]),
+                    _p10(r.theory_from_input_log10_magnitude[a, i, -1]),
                     _regime(r.log10_magnitude[a, i, -1]),
                 ]
             )
@@ -284,14 +284,29 @@ def _mlp_figure(r) -> tuple[Any, str, str]:
                 label=init,
                 **{**style.MEASURED, "marker": None},
             )
-            ax.plot(layers, _finite_power10(r.theory_log10_magnitude[a, i]), color=color, **style.THEORY)
+            theory = r.theory_from_input_log10_magnitude[a, i]
+            ax.plot(layers, _finite_power10(theory), color=color, **style.THEORY)
+            ax.plot(
+                layers,
+                _finite_power10(r.theory_log10_magnitude[a, i]),
+                color=color,
+                linestyle=":",
+                linewidth=1,
+            )
         style.log_axis(ax)
         style.label(ax, x="layer", y="||Y_l||_F / sqrt(K) (log)", title=act, legend=a == 0)
     alt = (
         f"Magnitude of the accumulated gradient product through {r.depth} layers of width {r.width} for "
-        f"{', '.join(r.activations)} at each weight scale, with chi_1^(l/2) dashed."
+        f"{', '.join(r.activations)} at each weight scale, with the mean-field prediction dashed."
     )
-    return fig, alt, f"Mean over {r.repeats} repeats (solid) and mean-field theory chi_1^(l/2) (dashed)."
+    return (
+        fig,
+        alt,
+        (
+            f"Mean over {r.repeats} repeats (solid); mean-field theory from the input's variance "
+            "(dashed) and chi_1^(l/2) at the fixed point (dotted)."
+        ),
+    )
 
 
 # -- Taylor check ------------------------------------------------------------------------------------------
@@ -556,7 +571,8 @@ _VIEWS: dict[str, LabView] = {
         _mlp_rows,
         _mlp_figure,
         "||Y_L||_F / sqrt(K) after the last layer (mean of log10 over repeats), the lecture's smallest "
-        "non-zero |entry| in brackets; theory: chi_1^(L/2)",
+        "non-zero |entry| in brackets; theory: mean-field prod chi_l^(1/2) from the input's variance "
+        "(chi_1^(L/2) once at the fixed point)",
     ),
     "TaylorTable": LabView(
         "taylor",
