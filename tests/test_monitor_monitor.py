@@ -301,3 +301,14 @@ def test_nonfinite_persisting_as_scale_falls_is_a_fault() -> None:
     assert [s.scale for s in stats] == [2.0**10, 2.0**9, 2.0**8, 2.0**7]
     assert all(s.skipped for s in stats)
     assert [[e.kind for e in s.events] for s in stats] == [[], [], ["nonfinite"], ["nonfinite"]]
+
+
+def test_parameters_without_gradient_are_left_out() -> None:
+    net = mlp(depth=2)
+    unused = nn.Linear(3, 3)  # registered but not called: its parameters get no gradient
+    net.add_module("unused", unused)
+    with GradientMonitor(net) as monitor:
+        net[:5](torch.ones(1, 8)).sum().backward()
+        stats = monitor.step()
+    assert list(stats.layer_norms) == ["0", "2", "4"]
+    assert stats.global_norm == pytest.approx(_norm64(net[:5].parameters()).item(), rel=1e-6)
