@@ -164,3 +164,22 @@ def test_bad_input_is_refused_naming_the_argument(kwargs, error, word):
     with pytest.raises(error) as err:
         mlp_gradients(**kwargs)
     assert word in str(err.value)
+
+
+def test_theory_from_input_is_theorys_variance_map_recursion():
+    from numstab import theory
+
+    r = mlp_gradients(["sigmoid", "tanh"], [0.3, 0.9], width=25, depth=6, repeats=1, xavier_uniform=False)
+    for a, name in enumerate(r.activations):
+        act = activations.get(name)
+        for i, scale in enumerate((0.3, 0.9)):
+            sigma_w = scale * 5.0  # sqrt(25)
+            q = [sigma_w**2]
+            for _ in range(5):
+                q.append(theory.variance_map(act, sigma_w, 0.0, q[-1]))
+            squared = lambda z, act=act: act.derivative(z) ** 2  # noqa: E731
+            chi = [sigma_w**2 * theory.gaussian_expectation(squared, qj) for qj in q]
+            expected = np.concatenate(([0.0], 0.5 * np.cumsum(np.log10(chi))))
+            np.testing.assert_allclose(
+                r.theory_from_input_log10_magnitude[a, i], expected, rtol=1e-10, atol=1e-12
+            )

@@ -272,8 +272,8 @@ def _result(acts, inits, weight_scales, groups, width, depth, repeats, seed, dty
         zero_fraction=zeros.mean(axis=0),
         chi1=chi1,
         theory_log10_magnitude=0.5 * np.arange(depth + 1) * np.log10(chi1)[..., None],
-        theory_from_input_log10_magnitude=np.array(
-            [[_theory_from_input(a, s * math.sqrt(width), depth) for s in weight_scales] for a in acts]
+        theory_from_input_log10_magnitude=np.stack(
+            [_theory_from_input(a, weight_scales * math.sqrt(width), depth) for a in acts]
         ),
     )
 
@@ -316,17 +316,19 @@ def _chi1(act, weight_std: float) -> float:
     return float(theory.chi1(act, weight_std, 0.0))
 
 
-def _theory_from_input(act, weight_std: float, depth: int) -> np.ndarray:
-    """(1/2) cumulative sum of log10 chi_j along the variance recursion from the input (bias 0)."""
+def _theory_from_input(act, weight_stds: np.ndarray, depth: int) -> np.ndarray:
+    """(1/2) cumulative sum of log10 chi_j along the variance recursion from the input (bias 0), for every
+    weight_std at once: q_{j+1} = sigma_w^2 E[f(z)^2] (theory.variance_map's formula), shape (S, L + 1)."""
     from numstab import theory  # pure numpy/scipy
 
-    q = [weight_std**2]  # q_1 = sigma_w^2 * E[x^2], x ~ N(0, 1)
+    w2 = np.asarray(weight_stds, dtype=np.float64) ** 2
+    q = [w2]  # q_1 = sigma_w^2 * E[x^2], x ~ N(0, 1)
     for _ in range(depth - 1):
-        q.append(theory.variance_map(act, weight_std, 0.0, q[-1]))
-    chi = weight_std**2 * np.asarray(
-        theory.gaussian_expectation(lambda z: act.derivative(z) ** 2, np.array(q))
-    )
-    return np.concatenate(([0.0], 0.5 * np.cumsum(np.log10(chi))))
+        q.append(w2 * np.asarray(theory.gaussian_expectation(lambda z: act.fn(z) ** 2, q[-1])))
+    q_all = np.stack(q, axis=-1)  # (S, L)
+    moment = theory.gaussian_expectation(lambda z: act.derivative(z) ** 2, q_all.reshape(-1))
+    chi = w2[:, None] * np.asarray(moment).reshape(q_all.shape)
+    return np.concatenate((np.zeros((len(w2), 1)), 0.5 * np.cumsum(np.log10(chi), axis=-1)), axis=-1)
 
 
 def _label(scale: float) -> str:
