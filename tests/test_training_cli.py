@@ -33,6 +33,8 @@ SMALL = ["lab", "training", "--steps", "5", "--seeds", "0"]
         (["--experiment", "sweep"], ["experiment", "sweep", "depth, lr, remedies, map, all"]),
         (["--experiment", "depth", "--depths", "two"], ["--depths", "comma-separated"]),
         (["--steps", "0"], ["steps", ">= 1"]),
+        (["-e", "remedies", "--remedy-base", "relu"], ["--remedy-base", "activation:init[:scale]"]),
+        (["-e", "remedies", "--remedy-base", "relu:he"], ["init", "'he'", "kaiming_normal"]),
     ],
 )
 def test_bad_options_exit_2_with_one_line_before_training(args, words, capsys, monkeypatch) -> None:  # noqa: ANN001
@@ -61,15 +63,16 @@ def test_depth_experiment_prints_its_table(capsys, monkeypatch) -> None:  # noqa
 
 
 def test_json_and_report_folder(tmp_path, capsys) -> None:  # noqa: ANN001
-    args = [*SMALL, "-e", "remedies,map", "--remedies", "residual", "--remedy-depth", "2", "--json"]
+    args = [*SMALL, "-e", "remedies,map", "--remedies", "clip", "--remedy-depth", "2", "--json"]
+    args += ["--remedy-base", "relu:normal:0.4"]
     code, out, _ = _cli([*args, "--out", str(tmp_path / "r")], capsys)
     assert code == 0
     results = json.loads(out[: out.rindex("]") + 1])
-    assert [sorted(r)[:2] for r in results][0] == ["base", "depth"] and "boundary" in results[1]
-    assert jsonio.load(tmp_path / "r" / "report.json", kind="lab-training")["results"][0]["remedies"] == [
-        "none",
-        "residual",
-    ]
+    assert results[0]["base"] == {"activation": "relu", "init": "normal", "scale": 0.4, "bias_std": 0.0,
+                                  "label": "relu, N(0, 0.4²)"}  # fmt: skip
+    assert "boundary" in results[1]
+    saved = jsonio.load(tmp_path / "r" / "report.json", kind="lab-training")["results"]
+    assert saved[0]["remedies"] == ["none", "clip"]
     html = (tmp_path / "r" / "index.html").read_text()
     assert 'id="training-remedies"' in html and 'id="training-map"' in html
 

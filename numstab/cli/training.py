@@ -29,6 +29,23 @@ def _split(option: str, text: str, cast: Callable[[str], Any]) -> tuple[Any, ...
         ) from None
 
 
+def _setup(text: str | None) -> Any:
+    """Parse 'activation:init[:scale]' (e.g. relu:normal:0.4) into a training.Setup; None stays None."""
+    if text is None:
+        return None
+    from numstab.lab.training import Setup
+
+    parts = [p.strip() for p in text.split(":")]
+    try:
+        if len(parts) not in (2, 3):
+            raise ValueError
+        return Setup(parts[0], parts[1], *(float(p) for p in parts[2:]))
+    except ValueError:
+        raise InvalidArgumentError(
+            f"--remedy-base must be activation:init[:scale] such as relu:normal:0.4, got {text!r}"
+        ) from None
+
+
 def _experiments(text: str) -> tuple[str, ...]:
     names = EXPERIMENTS if text.strip() == "all" else _split("--experiment", text, str.strip)
     for name in names:
@@ -47,7 +64,12 @@ def _plans(experiments: tuple[str, ...], opts: dict[str, Any]) -> list[tuple[str
     kwargs = {
         "depth": {"depths": opts["depths"], **common},
         "lr": {"lrs": opts["lrs"], "depth": opts["depth"], **common},
-        "remedies": {"names": opts["remedies"], "depth": opts["remedy_depth"], **common},
+        "remedies": {
+            "names": opts["remedies"],
+            "depth": opts["remedy_depth"],
+            "base": opts["base"],
+            **common,
+        },
         "map": {"activation": opts["activation"], **common},
     }
     functions = {"depth": training.depth_sweep, "lr": training.lr_sweep, "remedies": training.remedies,
@@ -106,6 +128,9 @@ def training_command(
         "", help="Remedies: residual,layernorm,clip,lars,scaled_sigmoid,orthogonal,critical."
     ),
     remedy_depth: int = typer.Option(None, "--remedy-depth", help="Remedies: hidden layers."),
+    remedy_base: str = typer.Option(
+        None, "--remedy-base", help="Remedies: the base net as activation:init[:scale], e.g. relu:normal:0.4."
+    ),
     activation: str = typer.Option(None, help="Trainability map: the activation (default tanh)."),
     steps: int = typer.Option(None, help="SGD steps per model (default: each experiment's)."),
     seeds: str = typer.Option("", help="Initialization seeds, e.g. 0,1."),
@@ -121,7 +146,7 @@ def training_command(
     opts = {
         "depths": _split("--depths", depths, int) or None, "lrs": _split("--lrs", lrs, float) or None,
         "depth": depth, "remedies": _split("--remedies", remedies, str.strip) or None,
-        "remedy_depth": remedy_depth, "activation": activation, "steps": steps,
+        "remedy_depth": remedy_depth, "base": _setup(remedy_base), "activation": activation, "steps": steps,
         "seeds": _split("--seeds", seeds, int) or None, "data_seed": data_seed,
     }  # fmt: skip
     plans = _plans(_experiments(experiment), opts)
