@@ -294,8 +294,8 @@ class GradientMonitor:
         norms, scale = host[: len(grads)], (float(host[-1]) if scale_t is not None else None)
         if fast.dtype != torch.float64:  # float32 accumulation: recheck the extremes
             redo = needs_exact(norms)
-            if redo:  # zero, tiny or overflowed: recompute those few, rescaled (rare, one more sync)
-                norms[redo] = exact_norms([grads[i] for i in redo], norms[redo].tolist()).cpu().numpy()
+            if redo:  # zero, tiny or overflowed: recompute those few in float64 (rare, one more sync)
+                norms[redo] = exact_norms([grads[i] for i in redo]).cpu().numpy()
         return norms, scale
 
     def _culprit_ranks(self, culprits: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
