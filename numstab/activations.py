@@ -59,6 +59,7 @@ _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
 class _NumpyOps:
     exp = staticmethod(np.exp)
+    abs = staticmethod(np.abs)
     expm1 = staticmethod(np.expm1)
     tanh = staticmethod(np.tanh)
     erf = staticmethod(scipy.special.erf)
@@ -77,6 +78,7 @@ class _NumpyOps:
 class _TorchOps:
     def __init__(self, torch: Any) -> None:
         self.exp = torch.exp
+        self.abs = torch.abs
         self.expm1 = torch.expm1
         self.tanh = torch.tanh
         self.erf = torch.erf
@@ -218,6 +220,12 @@ def elu(alpha: float = 1.0, scale: float = 1.0, name: str | None = None) -> Acti
     )
 
 
+def _tanh_derivative(x: Any, o: Any) -> Any:
+    # sech^2 x = 4 e^{-2|x|} / (1 + e^{-2|x|})^2: unlike 1 - tanh(x)^2 it does not round to 0 for |x| > 19
+    e = o.exp(-2 * o.abs(x))
+    return 4 * e / (1 + e) ** 2
+
+
 def _gelu_tanh_derivative(x: Any, o: Any) -> Any:
     inner = _SQRT_2_OVER_PI * (x + 0.044715 * x**3)
     t = o.tanh(inner)
@@ -246,19 +254,19 @@ def _build_registry() -> dict[str, Activation]:
         Activation(
             "sigmoid",
             _elementwise(lambda x, o: o.sigmoid(x)),
-            _elementwise(lambda x, o: o.sigmoid(x) * (1 - o.sigmoid(x))),
+            _elementwise(lambda x, o: o.sigmoid(x) * o.sigmoid(-x)),
             torch_name="sigmoid",
         ),
         Activation(
             "tanh",
             _elementwise(lambda x, o: o.tanh(x)),
-            _elementwise(lambda x, o: 1 - o.tanh(x) ** 2),
+            _elementwise(_tanh_derivative),
             torch_name="tanh",
         ),
         Activation(
             "scaled_sigmoid",
             _elementwise(lambda x, o: 4 * o.sigmoid(x) - 2),
-            _elementwise(lambda x, o: 4 * o.sigmoid(x) * (1 - o.sigmoid(x))),
+            _elementwise(lambda x, o: 4 * o.sigmoid(x) * o.sigmoid(-x)),
         ),
         elu(1.0),
         elu(_SELU_ALPHA, _SELU_SCALE, name="selu"),
@@ -277,7 +285,7 @@ def _build_registry() -> dict[str, Activation]:
         Activation(
             "silu",
             _elementwise(lambda x, o: x * o.sigmoid(x)),
-            _elementwise(lambda x, o: o.sigmoid(x) * (1 + x * (1 - o.sigmoid(x)))),
+            _elementwise(lambda x, o: o.sigmoid(x) * (1 + x * o.sigmoid(-x))),
         ),
         Activation(
             "softplus",

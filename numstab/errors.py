@@ -79,7 +79,7 @@ def check_positive(name: str, value: float) -> float:
     """
     value = _as_float(name, value)
     if not (math.isfinite(value) and value > 0):
-        raise InvalidArgumentError(f"{name} must be a finite number > 0, got {value!r}")
+        raise InvalidArgumentError(f"{name} must be a finite number > 0, got {value!r}: pass a value > 0")
     return value
 
 
@@ -92,7 +92,7 @@ def check_nonnegative(name: str, value: float) -> float:
     """
     value = _as_float(name, value)
     if not (math.isfinite(value) and value >= 0):
-        raise InvalidArgumentError(f"{name} must be a finite number >= 0, got {value!r}")
+        raise InvalidArgumentError(f"{name} must be a finite number >= 0, got {value!r}: pass 0 or more")
     return value
 
 
@@ -113,9 +113,11 @@ def check_int_at_least(name: str, value: int, minimum: int) -> int:
             pass
     if isinstance(value, bool) or not isinstance(value, int):
         kind = type(value).__name__
-        raise NumstabTypeError(f"{name} must be an integer >= {minimum}, got {value!r} ({kind})")
+        raise NumstabTypeError(
+            f"{name} must be an integer >= {minimum}, got {value!r} ({kind}): pass e.g. {minimum}"
+        )
     if value < minimum:
-        raise InvalidArgumentError(f"{name} must be >= {minimum}, got {value}")
+        raise InvalidArgumentError(f"{name} must be >= {minimum}, got {value}: pass {name}={minimum} or more")
     return value
 
 

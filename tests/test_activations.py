@@ -131,3 +131,19 @@ def test_tensor_only_callable_works_on_numpy():
     np.testing.assert_allclose(act.derivative(x), expected, rtol=1e-9, atol=1e-12)
     module = activations.get(torch.nn.SiLU())
     np.testing.assert_allclose(module.fn(x), activations.get("silu").fn(x), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize(
+    ("name", "closed_form"),
+    [
+        ("sigmoid", lambda x: np.exp(-np.abs(x)) / (1 + np.exp(-np.abs(x))) ** 2),
+        ("scaled_sigmoid", lambda x: 4 * np.exp(-np.abs(x)) / (1 + np.exp(-np.abs(x))) ** 2),
+        ("tanh", lambda x: 4 * np.exp(-2 * np.abs(x)) / (1 + np.exp(-2 * np.abs(x))) ** 2),
+    ],
+)
+def test_saturated_derivatives_are_tiny_not_zero(name, closed_form):
+    # 1 - s with s rounding to 1 would give exactly 0 beyond |x| ~ 37 (sigmoid) or ~ 19 (tanh)
+    x = np.array([-60.0, -40.0, 25.0, 40.0, 60.0])
+    d = activations.get(name).derivative(x)
+    assert np.all(d > 0)
+    np.testing.assert_allclose(d, closed_form(x), rtol=1e-12)

@@ -5,25 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from numstab import activations
-from numstab.errors import InvalidArgumentError, NumstabTypeError, check_int_at_least, check_positive
+from numstab.errors import InvalidArgumentError, NumstabTypeError, check_positive
 
-__all__ = ["scales_tuple", "activation_list", "int_at_least"]
-
-
-def int_at_least(name: str, value: int, minimum: int) -> int:
-    """:func:`numstab.errors.check_int_at_least`, with the fix in the message.
-
-    Examples:
-        >>> try:
-        ...     int_at_least("depth", 0, 1)
-        ... except InvalidArgumentError as err:
-        ...     print(err)
-        depth must be >= 1, got 0: pass depth=1 or more
-    """
-    try:
-        return check_int_at_least(name, value, minimum)
-    except (InvalidArgumentError, NumstabTypeError) as err:
-        raise type(err)(f"{err}: pass {name}={minimum} or more") from None
+__all__ = ["scales_tuple", "activation_list"]
 
 
 def scales_tuple(name: str, scales: Iterable[float] | float) -> tuple[float, ...]:

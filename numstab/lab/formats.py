@@ -16,8 +16,9 @@ import numpy as np
 import torch
 
 from numstab import precision as _precision
+from numstab.errors import check_int_at_least
 from numstab.lab._result import LabResult
-from numstab.lab._validate import int_at_least, scales_tuple
+from numstab.lab._validate import scales_tuple
 
 __all__ = ["precision", "Precision", "PowerRow", "DeepProduct", "RUN_FORMATS"]
 
@@ -142,13 +143,13 @@ def precision(
         >>> r.power(0.8, "float16").category, r.power(0.8, "float32").category
         ('underflow', 'normal')
     """
-    depth = int_at_least("depth", depth, 1)
-    k = int_at_least("k", k, 1)
+    depth = check_int_at_least("depth", depth, 1)
+    k = check_int_at_least("k", k, 1)
     scale_values = scales_tuple("scales", scales)
     fmts = [_precision.get_format(f).name for f in run_formats]
     table = _precision.formats()
     rows = tuple(
-        _power(float(b), int_at_least("exponent", e, 1), f) for b, e in powers for f in table.values()
+        _power(float(b), check_int_at_least("exponent", e, 1), f) for b, e in powers for f in table.values()
     )
     gen = torch.Generator().manual_seed(int(seed))
     draws = torch.randn(depth, k, k, generator=gen, dtype=torch.float64)

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from numstab.errors import InvalidArgumentError
+from numstab.errors import InvalidArgumentError, check_int_at_least
 from numstab.lab._result import LabResult
-from numstab.lab._validate import activation_list, int_at_least, scales_tuple
+from numstab.lab._validate import activation_list, scales_tuple
 
 __all__ = ["mlp_gradients", "MLPGradients", "CHAPTER_ACTIVATIONS", "CHAPTER_MLP_SCALES"]
 
@@ -140,9 +140,9 @@ def mlp_gradients(
     """
     acts = activation_list(activations)
     scale_values = scales_tuple("scales", scales)
-    width = int_at_least("width", width, 1)
-    depth = int_at_least("depth", depth, 1)
-    repeats = int_at_least("repeats", repeats, 1)
+    width = check_int_at_least("width", width, 1)
+    depth = check_int_at_least("depth", depth, 1)
+    repeats = check_int_at_least("repeats", repeats, 1)
     torch_dtype = _dtype(dtype)
     gen = torch.Generator().manual_seed(int(seed))
     groups = [_Group(acts, scale_values, "normal", width, repeats, torch_dtype)]

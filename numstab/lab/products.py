@@ -18,8 +18,9 @@ import numpy as np
 import scipy.special
 import torch
 
+from numstab.errors import check_int_at_least
 from numstab.lab._result import LabResult
-from numstab.lab._validate import int_at_least, scales_tuple
+from numstab.lab._validate import scales_tuple
 
 __all__ = [
     "matrix_products",
@@ -180,9 +181,9 @@ def matrix_products(
         [-5, 9]
     """
     scale_values = np.asarray(scales_tuple("scales", scales), dtype=np.float64)
-    k = int_at_least("k", k, 1)
-    n = int_at_least("n", n, 1)
-    trials = int_at_least("trials", trials, 1)
+    k = check_int_at_least("k", k, 1)
+    n = check_int_at_least("n", n, 1)
+    trials = check_int_at_least("trials", trials, 1)
     gen = torch.Generator().manual_seed(int(seed))
     log_fro, log_col, kept = _unit_scale_paths(k, n + 1, trials, gen)
     shift = np.log(scale_values) / _LN10  # log10 s per factor

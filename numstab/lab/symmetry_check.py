@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from numstab.errors import InvalidArgumentError, check_positive
+from numstab.errors import InvalidArgumentError, check_int_at_least, check_positive
 from numstab.lab._result import LabResult
-from numstab.lab._validate import activation_list, int_at_least
+from numstab.lab._validate import activation_list
 
 __all__ = ["symmetry", "Symmetry", "SymmetryRun"]
 
@@ -99,10 +99,10 @@ def symmetry(
         >>> float(r.run("constant").difference.max()), bool(r.run("constant + dropout").difference[-1] > 0)
         (0.0, True)
     """
-    steps = int_at_least("steps", steps, 1)
-    batch_size = int_at_least("batch_size", batch_size, 1)
-    inputs = int_at_least("inputs", inputs, 1)
-    samples = int_at_least("samples", samples, 1)
+    steps = check_int_at_least("steps", steps, 1)
+    batch_size = check_int_at_least("batch_size", batch_size, 1)
+    inputs = check_int_at_least("inputs", inputs, 1)
+    samples = check_int_at_least("samples", samples, 1)
     lr, constant = check_positive("lr", lr), float(constant)
     dropout = check_positive("dropout", dropout)
     if dropout >= 1:

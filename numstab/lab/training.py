@@ -841,7 +841,7 @@ def check_arguments(experiment: Callable[..., Any], **kwargs: Any) -> None:
     Examples:
         >>> check_arguments(depth_sweep, depths=[0])
         Traceback (most recent call last):
-        numstab.errors.InvalidArgumentError: depth must be >= 1, got 0
+        numstab.errors.InvalidArgumentError: depth must be >= 1, got 0: pass depth=1 or more
     """
     planners = {depth_sweep: _plan_depth_sweep, lr_sweep: _plan_lr_sweep, remedies: _plan_remedies,
                 trainability_map: _plan_trainability_map}  # fmt: skip

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from numstab.errors import UnknownNameError, check_positive
+from numstab.errors import UnknownNameError, check_int_at_least, check_positive
 from numstab.lab._result import LabResult
-from numstab.lab._validate import int_at_least
 
 __all__ = ["xavier", "XavierVariance", "XavierRun", "SCHEMES"]
 
@@ -105,11 +104,11 @@ def xavier(
         >>> round(float(r.runs[2].forward_theory[2]), 4)   # (2*16/80) * (2*64/80)
         0.64
     """
-    width = int_at_least("width", width, 1)
-    other_width = int_at_least("other_width", other_width, 1)
-    depth = int_at_least("depth", depth, 1)
-    batch = int_at_least("batch", batch, 1)
-    trials = int_at_least("trials", trials, 1)
+    width = check_int_at_least("width", width, 1)
+    other_width = check_int_at_least("other_width", other_width, 1)
+    depth = check_int_at_least("depth", depth, 1)
+    batch = check_int_at_least("batch", batch, 1)
+    trials = check_int_at_least("trials", trials, 1)
     gamma = check_positive("gamma", gamma)
     for s in schemes:
         if s not in SCHEMES:
