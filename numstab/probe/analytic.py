@@ -88,13 +88,14 @@ def _dense(layer: LayerReport) -> bool:
 
 
 def _predict(prev: LayerReport, act: activations.Activation, layer: LayerReport) -> LayerReport:
-    from numstab.theory import variance_map
-    from numstab.theory.meanfield import derivative_moment
+    from numstab.theory import chi1_at, variance_map
 
     q = prev.activation_second_moment
     sigma_w = (layer.weight_std or 0.0) * math.sqrt(layer.fan_in or 0)
     q_next = float(variance_map(act, sigma_w, layer.bias_std or 0.0, q))
-    factor = sigma_w**2 * (layer.fan_out or 0) / (layer.fan_in or 1) * float(derivative_moment(act, q))
+    # chi1_at = sigma_w^2 E[f'(sqrt(q) z)^2]; the gradient's per-element second moment also scales
+    # by fan_out / fan_in (backward sums over fan_out, the weights are normalised by fan_in)
+    factor = float(chi1_at(act, sigma_w, q)) * (layer.fan_out or 0) / (layer.fan_in or 1)
     measured = None
     if prev.grad_second_moment is not None and layer.grad_second_moment:
         measured = prev.grad_second_moment / layer.grad_second_moment
