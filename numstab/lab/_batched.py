@@ -1,10 +1,11 @@
-"""Many small MLPs trained at once: stacked parameters, batched matmuls, one autograd pass.
+"""Many small MLPs trained at once: stacked parameters, batched matmuls, backprop written out.
 
 All models of a *group* share an architecture (activation, depth, width, residual, LayerNorm) and differ
-in their initialization, seed and learning rate. Layer ``l`` of all M models is one weight tensor of shape
-(M, d_in, d_out) and one bias of shape (M, 1, d_out), and runs as one ``torch.baddbmm`` over the models.
-The models never mix: the loss that is differentiated is the sum of the per-model mean losses, so model
-``m``'s gradient is exactly the one it would get alone.
+in their initialization, seed and learning rate. Layer ``l`` of all M models is one tensor of shape
+(M, d_in + 1, d_out) (the weight, transposed, with the bias as its last row) and runs as one ``torch.bmm``
+over the models. The models never mix: the gradient is that of the sum of the per-model mean losses, so
+model ``m``'s gradient is exactly the one it would get alone. Plain MLPs backpropagate by hand
+(:class:`_ByHand`); residual and LayerNorm nets through autograd; both are tested against autograd.
 
 Initialization calls ``torch.nn.init`` on each model's (d_out, d_in) weight, as ``nn.Linear`` stores it,
 with a ``torch.Generator`` seeded by the model's seed, layer by layer from input to output, weight then
