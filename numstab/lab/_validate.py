@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 
 from numstab import activations
-from numstab.errors import InvalidArgumentError, NumstabTypeError, check_positive
+from numstab.errors import InvalidArgumentError, NumstabTypeError
 
 __all__ = ["scales_tuple", "activation_list"]
 
@@ -23,10 +24,13 @@ def scales_tuple(name: str, scales: Iterable[float] | float) -> tuple[float, ...
         raise NumstabTypeError(
             f"{name} must be a sequence of numbers > 0, got {scales!r}: pass e.g. {name}=(0.5, 0.7)"
         )
-    try:
-        values = tuple(check_positive(f"{name}[{i}]", s) for i, s in enumerate(scales))
-    except (InvalidArgumentError, NumstabTypeError) as err:
-        raise type(err)(f"{err}: a scale is a standard deviation, e.g. {name}=(0.5, 0.7)") from None
+    values = tuple(float(s) if isinstance(s, (int, float)) and not isinstance(s, bool) else s for s in scales)
+    for i, s in enumerate(values):
+        if not isinstance(s, float) or not (math.isfinite(s) and s > 0):
+            raise InvalidArgumentError(
+                f"{name}[{i}] must be a finite number > 0 (a standard deviation), got {s!r}: "
+                f"pass e.g. {name}=(0.5, 0.7)"
+            )
     if not values:
         raise InvalidArgumentError(f"{name} is empty: pass at least one value > 0, e.g. {name}=(0.5, 0.7)")
     return values
