@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import typer
+
+from numstab.errors import InvalidArgumentError
 
 app = typer.Typer(
     name="numstab",
@@ -30,3 +35,21 @@ lab_app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(lab_app, name="lab")
+
+
+def split_list(
+    option: str, text: str, cast: Callable[[str], Any] = str.strip, *, example: str = "0.5,0.7"
+) -> tuple:
+    """Parse a comma-separated option value ('0.5,0.7' -> (0.5, 0.7)), naming the option on a mistake.
+
+    Examples:
+        >>> split_list("--scales", "0.5, 0.7", float)
+        (0.5, 0.7)
+        >>> split_list("--names", "relu,,tanh")
+        ('relu', 'tanh')
+    """
+    try:
+        return tuple(cast(part.strip()) for part in text.split(",") if part.strip())
+    except ValueError:
+        message = f"{option} must be a comma-separated list such as {example}, got {text!r}"
+        raise InvalidArgumentError(message) from None

@@ -11,25 +11,10 @@ from typing import Any
 
 import typer
 
-from numstab.cli._app import lab_app
-from numstab.errors import InvalidArgumentError
+from numstab.cli._app import lab_app, split_list
 
 _JSON = typer.Option(False, "--json", help="Print the result as JSON instead of a table.")
 _SEED = typer.Option(0, "--seed", help="Seed of the random generator.")
-
-
-def _floats(option: str, text: str) -> tuple[float, ...]:
-    """Parse '0.5,0.7' into (0.5, 0.7), naming the option on a mistake."""
-    try:
-        return tuple(float(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise InvalidArgumentError(
-            f"{option} must be comma-separated numbers such as 0.5,0.7, got {text!r}"
-        ) from None
-
-
-def _names(text: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 def _show(result: Any, as_json: bool) -> None:
@@ -57,7 +42,7 @@ def activation_curves(
     """Activations and their autograd gradients on arange(lo, hi, step); where the gradient vanishes."""
     from numstab import lab
 
-    _show(lab.activation_curves(_names(names), lo, hi, step), as_json)
+    _show(lab.activation_curves(split_list("--names", names), lo, hi, step), as_json)
 
 
 @lab_app.command("matrix-products")
@@ -74,7 +59,7 @@ def matrix_products(
     """Products of n random k x k matrices beside the top Lyapunov exponent."""
     from numstab import lab
 
-    _show(lab.matrix_products(_floats("--scales", scales), k, n, trials=trials, seed=seed), as_json)
+    _show(lab.matrix_products(split_list("--scales", scales, float), k, n, trials=trials, seed=seed), as_json)
 
 
 @lab_app.command("mlp-gradients")
@@ -94,8 +79,8 @@ def mlp_gradients(
     from numstab import lab
 
     result = lab.mlp_gradients(
-        _names(activations),
-        _floats("--scales", scales),
+        split_list("--activations", activations),
+        split_list("--scales", scales, float),
         width=width,
         depth=depth,
         repeats=repeats,
@@ -113,7 +98,7 @@ def taylor(
     """f(0) and f'(0) of each activation: is it the identity near 0?"""
     from numstab import lab
 
-    _show(lab.taylor(_names(names) or None), as_json)
+    _show(lab.taylor(split_list("--names", names) or None), as_json)
 
 
 @lab_app.command("xavier")
@@ -154,4 +139,4 @@ def precision(
     """1.5^100 and 0.8^100 in every format; the layer where a deep product leaves each format's range."""
     from numstab import lab
 
-    _show(lab.precision(depth=depth, scales=_floats("--scales", scales), seed=seed), as_json)
+    _show(lab.precision(depth=depth, scales=split_list("--scales", scales, float), seed=seed), as_json)

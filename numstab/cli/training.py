@@ -14,19 +14,10 @@ from typing import Any
 
 import typer
 
-from numstab.cli._app import lab_app
+from numstab.cli._app import lab_app, split_list
 from numstab.errors import InvalidArgumentError, UnknownNameError
 
 EXPERIMENTS = ("depth", "lr", "remedies", "map")
-
-
-def _split(option: str, text: str, cast: Callable[[str], Any]) -> tuple[Any, ...]:
-    try:
-        return tuple(cast(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise InvalidArgumentError(
-            f"{option} must be a comma-separated list such as 2,10, got {text!r}"
-        ) from None
 
 
 def _setup(text: str | None) -> Any:
@@ -47,7 +38,7 @@ def _setup(text: str | None) -> Any:
 
 
 def _experiments(text: str) -> tuple[str, ...]:
-    names = EXPERIMENTS if text.strip() == "all" else _split("--experiment", text, str.strip)
+    names = EXPERIMENTS if text.strip() == "all" else split_list("--experiment", text, example="depth,lr")
     for name in names:
         if name not in EXPERIMENTS:
             raise UnknownNameError("experiment", name, (*EXPERIMENTS, "all"))
@@ -144,11 +135,17 @@ def training_command(
     from numstab.report.terminal import make_console
 
     opts = {
-        "depths": _split("--depths", depths, int) or None, "lrs": _split("--lrs", lrs, float) or None,
-        "depth": depth, "remedies": _split("--remedies", remedies, str.strip) or None,
-        "remedy_depth": remedy_depth, "base": _setup(remedy_base), "activation": activation, "steps": steps,
-        "seeds": _split("--seeds", seeds, int) or None, "data_seed": data_seed,
-    }  # fmt: skip
+        "depths": split_list("--depths", depths, int, example="2,10") or None,
+        "lrs": split_list("--lrs", lrs, float, example="0.01,0.1") or None,
+        "depth": depth,
+        "remedies": split_list("--remedies", remedies, example="residual,clip") or None,
+        "remedy_depth": remedy_depth,
+        "base": _setup(remedy_base),
+        "activation": activation,
+        "steps": steps,
+        "seeds": split_list("--seeds", seeds, int, example="0,1") or None,
+        "data_seed": data_seed,
+    }
     plans = _plans(_experiments(experiment), opts)
     folder = None if out is None else prepare_output_dir(out)  # refuse a foreign folder before training
     console = make_console()
