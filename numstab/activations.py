@@ -342,7 +342,7 @@ def get(activation: str | Activation | Callable[[Any], Any]) -> Activation:
         key = _ALIASES.get(activation, activation)
         if key in _REGISTRY:
             return _REGISTRY[key]
-        raise UnknownNameError("activation", activation, names(), hint="from Python, a callable f(x) also works")
+        raise UnknownNameError("activation", activation, names(), hint="in Python, also a callable f(x)")
     if callable(activation):
         name = getattr(activation, "__name__", type(activation).__name__)
         return Activation(name, _wrap_user_fn(activation), _user_derivative(activation))

@@ -26,6 +26,7 @@ __all__ = [
     "NumstabTypeError",
     "BadInputError",
     "ModelError",
+    "MonitorStateError",
     "check_positive",
     "check_nonnegative",
     "check_int_at_least",
@@ -68,6 +69,10 @@ class BadInputError(NumstabError, ValueError):
 
 class ModelError(NumstabError, ValueError):
     """The model cannot be analysed as given (no parameters, no floating-point output)."""
+
+
+class MonitorStateError(NumstabError, RuntimeError):
+    """A GradientMonitor was used out of order: attached twice, or ``step()`` without a backward."""
 
 
 def check_positive(name: str, value: float) -> float:

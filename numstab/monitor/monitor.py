@@ -24,7 +24,7 @@ from torch.amp.grad_scaler import OptState
 from numstab.errors import (
     InvalidArgumentError,
     ModelError,
-    NumstabError,
+    MonitorStateError,
     NumstabTypeError,
     check_int_at_least,
 )
@@ -39,10 +39,6 @@ logger = logging.getLogger(__name__)
 
 GroupBy = Literal["module", "parameter"]
 ROOT = "(root)"
-
-
-class MonitorStateError(NumstabError, RuntimeError):
-    """The monitor was used out of order: attached twice, or ``step()`` without a backward."""
 
 
 @dataclass(frozen=True)
