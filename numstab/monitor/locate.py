@@ -159,12 +159,14 @@ class _Recorder:
                 t.register_hook(lambda g, call=call: self._grad_out(call, g))
                 self.grad_inputs.append(t)
 
-    def _grad_out(self, call: _Call, grad: torch.Tensor) -> None:
+    def _grad_out(self, call: _Call, grad: torch.Tensor | None) -> None:
+        if grad is None:  # an output the loss does not use (fused kernels such as cuDNN's LSTM pass None)
+            return
         call.max_abs_grad_out = max(call.max_abs_grad_out, _max_abs([grad]))
         call.grad_out_finite = call.grad_out_finite and _finite(grad)
 
-    def _grad_in(self, call: _Call, grad: torch.Tensor) -> None:
-        if call.bad_grad is None and not _finite(grad):
+    def _grad_in(self, call: _Call, grad: torch.Tensor | None) -> None:
+        if grad is not None and call.bad_grad is None and not _finite(grad):
             call.bad_grad = grad
 
     def forward_culprit(self) -> Culprit | None:

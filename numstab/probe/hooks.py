@@ -254,7 +254,9 @@ class Capture:
         return -1 if ndim >= 1 else 0
 
     def _grad_hook(self, record: CallRecord) -> Any:
-        def hook(grad: torch.Tensor) -> None:
+        def hook(grad: torch.Tensor | None) -> None:
+            if grad is None:  # an output the loss does not use (fused kernels such as cuDNN's LSTM pass None)
+                return
             seq = next(self._seq)
             stats = summarize(grad, formats=self.formats)
             record.grad = merge(record.grad, stats)
@@ -270,8 +272,8 @@ class _InputFlag:
     def __init__(self) -> None:
         self.record: CallRecord | None = None
 
-    def hook(self, grad: torch.Tensor) -> None:
-        if self.record is not None and not _all_finite(grad):
+    def hook(self, grad: torch.Tensor | None) -> None:
+        if grad is not None and self.record is not None and not _all_finite(grad):
             self.record.input_grad_nonfinite = True
 
 
