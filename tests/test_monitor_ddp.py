@@ -59,6 +59,7 @@ def _worker(rank: int, port: int, out: str) -> None:
                 handle.remove()
             result["finite"] = monitor.locate_nonfinite(x, nn.functional.mse_loss, y)
         torch.save(result, Path(out) / f"rank{rank}.pt")
+        dist.barrier()  # no rank tears gloo down while the other is still inside a collective
     finally:
         dist.destroy_process_group()
 
@@ -67,7 +68,16 @@ def _worker(rank: int, port: int, out: str) -> None:
 def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, object]]:
     out = tmp_path_factory.mktemp("ddp")
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
-    mp.spawn(_worker, args=(_free_port(), str(out)), nprocs=WORLD, join=True)
+    try:
+        mp.spawn(_worker, args=(_free_port(), str(out)), nprocs=WORLD, join=True)
+    except mp.ProcessExitedException as err:
+        # Seen once in ~50 runs on the 2-core CI machine: a rank killed by SIGABRT ("terminate called without
+        # an active exception") while gloo shut down, after its results were saved. A signal at teardown is
+        # the transport, not the monitor: run the ranks once more on a fresh port. A Python exception in a
+        # rank (a real failure) is a ProcessRaisedException and is never retried.
+        if err.signal_name is None:
+            raise
+        mp.spawn(_worker, args=(_free_port(), str(out)), nprocs=WORLD, join=True)
     return [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
 
 
