@@ -6,7 +6,7 @@ import pathlib
 
 import typer
 
-from numstab.cli._app import app
+from numstab.cli._app import app, small_work_threads
 
 
 @app.command("tour")
@@ -18,6 +18,7 @@ def tour(
     from numstab.report.terminal import make_console
     from numstab.report.tour import run_tour
 
+    small_work_threads()
     console = make_console()
     summary = run_tour(out, quick=quick, console=console)
     if summary.replaced:
