@@ -46,7 +46,8 @@ class LayerReport:
         duplicate_units: output units whose values over the batch, or whose weight rows, equal another
             unit's (the larger of the two counts; dead units skipped).
         out_of_range: ``{format: fraction}`` of output values that would overflow or flush to zero in
-            float16, bfloat16, float8_e4m3fn and float8_e5m2 (names of :func:`numstab.precision.formats`).
+            each :func:`numstab.precision.formats` format (float16, bfloat16, float32, float64, float8_e4m3fn,
+            float8_e5m2): its keys are ``formats()``'s.
         nonfinite: number of NaN/inf values in the output plus in its gradient.
         activation_second_moment: mean of the squared output, E[x²].
         activation_max_abs: largest |output|.

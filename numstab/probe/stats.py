@@ -50,8 +50,11 @@ __all__ = [
     "RANGE_FORMATS",
 ]
 
-#: The formats whose range the report checks, by :func:`numstab.precision.formats` name.
-RANGE_FORMATS: tuple[str, ...] = ("float16", "bfloat16", "float8_e4m3fn", "float8_e5m2")
+#: The formats whose range the report checks: every :func:`numstab.precision.formats` name, so a layer's
+#: ``out_of_range`` has the keys of ``formats()`` (the public contract). float32 and float64 cost nothing in
+#: the common case (the finite maximum is below their threshold) and say when a float64 model's values
+#: would not survive a cast to float32.
+RANGE_FORMATS: tuple[str, ...] = ("float16", "bfloat16", "float32", "float64", "float8_e4m3fn", "float8_e5m2")
 
 
 @dataclass(frozen=True)
@@ -222,9 +225,10 @@ def range_fractions(
     The boundaries are :func:`numstab.precision.categorize`'s (round to nearest even, decided on the
     exact value before any cast): overflow from the format's ``overflow_threshold`` (strictly above it
     for a format without infinity), flush to zero at or below half the smallest subnormal. Each format
-    costs two comparisons over one ``|x|``: every threshold of these formats is a short dyadic number,
+    costs two comparisons over one ``|x|``: the thresholds of the narrow formats are short dyadic numbers,
     exact in float32, so float32 and float64 inputs are compared in their own dtype and narrower ones in
-    float32. Non-finite entries count as overflow.
+    float32. A threshold beyond float32's range (float32's own, float64's) rounds to ``inf`` there, which
+    is still exact: no finite float32 value reaches it. Non-finite entries count as overflow.
 
     Args:
         x: the values (any floating dtype).
