@@ -318,8 +318,10 @@ def names() -> list[str]:
 def get(activation: str | Activation | Callable[[Any], Any]) -> Activation:
     """Look up an activation by name, pass an :class:`Activation` through, or wrap a callable.
 
-    A user callable gets its derivative by autograd (torch, float64) when it accepts tensors, and
-    by a Richardson-extrapolated central difference when it only accepts numpy arrays.
+    torch's own activations (``torch.tanh``, ``F.relu``, ``nn.Tanh()``, ``nn.LeakyReLU(0.2)``, ...) resolve
+    to the registered entry they compute, so ``init.gain(torch.tanh)`` is torch's 5/3 like
+    ``init.gain("tanh")``. Any other callable gets its derivative by autograd (torch, float64) when it
+    accepts tensors, and by a Richardson-extrapolated central difference when it only accepts numpy arrays.
 
     Args:
         activation: a registered name (see :func:`names`), an Activation, or a callable f(x).
@@ -344,12 +346,35 @@ def get(activation: str | Activation | Callable[[Any], Any]) -> Activation:
             return _REGISTRY[key]
         raise UnknownNameError("activation", activation, names(), hint="in Python, also a callable f(x)")
     if callable(activation):
+        known = _from_torch(activation)
+        if known is not None:
+            return known
         name = getattr(activation, "__name__", type(activation).__name__)
         return Activation(name, _wrap_user_fn(activation), _user_derivative(activation))
     raise NumstabTypeError(
         f"activation must be a name or a callable, got {activation!r} ({type(activation).__name__}); "
         f"use one of {', '.join(names())} or pass f(x)"
     )
+
+
+def _from_torch(fn: Any) -> Activation | None:
+    """The registered activation a torch function or activation module computes; None for anything else."""
+    torch = sys.modules.get("torch")
+    if torch is None:  # no torch callable exists before torch is imported
+        return None
+    if isinstance(fn, torch.nn.Module):
+        from numstab.probe.analytic import activation_of  # the module -> activation table, in one place
+
+        return activation_of(fn)
+    functional = torch.nn.functional
+    table = (
+        (torch.tanh, "tanh"), (functional.tanh, "tanh"), (torch.sigmoid, "sigmoid"),
+        (functional.sigmoid, "sigmoid"), (torch.relu, "relu"), (functional.relu, "relu"),
+        (torch.selu, "selu"), (functional.selu, "selu"), (functional.elu, "elu"),
+        (functional.leaky_relu, "leaky_relu"), (functional.gelu, "gelu"), (functional.silu, "silu"),
+        (functional.softplus, "softplus"), (torch.erf, "erf"),
+    )  # each at its default parameters, which are the registry's
+    return next((_REGISTRY[name] for f, name in table if f is fn), None)
 
 
 def _wrap_user_fn(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:

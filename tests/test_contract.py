@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
 import numstab
-from numstab import precision
+from numstab import activations, init, precision
 from numstab.probe.stats import range_fractions
 
 
@@ -35,3 +36,39 @@ def test_float32_values_never_leave_float32_or_float64_range() -> None:
     x = torch.tensor([3.4028235e38, 1.4e-45, float("inf"), float("nan"), 0.0])
     over, under, _ = range_fractions(x, ("float32", "float64"), max_abs=3.4028235e38)
     assert over == {"float32": 0.4, "float64": 0.4} and under == {"float32": 0.0, "float64": 0.0}
+
+
+@pytest.mark.parametrize(
+    ("activation", "name", "param"),
+    [
+        (torch.tanh, "tanh", None),  # 5/3
+        (nn.functional.tanh, "tanh", None),
+        (nn.Tanh(), "tanh", None),
+        (torch.sigmoid, "sigmoid", None),  # 1
+        (nn.Sigmoid(), "sigmoid", None),
+        (torch.relu, "relu", None),  # sqrt(2), bit for bit
+        (nn.functional.relu, "relu", None),
+        (nn.ReLU(), "relu", None),
+        (nn.functional.selu, "selu", None),  # 3/4
+        (nn.LeakyReLU(0.2), "leaky_relu", 0.2),
+        (nn.functional.leaky_relu, "leaky_relu", None),
+    ],
+)
+def test_gain_of_torchs_own_activation_is_calculate_gain(activation, name, param) -> None:
+    # DESIGN.md: gain "equals torch.nn.init.calculate_gain where torch defines it" -- also when the
+    # activation is handed over as torch's function or module rather than by name
+    assert init.gain(activation) == nn.init.calculate_gain(name, param)
+
+
+def test_torchs_tanh_initializes_exactly_like_the_name() -> None:
+    a, b = nn.Linear(30, 20), nn.Linear(30, 20)
+    init.apply_(a, "kaiming_normal", activation=nn.Tanh(), generator=torch.Generator().manual_seed(0))
+    init.apply_(b, "kaiming_normal", activation="tanh", generator=torch.Generator().manual_seed(0))
+    assert torch.equal(a.weight, b.weight)
+    assert activations.get(torch.tanh) is activations.get("tanh")
+
+
+def test_other_torch_callables_still_use_quadrature() -> None:
+    # torch defines no gain for gelu or silu: 1 / sqrt(E[f(z)^2]) as for the registered names
+    assert init.gain(nn.functional.gelu) == init.gain("gelu")
+    assert init.gain(nn.SiLU()) == init.gain("silu")
