@@ -8,6 +8,7 @@ from torch import nn
 
 import numstab
 from numstab import activations, init, precision
+from numstab.cli import main
 from numstab.probe.stats import range_fractions
 
 
@@ -72,3 +73,14 @@ def test_other_torch_callables_still_use_quadrature() -> None:
     # torch defines no gain for gelu or silu: 1 / sqrt(E[f(z)^2]) as for the registered names
     assert init.gain(nn.functional.gelu) == init.gain("gelu")
     assert init.gain(nn.SiLU()) == init.gain("silu")
+
+
+def test_a_factory_that_raises_is_one_line_and_exit_2(tmp_path, capsys) -> None:
+    # DESIGN.md: "Errors exit with status 2 and one line ...; no traceback for a user's mistake"
+    path = tmp_path / "nets.py"
+    path.write_text("def build():\n    raise RuntimeError('no such layer size')\n")
+    with pytest.raises(SystemExit) as info:
+        main(["check", f"{path}:build"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2
+    assert err == f"numstab: error: the factory '{path}:build' raised RuntimeError: no such layer size\n"

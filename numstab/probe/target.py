@@ -67,11 +67,12 @@ def load_target(
     Raises:
         UnknownNameError: no such example.
         InvalidArgumentError: the file or the factory does not exist, or input_shape is missing.
+        ModelError: importing the file or calling the factory raised.
     """
     if ":" not in target and not target.endswith(".py"):
         model, inputs = examples.build(target, seed=seed)
     else:
-        model, inputs = _from_factory(load_factory(target)(), target)
+        model, inputs = _from_factory(_call_factory(load_factory(target), target), target)
     if input_shape is not None:
         inputs = torch.randn(input_shape, generator=torch.Generator().manual_seed(seed))
     if inputs is None:
@@ -80,6 +81,14 @@ def load_target(
             "(or return a (model, inputs) pair)"
         )
     return model, inputs
+
+
+def _call_factory(factory: Any, target: str) -> Any:
+    """Call the user's factory; an exception in it is the user's model code failing, said in one line."""
+    try:
+        return factory()
+    except Exception as err:
+        raise ModelError(f"the factory {target!r} raised {type(err).__name__}: {err}") from err
 
 
 def _from_factory(result: Any, target: str) -> tuple[nn.Module, Any]:
