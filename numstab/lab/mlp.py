@@ -17,7 +17,7 @@ reach 1e38 and 1e-31, outside float32), and sets the measured growth beside mean
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -190,6 +190,7 @@ class _Group:
         self.scales = np.array([s * unit for run in runs for s in run], dtype=np.float64)
         self.log_scales = np.log(self.scales)
         self.columns = [slice(int(a), int(a + n)) for a, n in zip(starts, self.blocks, strict=True)]
+        self.pairs = [_value_and_derivative_of(act) for act in acts]
         c = len(self.scales)
         self.y = torch.eye(width, dtype=dtype)[None, :, None, :].expand(repeats, width, c, width).contiguous()
         self.spare = torch.empty_like(self.y)  # the next layer's product is written here, then swapped
@@ -216,8 +217,8 @@ class _Group:
         a = np.matmul(self.draw64, self.h)
         a *= self.scales  # (R, K, C): a = W h, W = scale * draw
         self.h, deriv = np.empty_like(a), np.empty_like(a)
-        for act, cols in zip(self.acts, self.columns, strict=True):  # one block of columns per activation
-            self.h[..., cols], deriv[..., cols] = _value_and_derivative(act, a[..., cols])
+        for pair, cols in zip(self.pairs, self.columns, strict=True):  # one block of columns per activation
+            self.h[..., cols], deriv[..., cols] = pair(a[..., cols])
         # the previous layer's 1 / norm is folded into the small (R, K, C) factor rather than into a pass
         # over Y: self.y holds Y_{l-1} times a known factor
         deriv *= self.inv_norm[:, None, :]
@@ -283,8 +284,8 @@ _PAIRS = {
 }
 
 
-def _value_and_derivative(act, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return (f(x), f'(x)) for a numpy array, in one pass for the chapter's activations.
+def _value_and_derivative_of(act) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Return a function x -> (f(x), f'(x)) on numpy arrays, one pass for the chapter's activations.
 
     Examples:
         >>> from numstab import activations
@@ -292,7 +293,7 @@ def _value_and_derivative(act, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         >>> def same(name):  # bit for bit, NaN where the registry gives NaN
         ...     act = activations.get(name)
         ...     with np.errstate(invalid="ignore"):  # 0 * inf, as the registry computes it
-        ...         fast = _value_and_derivative(act, x)
+        ...         fast = _value_and_derivative_of(act)(x)
         ...         book = act.fn(x), act.derivative(x)
         ...     return all(np.array_equal(u, v, equal_nan=True) for u, v in zip(fast, book))
         >>> [same(name) for name in ("relu", "sigmoid", "scaled_sigmoid", "tanh")]
@@ -300,8 +301,8 @@ def _value_and_derivative(act, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     pair = _PAIRS.get(act.name)
     if pair is not None and act is get_activation(act.name):  # the registry's own, not a namesake
-        return pair(x)
-    return act.fn(x), act.derivative(x)
+        return pair
+    return lambda x: (act.fn(x), act.derivative(x))
 
 
 def _result(acts, inits, weight_scales, groups, width, depth, repeats, seed, dtype) -> MLPGradients:
@@ -356,9 +357,10 @@ def _smallest_entries(g: _Group, n_acts: int, depth: int) -> tuple[np.ndarray, n
     """log10 of the smallest non-zero |entry| of each final product (+inf when all are 0) and the share
     of exact zeros, each of shape (R, A, scales)."""
     r, k, _, _ = g.y.shape
-    magnitude = g.y.abs()  # (R, K, C, K)
-    share = (k * k - torch.count_nonzero(magnitude, dim=(1, 3))).numpy() / (k * k)
-    smallest = magnitude.masked_fill_(magnitude == 0, math.inf).amin(dim=(1, 3)).numpy().astype(np.float64)
+    magnitude = g.y.abs()  # (R, K, C, K); the contiguous dimension reduced first, as in the norms
+    zero = magnitude == 0
+    share = zero.sum(dim=3).sum(dim=1).numpy() / (k * k)
+    smallest = magnitude.masked_fill_(zero, math.inf).amin(dim=3).amin(dim=1).numpy().astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):  # all dead: -inf + -inf, marked just below
         log10 = np.log10(smallest * g.inv_norm) + g.log_scale / _LN10
     log10 = np.where(np.isinf(smallest), math.inf, log10)  # no non-zero entry: mark, never NaN
