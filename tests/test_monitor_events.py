@@ -42,3 +42,26 @@ def test_config_rejects_bad_thresholds() -> None:
         TrendConfig(explode_factor=0.0)
     with pytest.raises(InvalidArgumentError, match="window must be >= 1"):
         TrendConfig(window=0)
+
+
+def test_inf_and_nan_norms_never_explode_and_stay_out_of_the_window() -> None:
+    # a step with inf/NaN norms takes the slow path of the window update; the oracle is the same direct
+    # median as above, so the window must hold exactly the finite norms in order
+    config = TrendConfig(explode_factor=2.0, window=5, min_history=3, vanish_below=1e-30)
+    detector = TrendDetector(config)
+    names = ["a", "b"]
+    finite: list[list[float]] = [[], []]
+    rng = np.random.default_rng(3)
+    for step in range(120):
+        values = np.exp(rng.normal(0.0, 1.0, size=2))
+        if step % 7 == 3:
+            values[0] = math.inf
+        if step % 11 == 4:
+            values[1] = math.nan
+        events = detector.observe(step, names, values)
+        ready = [math.isfinite(values[j]) and len(finite[j]) >= 3 for j in range(2)]
+        expected = [names[j] for j in range(2) if ready[j] and values[j] > 2.0 * np.median(finite[j][-5:])]
+        assert [layer for e in events for layer in e.layers] == expected, step
+        for j in range(2):
+            if math.isfinite(values[j]):
+                finite[j].append(float(values[j]))

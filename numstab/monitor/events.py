@@ -120,6 +120,7 @@ class TrendDetector:
     _names: list[str] = field(default_factory=list)
     _ring: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
     _count: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    _columns: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     _skips: int = 0
     _last_scale: float = math.inf
 
@@ -176,11 +177,15 @@ class TrendDetector:
         self._names = names
         self._ring = np.full((self.config.window, len(names)), np.nan)
         self._count = np.zeros(len(names), dtype=np.int64)
+        self._columns = np.arange(len(names))
 
     def _push(self, values: np.ndarray) -> None:
-        finite = np.isfinite(values)
         slot = self._count % self.config.window
-        cols = np.flatnonzero(finite)
+        if np.isfinite(values).all():  # the common case: every column takes its value
+            self._ring[slot, self._columns] = values
+            self._count += 1
+            return
+        cols = np.flatnonzero(np.isfinite(values))
         self._ring[slot[cols], cols] = values[cols]
         self._count[cols] += 1
 
@@ -192,9 +197,10 @@ class TrendDetector:
         return 0.5 * (ordered[(n - 1) // 2, j] + ordered[n // 2, j])
 
     def _vanishing(self, step: int, names: list[str], values: np.ndarray) -> Event | None:
-        low = np.flatnonzero(values < self.config.vanish_below)
-        if low.size == 0:
+        below = values < self.config.vanish_below
+        if not below.any():
             return None
+        low = np.flatnonzero(below)
         bar = self.config.vanish_below
         message = (
             f"gradient norm under {bar:g} in {_shown(names, low)}: the signal vanishes on its way back; "
@@ -209,8 +215,10 @@ class TrendDetector:
         if not ready.any():
             return None
         # the window's minimum is <= its median: a cheap filter, then the exact median for the few left
-        low = np.fmin.reduce(self._ring, axis=0)
-        cols = np.flatnonzero(ready & np.isfinite(values) & (values > factor * low))
+        over = values > factor * np.fmin.reduce(self._ring, axis=0)  # False for a NaN norm or empty window
+        if not over.any():
+            return None
+        cols = np.flatnonzero(over & ready & np.isfinite(values))
         if cols.size == 0:
             return None
         median = self._median(cols)

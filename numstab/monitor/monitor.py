@@ -10,6 +10,7 @@ cost a Python counter. Per-parameter ``.norm().item()`` loops pay one device syn
 from __future__ import annotations
 
 import logging
+import math
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -253,30 +254,31 @@ class GradientMonitor:
         norms, scale = self._read_norms(grads, scaler)  # the step's one device->host transfer
         if scale is not None and _still_scaled(scaler):
             norms = norms / scale
-        names, layers, layer = self._combine(norms, present)
+        names, layers, layer, total = self._combine(norms, present)
         layer_norms = dict(zip(layers, layer.tolist(), strict=True))
-        bad = np.flatnonzero(~np.isfinite(norms)).tolist()
+        # a non-finite norm makes the sum of squares non-finite: the per-tensor scan runs only then
+        bad = [] if math.isfinite(total) else np.flatnonzero(~np.isfinite(norms)).tolist()
         culprits = tuple(names[i] for i in bad)
         skipped = bool(culprits) and scale is not None
-        events = list(self._detector.observe(index, layers, layer))
-        fault = self._detector.nonfinite(index, culprits, norms[bad].tolist(), skipped=skipped, scale=scale)
-        events += [fault] if fault is not None else []
+        events = self._detector.observe(index, layers, layer)
+        values = norms[bad].tolist() if bad else []
+        fault = self._detector.nonfinite(index, culprits, values, skipped=skipped, scale=scale)
+        events += (fault,) if fault is not None else ()
         ranks = self._culprit_ranks(culprits) if culprits and self._world > 1 else {}
-        total = float(np.sqrt(np.square(norms).sum()))
-        nonfinite = bool(culprits)
-        return StepStats(index, total, layer_norms, nonfinite, culprits, skipped, scale, tuple(events), ranks)
+        return StepStats(index, total, layer_norms, bool(culprits), culprits, skipped, scale, events, ranks)
 
     def _combine(
         self, norms: np.ndarray, present: list[int] | None
-    ) -> tuple[list[str], list[str], np.ndarray]:
-        """Per-layer norms of the parameters that have gradients; precomputed when all of them do."""
+    ) -> tuple[list[str], list[str], np.ndarray, float]:
+        """Per-layer and global norms of the parameters with gradients; precomputed groups when all have."""
         if present is None:
-            layer, _ = group_norms(norms, self._groups, len(self._layers))
-            return self._names, self._layers, layer
+            layer, total = group_norms(norms, self._groups, len(self._layers))
+            return self._names, self._layers, layer, total
         groups = self._groups[present]
-        layer, _ = group_norms(norms, groups, len(self._layers))
+        layer, total = group_norms(norms, groups, len(self._layers))
         kept = np.unique(groups)
-        return [self._names[i] for i in present], [self._layers[g] for g in kept.tolist()], layer[kept]
+        names = [self._names[i] for i in present]
+        return names, [self._layers[g] for g in kept.tolist()], layer[kept], total
 
     def _read_norms(
         self, grads: Sequence[torch.Tensor], scaler: torch.amp.GradScaler | None

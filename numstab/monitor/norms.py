@@ -142,6 +142,7 @@ def group_norms(norms: np.ndarray, groups: np.ndarray, n_groups: int) -> tuple[n
         >>> layer.tolist(), total
         ([5.0, 12.0], 13.0)
     """
-    squares = norms.astype(np.float64) ** 2
+    norms = np.asarray(norms, dtype=np.float64)
+    squares = norms * norms
     layer = np.sqrt(np.bincount(groups, weights=squares, minlength=n_groups))
     return layer, float(math.sqrt(squares.sum()))
