@@ -44,10 +44,14 @@ def test_tanh_critical_point_at_schoenholz_bias():
 
 
 def test_tanh_ordered_point_chi1_and_depth_scale():
+    # reference values for tanh at sigma_w^2 = 1.5, sigma_b^2 = 0.05 (Schoenholz et al. 2017's setting):
+    # chi_1 = 0.9386, xi_c = 15.8; independently, in the ordered phase c* = 1 and chi_c(c*) = chi_1, so
+    # their xi_c = -1 / ln chi_c(c*) must equal -1 / ln chi_1
     chi = theory.chi1("tanh", 1.5**0.5, TANH_BIAS)
     _, xi_c = theory.depth_scales("tanh", 1.5**0.5, TANH_BIAS)
     assert chi == pytest.approx(0.9386, abs=1e-4)
     assert xi_c == pytest.approx(15.8, abs=0.05)
+    assert xi_c == pytest.approx(-1 / math.log(chi), rel=1e-9)
     assert theory.trainable_depth("tanh", 1.5**0.5, TANH_BIAS) == pytest.approx(6 * xi_c, rel=1e-15)
 
 
