@@ -35,6 +35,15 @@ def test_check_an_example_prints_the_verdict_and_writes_json_and_html(capsys, tm
     assert "<!doctype html>" in (tmp_path / "r.html").read_text().lower()
 
 
+def test_json_dash_prints_only_the_json_on_stdout(capsys, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "check", "sigmoid_mlp", "--json", "-", "--html", "r.html")
+    assert code == 0
+    doc = jsonio.loads(out, kind="check")
+    assert doc["verdict"] == "vanishing" and doc["schema"] == "numstab.report/1"
+    assert "wrote r.html" in err and not (tmp_path / "-").exists()
+
+
 def test_fix_shows_before_and_after_and_goes_into_the_json(capsys, tmp_path) -> None:
     code, out, _ = run(capsys, "check", "relu_mlp_normal", "--fix", "kaiming_normal", "--json",
                        str(tmp_path / "fix.json"))

@@ -28,7 +28,8 @@ def check(
         "(kaiming_normal, xavier_normal, orthogonal, critical, ...).", show_default=False,
     ),
     json_path: pathlib.Path | None = typer.Option(
-        None, "--json", help="Write the report as JSON (schema numstab.report/1, top-level \"verdict\").",
+        None, "--json", help="Write the report as JSON (schema numstab.report/1, top-level \"verdict\"); "
+        "'--json -' prints it on stdout instead of the table.",
         show_default=False,
     ),
     html_path: pathlib.Path | None = typer.Option(
@@ -54,7 +55,9 @@ def check(
         load_weights(model, weights)
     report = diagnose(model, inputs, seed=seed)
     comparison = report.with_fix(fix) if fix is not None else None
-    _render(report, comparison, target)
+    to_stdout = json_path is not None and str(json_path) == "-"
+    if not to_stdout:
+        _render(report, comparison, target)
     _write(report, comparison, json_path=json_path, html_path=html_path)
 
 
@@ -78,11 +81,15 @@ def _write(
         payload = report.to_dict()
         if comparison is not None:
             payload["fix"] = {"scheme": comparison.scheme, "after": comparison.after.to_dict()}
-        jsonio.dump("check", payload, json_path)
-        typer.echo(f"wrote {json_path}")
+        if str(json_path) == "-":
+            typer.echo(jsonio.dumps("check", payload))
+        else:
+            jsonio.dump("check", payload, json_path)
+            typer.echo(f"wrote {json_path}")
     if html_path is not None:
         html_report(report, fix=comparison).write(html_path)
-        typer.echo(f"wrote {html_path}")
+        # with '--json -' stdout carries only the JSON
+        typer.echo(f"wrote {html_path}", err=json_path is not None and str(json_path) == "-")
 
 
 @app.command("examples")
