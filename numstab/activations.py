@@ -385,7 +385,7 @@ def _wrap_user_fn(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
         arr = np.asarray(x, dtype=np.float64)
         try:
             out = fn(arr)
-        except TypeError:  # a tensor-only callable (F.gelu, nn.SiLU()): evaluate it in torch float64
+        except (TypeError, AttributeError):  # tensor-only (F.gelu, nn.SiLU(), x.softmax): evaluate in torch
             import torch
 
             with torch.no_grad():
