@@ -32,7 +32,7 @@ from numstab.errors import (
 from numstab.monitor import distributed
 from numstab.monitor.events import Event, TrendConfig, TrendDetector
 from numstab.monitor.locate import Culprit, locate_nonfinite
-from numstab.monitor.norms import exact_norms, fast_norms, group_norms, needs_exact
+from numstab.monitor.norms import exact_norms, fast_norms, needs_exact
 
 __all__ = ["GradientMonitor", "StepStats", "MonitorStateError"]
 
@@ -152,7 +152,9 @@ class GradientMonitor:
         self.history: deque[StepStats] = deque(maxlen=history)
         self.events: deque[Event] = deque(maxlen=history)
         self._names, self._params = _trainable(model)
-        self._groups, self._layers = _group_index(self._names, group_by)
+        groups, self._layers = _group_index(self._names, group_by)
+        self._group_of = groups.tolist()
+        self._members = [np.flatnonzero(groups == g).tolist() for g in range(len(self._layers))]
         self._detector = TrendDetector(trends or TrendConfig())
         self._rank, self._world = distributed.rank_and_world(model)
         self._local: list[torch.Tensor | None] = [None] * len(self._params)
@@ -247,53 +249,65 @@ class GradientMonitor:
 
     def _record(self, index: int, scaler: torch.amp.GradScaler | None) -> StepStats:
         grads = [p.grad for p in self._params]
-        present = None  # None: every parameter has a gradient (the common case, precomputed groups)
+        present = None  # None: every parameter has a gradient (the common case)
         if any(g is None for g in grads):
             present = [i for i, g in enumerate(grads) if g is not None]
             grads = [grads[i] for i in present]
         norms, scale = self._read_norms(grads, scaler)  # the step's one device->host transfer
         if scale is not None and _still_scaled(scaler):
-            norms = norms / scale
+            norms = [v / scale for v in norms]
         names, layers, layer, total = self._combine(norms, present)
-        layer_norms = dict(zip(layers, layer.tolist(), strict=True))
         # a non-finite norm makes the sum of squares non-finite: the per-tensor scan runs only then
-        bad = [] if math.isfinite(total) else np.flatnonzero(~np.isfinite(norms)).tolist()
+        bad = [] if math.isfinite(total) else [i for i, v in enumerate(norms) if not math.isfinite(v)]
         culprits = tuple(names[i] for i in bad)
         skipped = bool(culprits) and scale is not None
-        events = self._detector.observe(index, layers, layer)
-        values = norms[bad].tolist() if bad else []
+        events = self._detector.observe(index, layers, np.array(layer))
+        values = [norms[i] for i in bad]
         fault = self._detector.nonfinite(index, culprits, values, skipped=skipped, scale=scale)
         events += (fault,) if fault is not None else ()
         ranks = self._culprit_ranks(culprits) if culprits and self._world > 1 else {}
+        layer_norms = dict(zip(layers, layer, strict=True))
         return StepStats(index, total, layer_norms, bool(culprits), culprits, skipped, scale, events, ranks)
 
     def _combine(
-        self, norms: np.ndarray, present: list[int] | None
-    ) -> tuple[list[str], list[str], np.ndarray, float]:
-        """Per-layer and global norms of the parameters with gradients; precomputed groups when all have."""
+        self, norms: list[float], present: list[int] | None
+    ) -> tuple[list[str], list[str], list[float], float]:
+        """Per-layer and global norms: float64 sums of squares (the formula of ``norms.group_norms``).
+
+        Plain Python floats over precomputed member lists: right after a backward pass the host caches are
+        cold, and a few dozen float operations cost less than the numpy calls they would replace.
+        Parameters without a gradient count as zero, and layers with none of them are left out.
+        """
+        squares = [v * v for v in norms]
+        if present is not None:
+            full = [0.0] * len(self._params)
+            for i, square in zip(present, squares, strict=True):
+                full[i] = square
+            squares = full
+        layer = [math.sqrt(sum([squares[i] for i in members])) for members in self._members]
+        total = math.sqrt(sum(squares))
         if present is None:
-            layer, total = group_norms(norms, self._groups, len(self._layers))
             return self._names, self._layers, layer, total
-        groups = self._groups[present]
-        layer, total = group_norms(norms, groups, len(self._layers))
-        kept = np.unique(groups)
+        kept = sorted({self._group_of[i] for i in present})
         names = [self._names[i] for i in present]
-        return names, [self._layers[g] for g in kept.tolist()], layer[kept], total
+        return names, [self._layers[g] for g in kept], [layer[g] for g in kept], total
 
     def _read_norms(
         self, grads: Sequence[torch.Tensor], scaler: torch.amp.GradScaler | None
-    ) -> tuple[np.ndarray, float | None]:
+    ) -> tuple[list[float], float | None]:
         if not grads:
             raise MonitorStateError("no parameter has a gradient: call loss.backward() before monitor.step()")
         fast = fast_norms(grads)
         scale_t = getattr(scaler, "_scale", None) if scaler is not None else None
         packed = fast if scale_t is None else torch.cat([fast, scale_t.detach().reshape(1).to(fast)])
-        host = packed.cpu().numpy().astype(np.float64)
-        norms, scale = host[: len(grads)], (float(host[-1]) if scale_t is not None else None)
+        host = packed.cpu().tolist()
+        norms, scale = host[: len(grads)], (host[-1] if scale_t is not None else None)
         if fast.dtype != torch.float64:  # float32 accumulation: recheck the extremes
             redo = needs_exact(norms)
             if redo:  # zero, tiny or overflowed: recompute those few in float64 (rare, one more sync)
-                norms[redo] = exact_norms([grads[i] for i in redo]).cpu().numpy()
+                exact = exact_norms([grads[i] for i in redo]).cpu().tolist()
+                for i, value in zip(redo, exact, strict=True):
+                    norms[i] = value
         return norms, scale
 
     def _culprit_ranks(self, culprits: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
