@@ -17,6 +17,7 @@ adds no device work.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -106,7 +107,10 @@ class Event:
 class TrendDetector:
     """Turn each recorded step's layer norms into :class:`Event` s; keeps a bounded window per layer.
 
-    Memory is ``window x layers`` floats, whatever the number of steps.
+    Memory is ``window x layers`` floats, whatever the number of steps. The per-step work is plain Python
+    over a few dozen floats (a running minimum per window filters the "exploding" test, and only the layers
+    it lets through are sorted for their median): the detector runs right after backward, when the host
+    caches are cold and each numpy call would cost several microseconds.
 
     Examples:
         >>> det = TrendDetector(TrendConfig(min_history=2, window=4))
@@ -118,26 +122,28 @@ class TrendDetector:
 
     config: TrendConfig = field(default_factory=TrendConfig)
     _names: list[str] = field(default_factory=list)
-    _ring: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
-    _count: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    _columns: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    _windows: list[deque[float]] = field(default_factory=list)
+    _low: list[float] = field(default_factory=list)
+    _count: list[int] = field(default_factory=list)
     _skips: int = 0
     _last_scale: float = math.inf
 
-    def observe(self, step: int, names: Sequence[str], values: np.ndarray) -> tuple[Event, ...]:
+    def observe(
+        self, step: int, names: Sequence[str], values: Sequence[float] | np.ndarray
+    ) -> tuple[Event, ...]:
         """Return the vanishing/exploding events of one step and add its finite norms to the window.
 
         Args:
             step: step counter.
             names: layer names (a changed list restarts the windows).
-            values: their norms, float64, same order.
+            values: their norms (floats or a float64 array), same order.
         """
         if names is not self._names and list(names) != self._names:
             self._reset(names if isinstance(names, list) else list(names))
-        found = (self._vanishing(step, self._names, values), self._exploding(step, self._names, values))
-        events = [e for e in found if e is not None]
-        self._push(values)
-        return tuple(events)
+        norms = values.tolist() if isinstance(values, np.ndarray) else list(values)
+        found = (self._vanishing(step, norms), self._exploding(step, norms))
+        self._push(norms)
+        return tuple(e for e in found if e is not None)
 
     def nonfinite(
         self,
@@ -175,69 +181,65 @@ class TrendDetector:
 
     def _reset(self, names: list[str]) -> None:
         self._names = names
-        self._ring = np.full((self.config.window, len(names)), np.nan)
-        self._count = np.zeros(len(names), dtype=np.int64)
-        self._columns = np.arange(len(names))
+        self._windows = [deque(maxlen=self.config.window) for _ in names]
+        self._low = [math.inf] * len(names)  # minimum of each window (inf while empty)
+        self._count = [0] * len(names)  # finite norms seen per layer (not capped by the window)
 
-    def _push(self, values: np.ndarray) -> None:
-        slot = self._count % self.config.window
-        if np.isfinite(values).all():  # the common case: every column takes its value
-            self._ring[slot, self._columns] = values
-            self._count += 1
-            return
-        cols = np.flatnonzero(np.isfinite(values))
-        self._ring[slot[cols], cols] = values[cols]
-        self._count[cols] += 1
+    def _push(self, norms: list[float]) -> None:
+        for j, value in enumerate(norms):
+            if not math.isfinite(value):  # inf/NaN norms stay out of the window
+                continue
+            window = self._windows[j]
+            evicted = window[0] if len(window) == window.maxlen else math.inf
+            window.append(value)
+            self._count[j] += 1
+            # the minimum left the window (or the window was empty): rescan; otherwise a running minimum
+            self._low[j] = min(window) if evicted <= self._low[j] else min(self._low[j], value)
 
-    def _median(self, cols: np.ndarray) -> np.ndarray:
-        # np.nanmedian goes through masked arrays (about 1 ms): sort instead, NaN (unfilled slots) sort last
-        ordered = np.sort(self._ring[:, cols], axis=0)
-        n = np.minimum(self._count[cols], self.config.window)
-        j = np.arange(cols.size)
-        return 0.5 * (ordered[(n - 1) // 2, j] + ordered[n // 2, j])
-
-    def _vanishing(self, step: int, names: list[str], values: np.ndarray) -> Event | None:
-        below = values < self.config.vanish_below
-        if not below.any():
-            return None
-        low = np.flatnonzero(below)
+    def _vanishing(self, step: int, norms: list[float]) -> Event | None:
         bar = self.config.vanish_below
+        low = [j for j, value in enumerate(norms) if value < bar]
+        if not low:
+            return None
         message = (
-            f"gradient norm under {bar:g} in {_shown(names, low)}: the signal vanishes on its way back; "
-            "use a critical init (numstab.init.apply_(model, 'critical')), a non-saturating activation "
+            f"gradient norm under {bar:g} in {_shown(self._names, low)}: the signal vanishes on its way "
+            "back; use a critical init (numstab.init.apply_(model, 'critical')), a non-saturating activation "
             "or residual connections"
         )
-        return Event("vanishing", step, _pick(names, low), tuple(values[low].tolist()), bar, message)
+        return Event("vanishing", step, _pick(self._names, low), tuple(norms[j] for j in low), bar, message)
 
-    def _exploding(self, step: int, names: list[str], values: np.ndarray) -> Event | None:
-        factor = self.config.explode_factor
-        ready = self._count >= self.config.min_history
-        if not ready.any():
-            return None
-        # the window's minimum is <= its median: a cheap filter, then the exact median for the few left
-        over = values > factor * np.fmin.reduce(self._ring, axis=0)  # False for a NaN norm or empty window
-        if not over.any():
-            return None
-        cols = np.flatnonzero(over & ready & np.isfinite(values))
-        if cols.size == 0:
-            return None
-        median = self._median(cols)
-        over = values[cols] > factor * median
-        high, median = cols[over], median[over]
-        if high.size == 0:
+    def _exploding(self, step: int, norms: list[float]) -> Event | None:
+        factor, need = self.config.explode_factor, self.config.min_history
+        # the window's minimum is <= its median: a cheap filter (false for NaN and empty windows), then the
+        # exact median for the few left
+        cols = [
+            j
+            for j, (value, low) in enumerate(zip(norms, self._low, strict=True))
+            if value > factor * low and math.isfinite(value) and self._count[j] >= need
+        ]
+        medians = {j: _median(self._windows[j]) for j in cols}
+        high = [j for j in cols if norms[j] > factor * medians[j]]
+        if not high:
             return None
         message = (
-            f"gradient norm above {factor:g}x its running median in {_shown(names, high)}: clip gradients "
-            "(torch.nn.utils.clip_grad_norm_), lower the learning rate or check the init"
+            f"gradient norm above {factor:g}x its running median in {_shown(self._names, high)}: clip "
+            "gradients (torch.nn.utils.clip_grad_norm_), lower the learning rate or check the init"
         )
-        threshold = float(factor * np.max(median))
-        return Event("exploding", step, _pick(names, high), tuple(values[high].tolist()), threshold, message)
+        threshold = factor * max(medians[j] for j in high)
+        values = tuple(norms[j] for j in high)
+        return Event("exploding", step, _pick(self._names, high), values, threshold, message)
 
 
-def _pick(names: list[str], idx: np.ndarray) -> tuple[str, ...]:
-    return tuple(names[i] for i in idx.tolist())
+def _median(window: deque[float]) -> float:
+    ordered = sorted(window)
+    n = len(ordered)
+    return 0.5 * (ordered[(n - 1) // 2] + ordered[n // 2])
 
 
-def _shown(names: list[str], idx: np.ndarray) -> str:
+def _pick(names: list[str], idx: list[int]) -> tuple[str, ...]:
+    return tuple(names[i] for i in idx)
+
+
+def _shown(names: list[str], idx: list[int]) -> str:
     picked = _pick(names, idx)
     return ", ".join(picked[:5]) + (" ..." if len(picked) > 5 else "")

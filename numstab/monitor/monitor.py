@@ -261,7 +261,7 @@ class GradientMonitor:
         bad = [] if math.isfinite(total) else [i for i, v in enumerate(norms) if not math.isfinite(v)]
         culprits = tuple(names[i] for i in bad)
         skipped = bool(culprits) and scale is not None
-        events = self._detector.observe(index, layers, np.array(layer))
+        events = self._detector.observe(index, layers, layer)
         values = [norms[i] for i in bad]
         fault = self._detector.nonfinite(index, culprits, values, skipped=skipped, scale=scale)
         events += (fault,) if fault is not None else ()
