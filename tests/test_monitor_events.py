@@ -65,3 +65,12 @@ def test_inf_and_nan_norms_never_explode_and_stay_out_of_the_window() -> None:
         for j in range(2):
             if math.isfinite(values[j]):
                 finite[j].append(float(values[j]))
+
+
+def test_min_history_counts_finite_norms_beyond_a_shorter_window() -> None:
+    # min_history counts every finite norm seen, not the window's length: window 3 < min_history 5
+    detector = TrendDetector(TrendConfig(window=3, min_history=5, explode_factor=10.0))
+    assert [detector.observe(i, ["a"], [1.0]) for i in range(4)] == [(), (), (), ()]
+    assert detector.observe(4, ["a"], [11.0]) == ()  # 4 finite norms seen: no verdict yet
+    (event,) = detector.observe(5, ["a"], [500.0])  # window (1, 1, 11): median 1
+    assert event.kind == "exploding" and event.values == (500.0,) and event.threshold == 10.0

@@ -117,3 +117,18 @@ def test_half_precision_gradients_beyond_float16_range_are_not_alarms() -> None:
         stats = monitor.step()
     assert not stats.nonfinite and stats.layer_norms["0.bias"] == 0.0
     assert stats.layer_norms["0.weight"] == pytest.approx(math.sqrt(12) * float(np.float16(6e4)), rel=1e-12)
+
+
+def test_monitor_layer_sums_equal_group_norms_bit_for_bit() -> None:
+    # the monitor sums squares in plain floats; group_norms is the numpy statement of the same formula
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 2))
+    net.add_module("unused", nn.Linear(2, 2))  # no gradient: left out of both
+    with GradientMonitor(net) as monitor:
+        net[:5](torch.randn(3, 4)).sum().backward()
+        stats = monitor.step()
+    used = [(n, p) for n, p in net.named_parameters() if p.grad is not None]
+    norms = np.array([torch.linalg.vector_norm(p.grad).item() for _, p in used])
+    layer, total = group_norms(norms, np.array([0, 0, 1, 1, 2, 2]), 3)
+    assert list(stats.layer_norms.values()) == layer.tolist() and list(stats.layer_norms) == ["0", "2", "4"]
+    assert stats.global_norm == pytest.approx(total, rel=1e-15)
