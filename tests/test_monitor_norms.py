@@ -132,3 +132,18 @@ def test_monitor_layer_sums_equal_group_norms_bit_for_bit() -> None:
     layer, total = group_norms(norms, np.array([0, 0, 1, 1, 2, 2]), 3)
     assert list(stats.layer_norms.values()) == layer.tolist() and list(stats.layer_norms) == ["0", "2", "4"]
     assert stats.global_norm == pytest.approx(total, rel=1e-15)
+
+
+@pytest.mark.parametrize("value", [1e200, 1e-200])
+def test_float64_gradients_beyond_squaring_range_are_exact_and_not_alarms(value: float) -> None:
+    # float64 squares leave the range above ~1.3e154 (and flush below ~1e-162): scaled by the largest entry
+    model = nn.Linear(4, 3).double()
+    with GradientMonitor(model) as monitor:
+        model(torch.ones(2, 4, dtype=torch.float64)).sum().backward()
+        for p in model.parameters():
+            p.grad.fill_(value)
+        stats = monitor.step()
+    assert not stats.nonfinite and stats.culprits == ()
+    # 12 weights + 3 biases
+    assert stats.global_norm == pytest.approx(math.sqrt(15) * value, rel=1e-12, abs=0)
+    assert stats.layer_norms["(root)"] == pytest.approx(math.sqrt(15) * value, rel=1e-12, abs=0)

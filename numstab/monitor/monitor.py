@@ -91,6 +91,11 @@ class StepStats:
         }
 
 
+#: Norms above this (or below its inverse) are scaled before squaring: their squares would leave float64's
+#: range (~1.3e154 and, for full precision, ~1e-154).
+_SQUARE_SAFE = 1e150
+
+
 class GradientMonitor:
     """Watch per-layer gradient norms during training: fused, exact at the extremes, AMP- and DDP-aware.
 
@@ -278,14 +283,18 @@ class GradientMonitor:
         cold, and a few dozen float operations cost less than the numpy calls they would replace.
         Parameters without a gradient count as zero, and layers with none of them are left out.
         """
-        squares = [v * v for v in norms]
+        # norms above ~1e154 or below ~1e-154 (float64 gradients) would overflow or flush their squares:
+        # scale those steps by the largest finite norm (Blue 1978); every other step keeps the plain sum
+        top = max((abs(v) for v in norms if math.isfinite(v)), default=0.0)
+        unit = top if top > _SQUARE_SAFE or 0.0 < top < 1.0 / _SQUARE_SAFE else 1.0
+        squares = [(v / unit) ** 2 for v in norms] if unit != 1.0 else [v * v for v in norms]
         if present is not None:
             full = [0.0] * len(self._params)
             for i, square in zip(present, squares, strict=True):
                 full[i] = square
             squares = full
-        layer = [math.sqrt(sum([squares[i] for i in members])) for members in self._members]
-        total = math.sqrt(sum(squares))
+        layer = [unit * math.sqrt(sum([squares[i] for i in members])) for members in self._members]
+        total = unit * math.sqrt(sum(squares))
         if present is None:
             return self._names, self._layers, layer, total
         kept = sorted({self._group_of[i] for i in present})

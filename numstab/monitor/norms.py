@@ -119,6 +119,13 @@ def exact_norms(grads: Sequence[torch.Tensor], *, chunk: int = 1 << 20) -> torch
 
 
 def _norm64(flat: torch.Tensor, chunk: int) -> torch.Tensor:
+    if flat.dtype == torch.float64:
+        # float64 entries above ~1e154 (below ~1e-154) overflow (flush) their squares: scale by the largest
+        # finite entry (Blue 1978)
+        finite = flat[torch.isfinite(flat)]
+        top = finite.abs().max() if finite.numel() else flat.new_zeros(())
+        if float(top) > 1e150 or 0.0 < float(top) < 1e-150:
+            return top * _norm64(flat / top, chunk)
     parts = [torch.linalg.vector_norm(c.double()) for c in flat.split(chunk)]
     return torch.linalg.vector_norm(torch.stack(parts)) if len(parts) > 1 else parts[0]
 
