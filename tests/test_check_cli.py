@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from numstab import examples
 from numstab.cli import main
@@ -85,3 +86,17 @@ def test_help_warns_that_loading_a_file_runs_its_code(capsys) -> None:
     code, out, _ = run(capsys, "check", "--help")
     assert code == 0
     assert "runs the code in that file" in " ".join(out.split())
+
+
+def test_fix_is_the_same_whatever_the_global_rng() -> None:
+    from numstab import diagnose, examples
+
+    model, x = examples.build("relu_mlp_normal")
+    reports = []
+    for global_seed in (0, 1):
+        torch.manual_seed(global_seed)
+        state = torch.get_rng_state()
+        reports.append(diagnose(model, x).with_fix("kaiming_normal").after)
+        assert torch.equal(torch.get_rng_state(), state)  # the fix drew nothing from the global RNG
+    assert reports[0].to_dict() == reports[1].to_dict()
+    assert reports[0].verdict == "healthy"

@@ -43,3 +43,13 @@ def test_small_work_runs_single_threaded_unless_asked(monkeypatch):
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_lab_commands_accept_the_python_spelling(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["lab", "matrix_products", "--scales", "0.5", "--n", "5", "--trials", "4", "--json"])
+    assert exit_info.value.code == 0
+    assert '"k": 4' in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        main(["lab", "--help"])
+    assert "matrix_products" not in capsys.readouterr().out  # hidden: the help lists each command once

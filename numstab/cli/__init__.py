@@ -11,13 +11,23 @@ import sys
 import typer
 import typer.main
 
-from numstab.cli._app import app
+from numstab.cli._app import app, lab_app
 from numstab.errors import NumstabError
 
 # Each module registers its commands on `app` when imported.
 from numstab.cli import check, lab, theory, tour, training  # noqa: E402,F401  isort: skip
 
 __all__ = ["app", "main"]
+
+
+def _underscore_aliases(group: typer.Typer) -> None:
+    """Accept the Python spelling too: `numstab lab matrix_products` runs `matrix-products` (hidden alias)."""
+    for info in list(group.registered_commands):
+        if info.name and "-" in info.name:
+            group.command(info.name.replace("-", "_"), hidden=True, help=info.help)(info.callback)
+
+
+_underscore_aliases(lab_app)
 
 # typer vendors its own copy of click (or uses click, in older releases); its usage errors share
 # the base class of typer.BadParameter, so take it from there rather than from a private module.

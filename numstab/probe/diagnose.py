@@ -415,6 +415,9 @@ def _with_recheck(
 
         from numstab.init import apply_
 
+        # the new weights come from a generator seeded like the report: the same fix every time, and the
+        # global RNG untouched (unless the caller passes generator=)
+        options = {"generator": torch.Generator().manual_seed(seed), **options}
         fixed = apply_(copy.deepcopy(model), scheme, **options)
         return diagnose(fixed, inputs, loss_fn=loss_fn, target=target, seed=seed)
 

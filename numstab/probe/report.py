@@ -240,7 +240,9 @@ class Report:
     def with_fix(self, scheme: str, **init_options: Any) -> FixComparison:
         """Apply ``numstab.init.apply_(copy, scheme, **init_options)`` to a deep copy of the model, re-check.
 
-        The model is not changed. The copy is diagnosed with the same inputs, loss and seed.
+        The model is not changed. The copy is diagnosed with the same inputs, loss and seed, and its new
+        weights are drawn from a ``torch.Generator`` seeded with the report's seed (the global RNG is not
+        used), so the same report gives the same fix every time.
 
         Args:
             scheme: an initialization scheme of :func:`numstab.init.apply_` ("kaiming_normal", ...).
