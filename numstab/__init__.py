@@ -21,10 +21,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from numstab import _moved
+
 __version__ = "0.1.0"
 
 _SUBMODULES = {
-    "activations", "init", "precision", "theory", "lab", "probe", "monitor", "report", "errors", "examples",
+    "activations", "init", "precision", "theory", "lab", "probe", "monitor", "render", "errors", "examples",
+    "jsonio", "files", "display", "tour",
 }
 _ATTRIBUTES = {
     "diagnose": ("numstab.probe", "diagnose"),
@@ -35,8 +38,11 @@ _ATTRIBUTES = {
 __all__ = sorted(_SUBMODULES | set(_ATTRIBUTES) | {"__version__"})
 
 
+_moved.install()  # old module paths (numstab.report, ...) keep working, with a FutureWarning
+
+
 def __getattr__(name: str) -> Any:
-    if name in _SUBMODULES:
+    if name in _SUBMODULES or _moved.new_name(f"numstab.{name}"):
         return importlib.import_module(f"numstab.{name}")
     if name in _ATTRIBUTES:
         module, attr = _ATTRIBUTES[name]

@@ -120,10 +120,10 @@ def inspect_page(context: object, path: pathlib.Path, *, min_images: int = 1) ->
 
 
 def test_report_built_with_the_api(browser_context: object, tmp_path: pathlib.Path) -> None:
-    from numstab.report.html import HtmlReport
-    from numstab.report.style import compare, figure, label, log_axis, mark_format_limits
+    from numstab.render.html import HtmlPage
+    from numstab.render.style import compare, figure, label, log_axis, mark_format_limits
 
-    report = HtmlReport("Gradients through depth", subtitle="built in the test")
+    report = HtmlPage("Gradients through depth", subtitle="built in the test")
     for anchor, rate in (("sigmoid", 0.25), ("tanh", 0.9), ("relu", 1.0), ("scaled", 1.3)):
         fig, ax = figure()
         depth = np.arange(30)
@@ -175,7 +175,7 @@ def test_check_report(browser_context: object, tmp_path: pathlib.Path) -> None:
 
 
 def test_tour_report(browser_context: object, tmp_path: pathlib.Path) -> None:
-    from numstab.report import jsonio
+    from numstab import jsonio
 
     out = tmp_path / "tour"
     result = subprocess.run(

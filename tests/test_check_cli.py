@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from numstab import examples
+from numstab import examples, jsonio
 from numstab.cli import main
-from numstab.report import jsonio
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from numstab.cli import main
-from numstab.report.tour import CHAPTER_STEPS
+from numstab.tour import CHAPTER_STEPS
 
 
 def _run(capsys, *argv):

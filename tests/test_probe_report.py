@@ -1,4 +1,4 @@
-"""numstab.probe.report and numstab.report.check: the dataclasses, JSON, the rich table, the HTML page."""
+"""numstab.probe.report and numstab.render.check: the dataclasses, JSON, the rich table, the HTML page."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
+from numstab import jsonio
 from numstab.errors import InvalidArgumentError, UnknownNameError
 from numstab.probe import Finding, LayerReport, Report, diagnose
-from numstab.report import jsonio
-from numstab.report.terminal import make_console
+from numstab.render.terminal import make_console
 
 
 def _report() -> Report:

@@ -34,7 +34,7 @@ def test_plot_writes_the_phase_diagram(tmp_path, capsys):
 
 
 def test_json_holds_the_summary(tmp_path, capsys):
-    from numstab.report import jsonio
+    from numstab import jsonio
 
     path = tmp_path / "theory.json"
     code, _, _ = run(["theory", "relu", "--json", str(path)], capsys)

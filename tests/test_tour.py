@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from numstab import jsonio
+from numstab import tour as tour_module
 from numstab.cli import main
 from numstab.errors import InvalidArgumentError
-from numstab.report import jsonio
-from numstab.report import tour as tour_module
-from numstab.report.terminal import make_console
+from numstab.render.terminal import make_console
 
 LAB_STEPS = tour_module.CHAPTER_STEPS
 

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
+from numstab import jsonio
 from numstab.cli import main
 from numstab.lab import _batched
-from numstab.report import jsonio
-from numstab.report import training as report
+from numstab.render import training as report
 
 
 def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -78,13 +78,13 @@ def test_json_and_report_folder(tmp_path, capsys) -> None:  # noqa: ANN001
 
 
 def test_tour_step_runs_quick_and_renders_three_sections() -> None:
-    from numstab.report.html import HtmlReport
-    from numstab.report.terminal import make_console
-    from numstab.report.tour import TourContext
+    from numstab.render.html import HtmlPage
+    from numstab.render.terminal import make_console
+    from numstab.tour import TOUR_STEPS, TourContext
 
-    step = report.TOUR_STEP
+    step = next(s for s in TOUR_STEPS if s.name == "training")
     assert step.name == "training"
-    ctx = TourContext(make_console(file=io.StringIO(), width=120), HtmlReport("t"), {}, True)
+    ctx = TourContext(make_console(file=io.StringIO(), width=120), HtmlPage("t"), {}, True)
     step.render(step.run(True), ctx)
     assert set(ctx.json["training"]) == {"depth", "remedies", "map"}
     text = ctx.console.file.getvalue()

@@ -62,7 +62,7 @@ def check(
 
 
 def _render(report: Any, comparison: Any, target: str) -> None:
-    from numstab.report.terminal import make_console
+    from numstab.render.terminal import make_console
 
     console = make_console()
     console.print(f"numstab check {target}", style="bold", markup=False, highlight=False)
@@ -74,8 +74,8 @@ def _render(report: Any, comparison: Any, target: str) -> None:
 def _write(
     report: Any, comparison: Any, *, json_path: pathlib.Path | None, html_path: pathlib.Path | None
 ) -> None:
-    from numstab.report import jsonio
-    from numstab.report.check import html_report
+    from numstab import jsonio
+    from numstab.render.check import html_report
 
     if json_path is not None:
         payload = report.to_dict()

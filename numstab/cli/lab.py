@@ -1,6 +1,6 @@
 """`numstab lab NAME [options]`: run one experiment of the chapter, print its table (or its JSON).
 
-Each command parses, calls :mod:`numstab.lab` and renders with :mod:`numstab.report.lab`; a user's
+Each command parses, calls :mod:`numstab.lab` and renders with :mod:`numstab.render.lab`; a user's
 mistake raises a NumstabError, which ``numstab.cli.main`` turns into one line and exit status 2.
 """
 
@@ -19,12 +19,12 @@ _SEED = typer.Option(0, "--seed", help="Seed of the random generator.")
 
 def _show(result: Any, as_json: bool) -> None:
     if as_json:
-        from numstab.report import jsonio
+        from numstab import jsonio
 
         typer.echo(json.dumps(jsonio.encode(result.to_dict()), indent=2, allow_nan=False))
         return
-    from numstab.report.lab import terminal_table
-    from numstab.report.terminal import make_console
+    from numstab.render.lab import terminal_table
+    from numstab.render.terminal import make_console
 
     make_console().print(terminal_table(result))
 

@@ -35,8 +35,8 @@ def theory(
 ) -> None:
     """Predict q*, chi_1, depth scales and the phase of an initialization (Schoenholz et al. 2017)."""
     from numstab import theory as th
-    from numstab.report.terminal import make_console
-    from numstab.report.theory import summary_table
+    from numstab.render.terminal import make_console
+    from numstab.render.theory import summary_table
 
     check_int_at_least("--grid", grid, 2)
     if plot is not None and plot.suffix.lower() not in _PLOT_SUFFIXES:
@@ -50,7 +50,7 @@ def theory(
         _draw(th, summary, plot, grid)
         typer.echo(f"wrote {plot}")
     if json_path is not None:
-        from numstab.report import jsonio
+        from numstab import jsonio
 
         jsonio.dump("theory", summary.to_dict(), json_path)
         typer.echo(f"wrote {json_path}")
@@ -66,7 +66,7 @@ def _summary(th, activation: str, weight_std: float | None, bias_std: float):
 
 
 def _draw(th, summary, path: pathlib.Path, points: int) -> None:
-    from numstab.report.theory import phase_diagram_figure, phase_grid
+    from numstab.render.theory import phase_diagram_figure, phase_grid
 
     weights, biases = phase_grid(
         summary.weight_std, summary.bias_std, summary.critical_weight_std, points=points

@@ -15,8 +15,8 @@ def tour(
     quick: bool = typer.Option(False, "--quick", help="Small settings: seconds instead of the chapter's."),
 ) -> None:
     """Run every experiment of the chapter: what it printed, what we measure, what theory predicts."""
-    from numstab.report.terminal import make_console
-    from numstab.report.tour import run_tour
+    from numstab.render.terminal import make_console
+    from numstab.tour import run_tour
 
     small_work_threads()
     console = make_console()

@@ -1,7 +1,7 @@
 """`numstab lab training`: train deep MLPs on the digits; tables here, optionally an HTML/JSON report.
 
 Thin: parse, validate every option before any training starts, call :mod:`numstab.lab.training`
-with a rich progress bar as its ``progress`` callback, render with :mod:`numstab.report.training`.
+with a rich progress bar as its ``progress`` callback, render with :mod:`numstab.render.training`.
 A user's mistake raises a NumstabError, which ``numstab.cli.main`` prints as one line (exit 2).
 """
 
@@ -75,7 +75,7 @@ def _plans(experiments: tuple[str, ...], opts: dict[str, Any]) -> list[tuple[str
 
 
 def _run(plans: list, console: Any) -> list[Any]:
-    from numstab.report.terminal import make_progress
+    from numstab.render.terminal import make_progress
 
     results = []
     with make_progress(console) as bar:
@@ -90,12 +90,12 @@ def _run(plans: list, console: Any) -> list[Any]:
 
 
 def _write_report(prepared: tuple[Any, list[str]], results: list[Any], console: Any) -> None:
-    from numstab.report import jsonio
-    from numstab.report import training as report
-    from numstab.report.html import HtmlReport
+    from numstab import jsonio
+    from numstab.render import training as report
+    from numstab.render.html import HtmlPage
 
     folder, replaced = prepared
-    html = HtmlReport("numstab lab training", subtitle="deep MLPs on scikit-learn's digits")
+    html = HtmlPage("numstab lab training", subtitle="deep MLPs on scikit-learn's digits")
     for result in results:
         report.add_section(html, result)
     index = html.write(folder / "index.html")
@@ -130,9 +130,9 @@ def training_command(
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON instead of tables."),
 ) -> None:
     """Train deep MLPs on the digits: depth x init, the learning-rate window, remedies, trainability map."""
-    from numstab.report import training as report
-    from numstab.report.files import prepare_output_dir
-    from numstab.report.terminal import make_console
+    from numstab.files import prepare_output_dir
+    from numstab.render import training as report
+    from numstab.render.terminal import make_console
 
     opts = {
         "depths": split_list("--depths", depths, int, example="2,10") or None,
@@ -151,7 +151,7 @@ def training_command(
     console = make_console()
     results = _run(plans, make_console(file=sys.stderr))
     if as_json:
-        from numstab.report import jsonio
+        from numstab import jsonio
 
         typer.echo(json.dumps(jsonio.encode([r.to_dict() for r in results]), indent=2, allow_nan=False))
     else:

@@ -1,7 +1,7 @@
 """The experiments of D2L "Numerical Stability and Initialization", reproduced, vectorized, beside theory.
 
 Each function runs with no arguments at the chapter's settings and returns a frozen dataclass with
-``to_dict()`` and a notebook ``_repr_html_``; nothing here prints or plots (see :mod:`numstab.report.lab`
+``to_dict()`` and a notebook ``_repr_html_``; nothing here prints or plots (see :mod:`numstab.render.lab`
 and ``numstab lab --help``).
 
 ==========================  =========================================================================
@@ -23,39 +23,20 @@ Examples:
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+# Each module is named after its function; importing the function here (after its module) makes
+# ``numstab.lab.taylor`` the function, while ``from numstab.lab.taylor import TaylorTable`` still reads
+# the module.
+from numstab.lab.activation_curves import activation_curves
+from numstab.lab.matrix_products import matrix_products
+from numstab.lab.mlp_gradients import mlp_gradients
+from numstab.lab.precision import precision
+from numstab.lab.symmetry import symmetry
+from numstab.lab.taylor import taylor
+from numstab.lab.xavier import xavier
 
-_FUNCTIONS = {
-    "activation_curves": "curves",
-    "matrix_products": "products",
-    "mlp_gradients": "mlp",
-    "taylor": "taylor_check",
-    "xavier": "xavier_variance",
-    "symmetry": "symmetry_check",
-    "precision": "formats",
-}
-_SUBMODULES = {
+from numstab.lab import training  # isort: skip  (imports the functions' results only)
+
+__all__ = [
+    "activation_curves", "matrix_products", "mlp_gradients", "taylor", "xavier", "symmetry", "precision",
     "training",
-    "curves",
-    "products",
-    "mlp",
-    "taylor_check",
-    "xavier_variance",
-    "symmetry_check",
-    "formats",
-}
-
-__all__ = sorted(_FUNCTIONS) + ["training"]
-
-
-def __getattr__(name: str) -> Any:
-    if name in _FUNCTIONS:
-        return getattr(importlib.import_module(f"numstab.lab.{_FUNCTIONS[name]}"), name)
-    if name in _SUBMODULES:
-        return importlib.import_module(f"numstab.lab.{name}")
-    raise AttributeError(f"module 'numstab.lab' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(__all__) | _SUBMODULES)
+]

@@ -1,6 +1,6 @@
 """What every lab result shares: ``to_dict()`` (JSON-ready) and ``_repr_html_`` (notebooks).
 
-The HTML comes from :mod:`numstab.report.lab`, imported only when a notebook asks for it, so the lab
+The HTML comes from :mod:`numstab.render.lab`, imported only when a notebook asks for it, so the lab
 itself never imports matplotlib.
 """
 
@@ -45,6 +45,6 @@ class LabResult:
         return jsonable(self)
 
     def _repr_html_(self) -> str:
-        from numstab.report.lab import to_html  # lazy: matplotlib only when a notebook asks
+        from numstab.render.lab import to_html  # lazy: matplotlib only when a notebook asks
 
         return to_html(self)

@@ -201,10 +201,10 @@ def _plain(value: Any) -> Any:
 
 
 class _Html:
-    """Mixin: notebooks render results through :mod:`numstab.report.training`."""
+    """Mixin: notebooks render results through :mod:`numstab.render.training`."""
 
     def _repr_html_(self) -> str:
-        from numstab.report import training as report
+        from numstab.render import training as report
 
         return report.html_fragment(self)
 
@@ -387,7 +387,7 @@ class TrainabilityMap(_Html):
         ]
 
     def to_dict(self) -> dict[str, Any]:
-        """Everything, JSON-ready (inf spelled as a float: use numstab.report.jsonio to write it)."""
+        """Everything, JSON-ready (inf spelled as a float: use numstab.jsonio to write it)."""
         return _plain({**asdict(self), "boundary": self.boundary, "trained": self.trained()})
 
 

@@ -1,6 +1,6 @@
 """The result of :func:`numstab.diagnose`: per-layer numbers, findings, a verdict, and the fix re-checked.
 
-Data only: rendering lives in :mod:`numstab.report.check` and is imported when a report is printed,
+Data only: rendering lives in :mod:`numstab.render.check` and is imported when a report is printed,
 written as HTML or shown in a notebook.
 
 Examples:
@@ -223,9 +223,9 @@ class Report:
     def to_json(self, path: str | os.PathLike | None = None) -> str:
         """Return the JSON document (schema ``numstab.report/1``, kind "check"); also write it to ``path``.
 
-        Non-finite numbers are written as the strings "inf", "-inf", "nan" (see :mod:`numstab.report.jsonio`).
+        Non-finite numbers are written as the strings "inf", "-inf", "nan" (see :mod:`numstab.jsonio`).
         """
-        from numstab.report import jsonio
+        from numstab import jsonio
 
         if path is not None:
             jsonio.dump("check", self.to_dict(), path)
@@ -233,7 +233,7 @@ class Report:
 
     def to_html(self, path: str | os.PathLike) -> pathlib.Path:
         """Write a self-contained HTML page of the report and return its path."""
-        from numstab.report.check import html_report
+        from numstab.render.check import html_report
 
         return html_report(self).write(path)
 
@@ -261,12 +261,12 @@ class Report:
         return FixComparison(scheme, self, self._recheck(scheme, init_options))
 
     def __rich__(self) -> Any:
-        from numstab.report.check import rich_table
+        from numstab.render.check import rich_table
 
         return rich_table(self)
 
     def _repr_html_(self) -> str:
-        from numstab.report.check import html_report
+        from numstab.render.check import html_report
 
         return html_report(self).render(fragment=True)
 
@@ -295,7 +295,7 @@ class FixComparison:
         return {"scheme": self.scheme, "before": self.before.to_dict(), "after": self.after.to_dict()}
 
     def __rich__(self) -> Any:
-        from numstab.report.check import rich_fix
+        from numstab.render.check import rich_fix
 
         return rich_fix(self)
 

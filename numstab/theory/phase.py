@@ -89,7 +89,7 @@ class PhaseDiagram:
         return 6.0 * self.xi_c
 
     def _repr_html_(self) -> str:
-        from numstab.report.theory import phase_diagram_html
+        from numstab.render.theory import phase_diagram_html
 
         return phase_diagram_html(self)
 

@@ -70,7 +70,7 @@ class TheorySummary:
         return asdict(self)
 
     def _repr_html_(self) -> str:
-        from numstab.report.theory import summary_html
+        from numstab.render.theory import summary_html
 
         return summary_html(self)
 

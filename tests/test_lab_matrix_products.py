@@ -10,7 +10,7 @@ import torch
 
 from numstab.errors import InvalidArgumentError
 from numstab.lab import matrix_products
-from numstab.lab.products import frobenius_offset, log_norm_std
+from numstab.lab.matrix_products import frobenius_offset, log_norm_std
 
 LN10 = math.log(10.0)
 LAMBDA_4 = 0.5579657578292062  # ln 2 / 2 + psi(2) / 2 = (ln 2 + 1 - gamma) / 2, Newman 1986

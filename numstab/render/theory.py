@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 from rich.table import Table
 
-from numstab.report import style
-from numstab.report.formatting import fmt
-from numstab.report.html import HtmlReport
-from numstab.report.terminal import make_table
+from numstab.render import style
+from numstab.render.formatting import fmt
+from numstab.render.html import HtmlPage
+from numstab.render.terminal import make_table
 
 __all__ = [
     "summary_rows", "summary_table", "summary_html", "phase_diagram_figure", "phase_diagram_html",
@@ -69,7 +69,7 @@ def summary_table(summary: Any) -> Table:
     Examples:
         >>> import io
         >>> from numstab import theory
-        >>> from numstab.report.terminal import make_console
+        >>> from numstab.render.terminal import make_console
         >>> console = make_console(file=io.StringIO(), width=80)
         >>> console.print(summary_table(theory.summary("relu", 1.0, 0.0)))
         >>> "chi_1" in console.file.getvalue()
@@ -88,7 +88,7 @@ def summary_html(summary: Any) -> str:
         True
     """
     headers, rows = summary_rows(summary)
-    report = HtmlReport("numstab theory", subtitle=_title(summary))
+    report = HtmlPage("numstab theory", subtitle=_title(summary))
     section = report.section("theory", "Mean-field theory at this initialization")
     section.table(headers, rows, caption="Poole et al. 2016; Schoenholz et al. 2017")
     kind = "ok" if summary.phase == "critical" else "warn"
@@ -152,7 +152,7 @@ def phase_diagram_html(diagram: Any) -> str:
         >>> "<img" in html and "critical weight_std" in html
         True
     """
-    report = HtmlReport("numstab theory", subtitle=f"phase diagram of {diagram.activation}")
+    report = HtmlPage("numstab theory", subtitle=f"phase diagram of {diagram.activation}")
     section = report.section("phase-diagram", "Order and chaos (Schoenholz et al. 2017)")
     section.figure(
         phase_diagram_figure(diagram),

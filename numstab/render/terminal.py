@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from numstab.errors import InvalidArgumentError
-from numstab.report.formatting import check_table, fmt, is_number, numeric_columns, verdict_kind
+from numstab.render.formatting import check_table, fmt, is_number, numeric_columns, verdict_kind
 
 __all__ = ["make_console", "make_table", "make_progress", "fmt", "VERDICT_STYLES"]
 

@@ -7,9 +7,9 @@ import pathlib
 
 import pytest
 
+from numstab import files
 from numstab.errors import InvalidArgumentError, NumstabTypeError
-from numstab.report import files
-from numstab.report.files import atomic_write_bytes, atomic_write_text, prepare_output_dir
+from numstab.files import atomic_write_bytes, atomic_write_text, prepare_output_dir
 
 
 def _listing(folder: pathlib.Path) -> list[str]:

@@ -8,8 +8,8 @@ import pytest
 
 from numstab import lab
 from numstab.errors import NumstabTypeError
-from numstab.report import lab as lab_report
-from numstab.report.terminal import make_console
+from numstab.render import lab as lab_report
+from numstab.render.terminal import make_console
 
 
 def _text(table) -> str:

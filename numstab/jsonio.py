@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from numstab.errors import InvalidArgumentError, NumstabTypeError
-from numstab.report.files import atomic_write_text
+from numstab.files import atomic_write_text
 
 __all__ = ["SCHEMA", "dump", "load", "dumps", "loads", "encode", "decode"]
 

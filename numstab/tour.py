@@ -20,12 +20,13 @@ from typing import Any
 
 import rich.console
 
+from numstab import jsonio
 from numstab.errors import InvalidArgumentError
-from numstab.report import jsonio
-from numstab.report import lab as lab_report
-from numstab.report.files import prepare_output_dir
-from numstab.report.html import HtmlReport
-from numstab.report.terminal import make_progress
+from numstab.files import prepare_output_dir
+from numstab.render import lab as lab_report
+from numstab.render import training as training_render
+from numstab.render.html import HtmlPage
+from numstab.render.terminal import make_progress
 
 __all__ = [
     "TourContext",
@@ -52,7 +53,7 @@ class TourContext:
     """
 
     console: rich.console.Console
-    report: HtmlReport
+    report: HtmlPage
     json: dict
     quick: bool
 
@@ -159,15 +160,59 @@ TOUR_STEPS: list[TourStep] = [
 #: The chapter's steps (the ones this module defines), in order; other modules may append more.
 CHAPTER_STEPS: tuple[str, ...] = tuple(step.name for step in TOUR_STEPS)
 
-from numstab.report.training import TOUR_STEP as _TRAINING_STEP  # noqa: E402  (training on the digits)
 
-TOUR_STEPS.append(_TRAINING_STEP)
+
+@dataclass(frozen=True)
+class TourResults:
+    """The training section of ``numstab tour``.
+
+    Attributes:
+        depth: the depth sweep (the chapter's five setups).
+        remedies: the remedies at depth.
+        map: the trainability map.
+    """
+
+    depth: Any
+    remedies: Any
+    map: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        """The three results' dicts."""
+        return {"depth": self.depth.to_dict(), "remedies": self.remedies.to_dict(), "map": self.map.to_dict()}
+
+
+def _training_run(quick: bool) -> TourResults:
+    """Reduced configurations: about 12 s on the 2-core machine (quick: about 2 s), one seed each."""
+    from numstab.lab import training
+
+    steps = 30 if quick else 200
+    depth = training.depth_sweep([2, 6] if quick else [2, 10], steps=steps, seeds=[0])
+    cures = training.remedies(
+        ["residual", "scaled_sigmoid", "layernorm", "clip"], depth=8 if quick else 15, steps=steps, seeds=[0]
+    )
+    depths, stds = ((4, 16), (0.5, 1.25, 4.0)) if quick else ((4, 12, 32), (0.5, 1.0, 1.25, 2.0, 4.0))
+    grid = training.trainability_map(depths, stds, steps=steps // 2, seeds=[0], lr=0.03)
+    return TourResults(depth, cures, grid)
+
+
+_TRAINING_TITLE = "Training on real data (digits)"
+
+
+def _training_render(result: TourResults, ctx: TourContext) -> None:
+    ctx.console.print(_TRAINING_TITLE, style="bold")
+    for part, anchor in ((result.depth, "training"), (result.remedies, None), (result.map, None)):
+        ctx.console.print(training_render.terminal_table(part))
+        training_render.add_section(ctx.report, part, anchor=anchor)  # the first carries the step's anchor
+    ctx.json["training"] = result.to_dict()
+
+
+TOUR_STEPS.append(TourStep("training", _TRAINING_TITLE, _training_run, _training_render))
 
 
 def run_tour(out_dir: str | pathlib.Path, *, quick: bool, console: rich.console.Console) -> TourSummary:
     """Run every step of :data:`TOUR_STEPS`, print a table each, write index.html and report.json.
 
-    The folder is prepared by :func:`numstab.report.files.prepare_output_dir`: a new or empty folder
+    The folder is prepared by :func:`numstab.files.prepare_output_dir`: a new or empty folder
     is used, an earlier numstab report is replaced (its entries are returned so the caller can say so),
     a folder of someone else's files is refused before anything runs.
 
@@ -182,7 +227,7 @@ def run_tour(out_dir: str | pathlib.Path, *, quick: bool, console: rich.console.
     folder, replaced = prepare_output_dir(out_dir)
     mode = "quick settings" if quick else "the chapter's settings"
     ctx = TourContext(
-        console, HtmlReport("numstab tour", subtitle=f"D2L Numerical Stability, at {mode}"), {}, quick
+        console, HtmlPage("numstab tour", subtitle=f"D2L Numerical Stability, at {mode}"), {}, quick
     )
     seconds: dict[str, float] = {}
     with make_progress(console) as bar:

@@ -12,7 +12,7 @@ Rendering only: every number comes from the report. Columns of the layer table:
 Examples:
     >>> import io, torch
     >>> from numstab.probe import diagnose
-    >>> from numstab.report.terminal import make_console
+    >>> from numstab.render.terminal import make_console
     >>> net = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Tanh())
     >>> console = make_console(file=io.StringIO(), width=120)
     >>> console.print(diagnose(net, torch.ones(8, 4)))
@@ -29,8 +29,8 @@ from rich.console import Group
 from rich.padding import Padding
 from rich.text import Text
 
-from numstab.report.html import HtmlReport
-from numstab.report.terminal import make_table
+from numstab.render.html import HtmlPage
+from numstab.render.terminal import make_table
 
 if TYPE_CHECKING:
     from numstab.probe.report import FixComparison, Report
@@ -142,7 +142,7 @@ def rich_fix(comparison: FixComparison) -> Group:
 
 def html_report(
     report: Report, *, title: str = "numstab check", fix: FixComparison | None = None
-) -> HtmlReport:
+) -> HtmlPage:
     """A self-contained HTML page: verdict, findings, a depth profile figure, the layer table, the fix.
 
     Args:
@@ -150,7 +150,7 @@ def html_report(
         title: the page title.
         fix: a :class:`numstab.probe.FixComparison` to show as a before/after section.
     """
-    page = HtmlReport(title, subtitle=f"{len(report.layers)} layer calls, one forward and backward pass")
+    page = HtmlPage(title, subtitle=f"{len(report.layers)} layer calls, one forward and backward pass")
     _verdict_section(page, report)
     if report.layers:
         _profile_section(page, report)
@@ -165,7 +165,7 @@ def html_report(
     return page
 
 
-def _verdict_section(page: HtmlReport, report: Report) -> None:
+def _verdict_section(page: HtmlPage, report: Report) -> None:
     section = page.section("verdict", "Verdict")
     badge = "ok" if report.verdict == "healthy" else (
         "bad" if any(f.severity == "error" for f in report.findings) else "warn")
@@ -177,8 +177,8 @@ def _verdict_section(page: HtmlReport, report: Report) -> None:
         section.text(f"Never called (their weights are used directly by their parent): {unused}")
 
 
-def _profile_section(page: HtmlReport, report: Report) -> None:
-    from numstab.report import style
+def _profile_section(page: HtmlPage, report: Report) -> None:
+    from numstab.render import style
 
     fig, ax = style.figure(width=7.0, height=4.0)
     x = list(range(len(report.layers)))
@@ -206,7 +206,7 @@ def _positive(value: float | None) -> float:
     return value if value is not None and value > 0 and math.isfinite(value) else math.nan
 
 
-def _theory_section(page: HtmlReport, report: Report) -> None:
+def _theory_section(page: HtmlPage, report: Report) -> None:
     rows = [[la.name, la.activation_second_moment, la.theory_second_moment, la.measured_grad_factor,
              la.theory_grad_factor] for la in report.layers if la.theory_second_moment is not None]
     page.section("theory", "Theory beside measurement").text(

@@ -11,8 +11,8 @@ import pytest
 from rich.console import Console
 
 from numstab.errors import InvalidArgumentError
-from numstab.report.formatting import fmt, verdict_kind
-from numstab.report.terminal import make_console, make_progress, make_table
+from numstab.render.formatting import fmt, verdict_kind
+from numstab.render.terminal import make_console, make_progress, make_table
 
 
 @pytest.mark.parametrize(

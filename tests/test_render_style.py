@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from numstab.errors import InvalidArgumentError, UnknownNameError
-from numstab.report.style import MEASURED, THEORY, compare, figure, label, log_axis, mark_format_limits
+from numstab.render.style import MEASURED, THEORY, compare, figure, label, log_axis, mark_format_limits
 
 
 def test_figure_uses_agg_and_leaves_global_state_alone() -> None:

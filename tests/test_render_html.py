@@ -11,8 +11,8 @@ import struct
 import pytest
 
 from numstab.errors import InvalidArgumentError, NumstabTypeError, UnknownNameError
-from numstab.report.html import HtmlReport
-from numstab.report.style import figure
+from numstab.render.html import HtmlPage
+from numstab.render.style import figure
 
 VOID = {"meta", "link", "img", "br", "hr", "input"}
 NASTY = '<b>x</b> & "quoted" \'single\''
@@ -52,8 +52,8 @@ def _png_size(png: bytes) -> tuple[int, int]:
     return struct.unpack(">II", png[16:24])
 
 
-def _report() -> HtmlReport:
-    report = HtmlReport("Gradients through depth", subtitle="D2L section 5.4")
+def _report() -> HtmlPage:
+    report = HtmlPage("Gradients through depth", subtitle="D2L section 5.4")
     fig, ax = figure()
     ax.plot([0, 1, 2], [1.0, 0.25, 0.0625])
     (
@@ -93,7 +93,7 @@ def test_table_of_contents_links_every_section_in_order() -> None:
 
 
 def test_every_piece_of_text_is_escaped() -> None:
-    report = HtmlReport(NASTY, subtitle=NASTY)
+    report = HtmlPage(NASTY, subtitle=NASTY)
     fig, _ = figure(width=2, height=1)
     (
         report.section("a", NASTY)
@@ -114,13 +114,13 @@ def test_every_piece_of_text_is_escaped() -> None:
 def test_figure_is_inlined_as_png_and_alt_is_required() -> None:
     fig, ax = figure(width=6.4, height=4.0)
     ax.plot([0, 1], [0, 1])
-    page = Page(HtmlReport("r").section("a", "A").figure(fig, alt="a rising line").render())
+    page = Page(HtmlPage("r").section("a", "A").figure(fig, alt="a rising line").render())
     img = page.all("img")[0]
     assert img["src"].startswith("data:image/png;base64,")
     png = base64.b64decode(img["src"].split(",", 1)[1], validate=True)
     assert _png_size(png) == (960, 600)  # 6.4 x 4.0 inches at 150 dpi
     assert (img["width"], img["height"]) == ("717", "448")  # shown at 112 CSS px per inch: 6.4*112, 4*112
-    section = HtmlReport("r").section("a", "A")
+    section = HtmlPage("r").section("a", "A")
     fig, _ = figure()
     with pytest.raises(TypeError, match="alt"):
         section.figure(fig)  # type: ignore[call-arg]
@@ -135,7 +135,7 @@ def test_figure_made_with_pyplot_is_closed() -> None:
 
     fig = plt.figure()
     number = fig.number
-    HtmlReport("r").section("a", "A").figure(fig, alt="empty axes")
+    HtmlPage("r").section("a", "A").figure(fig, alt="empty axes")
     assert number not in plt.get_fignums()
 
 
@@ -152,11 +152,11 @@ def test_figure_made_with_pyplot_is_closed() -> None:
 )
 def test_bad_anchors(anchor: str, message: str) -> None:
     with pytest.raises(InvalidArgumentError, match=message):
-        HtmlReport("r").section(anchor, "A")
+        HtmlPage("r").section(anchor, "A")
 
 
 def test_duplicate_anchor() -> None:
-    report = HtmlReport("r")
+    report = HtmlPage("r")
     report.section("fp16", "A")
     with pytest.raises(InvalidArgumentError, match="anchor 'fp16' is already used in this report"):
         report.section("fp16", "B")
@@ -165,7 +165,7 @@ def test_duplicate_anchor() -> None:
 
 def test_table_numbers_alignment_and_verdict_badges() -> None:
     rows = [["fc1", 0.5, 1e-30, "healthy"], ["fc2", float("inf"), None, "exploding"]]
-    out = HtmlReport("r").section("a", "A").table(["layer", "std", "grad", "verdict"], rows, verdict_column=3)
+    out = HtmlPage("r").section("a", "A").table(["layer", "std", "grad", "verdict"], rows, verdict_column=3)
     page = Page(out.render())
     cells = re.findall(r"<td[^>]*>.*?</td>", out.render())
     assert cells == [
@@ -176,11 +176,11 @@ def test_table_numbers_alignment_and_verdict_badges() -> None:
     ]
     assert [a.get("class") for a in page.all("th")] == [None, "num", "num", None]
     with pytest.raises(InvalidArgumentError, match=r"rows\[0\] has 1 cells but there are 2 headers"):
-        HtmlReport("r").section("a", "A").table(["a", "b"], [[1]])
+        HtmlPage("r").section("a", "A").table(["a", "b"], [[1]])
 
 
 def test_verdict_kinds() -> None:
-    section = HtmlReport("r").section("a", "A")
+    section = HtmlPage("r").section("a", "A")
     for kind, badge in (("ok", "OK"), ("warn", "Warning"), ("bad", "Problem")):
         assert f'<p class="verdict verdict-{kind}"><span class="badge kind-{kind}">{badge}</span>' in (
             section.verdict(kind, "m").render()
@@ -190,14 +190,14 @@ def test_verdict_kinds() -> None:
 
 
 def test_text_paragraphs_and_label() -> None:
-    out = HtmlReport("r").section("a", "A").text("first\n\n  second  \n\n\n", label="Measured").render()
+    out = HtmlPage("r").section("a", "A").text("first\n\n  second  \n\n\n", label="Measured").render()
     assert out.endswith('<p><span class="label">Measured:</span> first</p><p>second</p></section>')
-    again = HtmlReport("r").section("a", "A").text("x", label="Theory:").render()
+    again = HtmlPage("r").section("a", "A").text("x", label="Theory:").render()
     assert '<span class="label">Theory:</span> x' in again  # a trailing colon is not doubled
     with pytest.raises(InvalidArgumentError, match="text must be non-empty"):
-        HtmlReport("r").section("a", "A").text(" ")
+        HtmlPage("r").section("a", "A").text(" ")
     with pytest.raises(NumstabTypeError, match="text must be a str, got float"):
-        HtmlReport("r").section("a", "A").text(1.5)  # type: ignore[arg-type]
+        HtmlPage("r").section("a", "A").text(1.5)  # type: ignore[arg-type]
 
 
 def test_fragment_for_notebooks_is_scoped() -> None:
@@ -215,13 +215,13 @@ def test_fragment_for_notebooks_is_scoped() -> None:
 
 
 def test_empty_report_has_no_contents_box() -> None:
-    page = Page(HtmlReport("Nothing yet").render())
+    page = Page(HtmlPage("Nothing yet").render())
     assert not page.all("nav") and page.errors == []
 
 
 def test_title_is_required() -> None:
     with pytest.raises(InvalidArgumentError, match="title must be non-empty text"):
-        HtmlReport("")
+        HtmlPage("")
 
 
 def test_write_is_the_rendered_document(tmp_path: pathlib.Path) -> None:

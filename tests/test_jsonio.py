@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from numstab.errors import InvalidArgumentError, NumstabTypeError
-from numstab.report.jsonio import SCHEMA, decode, dump, dumps, encode, load, loads
+from numstab.jsonio import SCHEMA, decode, dump, dumps, encode, load, loads
 
 
 def _strict(text: str) -> object:

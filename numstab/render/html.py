@@ -10,7 +10,7 @@ All text is HTML-escaped.
 the report, for ``_repr_html_`` in notebooks.
 
 Examples:
-    >>> report = HtmlReport("Gradients through 50 layers", subtitle="D2L 5.4")
+    >>> report = HtmlPage("Gradients through 50 layers", subtitle="D2L 5.4")
     >>> section = report.section("sigmoid", "Sigmoid vanishes")
     >>> _ = section.text("The gradient of sigmoid is at most 1/4.", label="The chapter")
     >>> _ = section.table(["layer", "grad norm"], [[1, 0.25], [50, 1.2e-31]]).verdict("bad", "vanishing")
@@ -31,10 +31,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from numstab.errors import InvalidArgumentError, NumstabTypeError, UnknownNameError
-from numstab.report.files import atomic_write_text
-from numstab.report.formatting import check_table, fmt, is_number, numeric_columns, verdict_kind
+from numstab.files import atomic_write_text
+from numstab.render.formatting import check_table, fmt, is_number, numeric_columns, verdict_kind
 
-__all__ = ["HtmlReport", "Section", "VERDICT_LABELS"]
+__all__ = ["HtmlPage", "Section", "VERDICT_LABELS"]
 
 _ANCHOR = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _RESERVED_ANCHORS = frozenset({"top", "contents"})
@@ -95,7 +95,7 @@ def _require_text(name: str, value: object, *, allow_empty: bool = False) -> str
 
 
 class Section:
-    """One section of an :class:`HtmlReport`; get it from :meth:`HtmlReport.section`.
+    """One section of an :class:`HtmlPage`; get it from :meth:`HtmlPage.section`.
 
     Every method appends a block and returns the section, so calls chain. All text is escaped.
 
@@ -104,7 +104,7 @@ class Section:
         title: the section's heading.
 
     Examples:
-        >>> section = HtmlReport("r").section("xavier", "Xavier initialization")
+        >>> section = HtmlPage("r").section("xavier", "Xavier initialization")
         >>> section.text("Var[w] = 2 / (n_in + n_out)", label="Theory").verdict("ok", "<stable>").anchor
         'xavier'
     """
@@ -122,7 +122,7 @@ class Section:
             label: a lead-in such as ``"The chapter"``, ``"Measured"``, ``"Theory"``, ``"Verdict"``.
 
         Examples:
-            >>> HtmlReport("r").section("a", "A").text("x < 1", label="Measured").render()
+            >>> HtmlPage("r").section("a", "A").text("x < 1", label="Measured").render()
             '<section id="a"><h2>A</h2><p><span class="label">Measured:</span> x &lt; 1</p></section>'
         """
         _require_text("text", text)
@@ -139,7 +139,7 @@ class Section:
         """Add a preformatted block (a command to reproduce the result, a traceback).
 
         Examples:
-            >>> HtmlReport("r").section("a", "A").code("numstab lab mlp").render()
+            >>> HtmlPage("r").section("a", "A").code("numstab lab mlp").render()
             '<section id="a"><h2>A</h2><pre><code>numstab lab mlp</code></pre></section>'
         """
         self._blocks.append(f"<pre><code>{_escape(_require_text('text', text))}</code></pre>")
@@ -152,7 +152,7 @@ class Section:
         the figure shows and its conclusion ("gradient norm falls from 1 to 1e-30 over 50 sigmoid layers").
 
         Args:
-            fig: a :class:`matplotlib.figure.Figure` (for example from :func:`numstab.report.style.figure`).
+            fig: a :class:`matplotlib.figure.Figure` (for example from :func:`numstab.render.style.figure`).
             alt: a description of the figure; must be non-empty.
             caption: shown under the figure.
 
@@ -161,10 +161,10 @@ class Section:
             NumstabTypeError: ``fig`` is not a matplotlib Figure.
 
         Examples:
-            >>> from numstab.report.style import figure
+            >>> from numstab.render.style import figure
             >>> fig, ax = figure(width=2, height=1.5)
             >>> _ = ax.plot([0, 1], [0, 1])
-            >>> block = HtmlReport("r").section("a", "A").figure(fig, alt="a line").render()
+            >>> block = HtmlPage("r").section("a", "A").figure(fig, alt="a line").render()
             >>> 'src="data:image/png;base64,' in block, 'alt="a line"' in block
             (True, True)
         """
@@ -185,7 +185,7 @@ class Section:
         caption: str = "",
         verdict_column: int | None = None,
     ) -> Section:
-        """Add a table; numbers are formatted with :func:`numstab.report.terminal.fmt` and right-aligned.
+        """Add a table; numbers are formatted with :func:`numstab.render.terminal.fmt` and right-aligned.
 
         Args:
             headers: one header per column.
@@ -197,7 +197,7 @@ class Section:
             InvalidArgumentError: a row of the wrong length, or ``verdict_column`` out of range.
 
         Examples:
-            >>> block = HtmlReport("r").section("a", "A").table(["x"], [[1e-9]]).render()
+            >>> block = HtmlPage("r").section("a", "A").table(["x"], [[1e-9]]).render()
             >>> '<td class="num">1.00e-09</td>' in block
             True
         """
@@ -224,7 +224,7 @@ class Section:
             UnknownNameError: ``kind`` is not one of the three.
 
         Examples:
-            >>> HtmlReport("r").section("a", "A").verdict("warn", "marginal").render()  # doctest: +ELLIPSIS
+            >>> HtmlPage("r").section("a", "A").verdict("warn", "marginal").render()  # doctest: +ELLIPSIS
             '...<span class="badge kind-warn">Warning</span>marginal</p></section>'
         """
         if kind not in VERDICT_LABELS:
@@ -238,7 +238,7 @@ class Section:
         """Return the section as HTML: a ``<section>`` with its heading and blocks, in the order added.
 
         Examples:
-            >>> HtmlReport("r").section("a", "A & B").render()
+            >>> HtmlPage("r").section("a", "A & B").render()
             '<section id="a"><h2>A &amp; B</h2></section>'
         """
         return f'<section id="{self.anchor}"><h2>{_escape(self.title)}</h2>{"".join(self._blocks)}</section>'
@@ -262,12 +262,12 @@ def _png(fig: Any) -> tuple[bytes, tuple[int, int]]:
     """Render ``fig`` to PNG bytes, close it, and return its on-screen size in CSS pixels."""
     from matplotlib.figure import Figure
 
-    from numstab.report.style import RC
+    from numstab.render.style import RC
 
     if not isinstance(fig, Figure):
         raise NumstabTypeError(
             f"fig must be a matplotlib.figure.Figure, got {type(fig).__name__}: build one with "
-            "numstab.report.style.figure()"
+            "numstab.render.style.figure()"
         )
     width_in, height_in = fig.get_size_inches()
     buffer = io.BytesIO()
@@ -287,7 +287,7 @@ def _close(fig: Any) -> None:
         plt.close(fig)
 
 
-class HtmlReport:
+class HtmlPage:
     """A self-contained HTML report: title, table of contents, sections; one file with no network needs.
 
     Attributes:
@@ -296,7 +296,7 @@ class HtmlReport:
         sections: the sections in order.
 
     Examples:
-        >>> report = HtmlReport("numstab tour")
+        >>> report = HtmlPage("numstab tour")
         >>> _ = report.section("matrix-products", "Products of random matrices").text("They explode.")
         >>> [s.anchor for s in report.sections]
         ['matrix-products']
@@ -319,7 +319,7 @@ class HtmlReport:
             InvalidArgumentError: a malformed or repeated anchor.
 
         Examples:
-            >>> HtmlReport("r").section("fp16-limits", "Float16 limits").title
+            >>> HtmlPage("r").section("fp16-limits", "Float16 limits").title
             'Float16 limits'
         """
         _require_text("title", title)
@@ -344,7 +344,7 @@ class HtmlReport:
         the report's ``<div>``, so it does not restyle the notebook around it.
 
         Examples:
-            >>> HtmlReport("r").render(fragment=True).startswith('<div class="numstab-report">')
+            >>> HtmlPage("r").render(fragment=True).startswith('<div class="numstab-report">')
             True
         """
         header = f'<header id="top"><h1>{_escape(self.title)}</h1>{self._subtitle()}</header>'
@@ -375,7 +375,7 @@ class HtmlReport:
         Examples:
             >>> import tempfile, pathlib
             >>> with tempfile.TemporaryDirectory() as tmp:
-            ...     HtmlReport("r").write(pathlib.Path(tmp) / "report.html").name
+            ...     HtmlPage("r").write(pathlib.Path(tmp) / "report.html").name
             'report.html'
         """
         return atomic_write_text(path, self.render())
@@ -396,3 +396,12 @@ def _document(title: str, body: str) -> str:
         f"<title>{_escape(title)}</title><style>{_CSS}</style></head>"
         f"<body>{body}</body></html>\n"
     )
+
+
+def __getattr__(name: str) -> Any:
+    if name == "HtmlReport":  # the page's old name: "report" now means numstab.Report only
+        import warnings
+
+        warnings.warn("numstab.render.html.HtmlReport is now HtmlPage", FutureWarning, stacklevel=2)
+        return HtmlPage
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,7 +1,7 @@
 """Render the lab's results: a compact table (the chapter, measured, theory, verdict) and a figure each.
 
 Rendering only: every number shown was computed in :mod:`numstab.lab`. Figures follow
-:mod:`numstab.report.style` (measurement solid, theory dashed, log axes for magnitudes).
+:mod:`numstab.render.style` (measurement solid, theory dashed, log axes for magnitudes).
 
 Examples:
     >>> from numstab import lab
@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from numstab.report import style
-from numstab.report.formatting import fmt
-from numstab.report.html import HtmlReport, Section
+from numstab.render import style
+from numstab.render.formatting import fmt
+from numstab.render.html import HtmlPage, Section
 
 __all__ = ["HEADERS", "LabView", "view", "summary_rows", "terminal_table", "add_section", "to_html"]
 
@@ -648,7 +648,7 @@ def terminal_table(result: Any, *, title: str | None = None) -> Any:
         result: a result of :mod:`numstab.lab`.
         title: the table's title (default: the experiment's title, plus what "measured" holds).
     """
-    from numstab.report.terminal import make_table
+    from numstab.render.terminal import make_table
 
     v = view(result)
     headers, rows = summary_rows(result)
@@ -659,7 +659,7 @@ def terminal_table(result: Any, *, title: str | None = None) -> Any:
 
 
 def add_section(
-    report: HtmlReport, result: Any, *, anchor: str | None = None, title: str | None = None
+    report: HtmlPage, result: Any, *, anchor: str | None = None, title: str | None = None
 ) -> Section:
     """Add the result as a section of ``report``: the chapter, the table, the figure.
 
@@ -681,6 +681,6 @@ def add_section(
 
 def to_html(result: Any) -> str:
     """Return the result as an HTML fragment (for ``_repr_html_`` in notebooks)."""
-    report = HtmlReport(f"numstab lab: {view(result).title}")
+    report = HtmlPage(f"numstab lab: {view(result).title}")
     add_section(report, result)
     return report.render(fragment=True)

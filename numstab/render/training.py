@@ -1,7 +1,7 @@
-"""Render the training lab's results: terminal tables, HTML sections with figures, and the tour step.
+"""Render the training lab's results: terminal tables and HTML sections with figures.
 
 Rendering only: every number shown was computed by :mod:`numstab.lab.training`. Figures follow
-:mod:`numstab.report.style` (measurement solid, theory dashed, log axes for magnitudes).
+:mod:`numstab.render.style` (measurement solid, theory dashed, log axes for magnitudes).
 
 Examples:
     >>> from numstab.lab import training
@@ -13,19 +13,17 @@ Examples:
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from numstab.lab import training
 from numstab.lab.training import DepthSweep, LrSweep, Remedies, Run, TrainabilityMap
-from numstab.report import style
-from numstab.report.html import HtmlReport, Section
+from numstab.render import style
+from numstab.render.html import HtmlPage, Section
 
-__all__ = ["table_rows", "terminal_table", "add_section", "html_fragment", "TourResults", "TOUR_STEP"]  # noqa: F822 (lazy)
+__all__ = ["table_rows", "terminal_table", "add_section", "html_fragment"]
 
 
 def _verdict(runs: list[Run]) -> str:
@@ -113,8 +111,8 @@ def table_rows(result: Any) -> tuple[list[str], list[list[Any]]]:
 
 
 def terminal_table(result: Any) -> Any:
-    """The result's table as a rich Table (print it on :func:`numstab.report.terminal.make_console`)."""
-    from numstab.report.terminal import make_table
+    """The result's table as a rich Table (print it on :func:`numstab.render.terminal.make_console`)."""
+    from numstab.render.terminal import make_table
 
     headers, rows = table_rows(result)
     return make_table(_TITLES[type(result)], headers, rows, verdict_column=len(headers) - 1)
@@ -222,7 +220,7 @@ _CHAPTER = {
 }
 
 
-def add_section(report: HtmlReport, result: Any, *, anchor: str | None = None) -> Section:
+def add_section(report: HtmlPage, result: Any, *, anchor: str | None = None) -> Section:
     """Add the result as a section of ``report``: the chapter's claim, the table, the figure."""
     kind = type(result)
     section = report.section(anchor or _ANCHORS[kind], _TITLES[kind]).text(
@@ -236,67 +234,6 @@ def add_section(report: HtmlReport, result: Any, *, anchor: str | None = None) -
 
 def html_fragment(result: Any) -> str:
     """The result as an HTML fragment (``_repr_html_`` in notebooks)."""
-    report = HtmlReport(f"numstab lab training: {_TITLES[type(result)]}")
+    report = HtmlPage(f"numstab lab training: {_TITLES[type(result)]}")
     add_section(report, result)
     return report.render(fragment=True)
-
-
-# ---------------------------------------------------------------------------------------------
-# The tour step: reduced configurations.
-
-
-@dataclass(frozen=True)
-class TourResults:
-    """The training section of ``numstab tour``.
-
-    Attributes:
-        depth: the depth sweep (the chapter's five setups).
-        remedies: the remedies at depth.
-        map: the trainability map.
-    """
-
-    depth: DepthSweep
-    remedies: Remedies
-    map: TrainabilityMap
-
-    def to_dict(self) -> dict[str, Any]:
-        """The three results' dicts."""
-        return {"depth": self.depth.to_dict(), "remedies": self.remedies.to_dict(), "map": self.map.to_dict()}
-
-
-def _tour_run(quick: bool) -> TourResults:
-    """Reduced configurations: about 12 s on the 2-core machine (quick: about 2 s), one seed each."""
-    steps = 30 if quick else 200
-    depth = training.depth_sweep([2, 6] if quick else [2, 10], steps=steps, seeds=[0])
-    cures = training.remedies(
-        ["residual", "scaled_sigmoid", "layernorm", "clip"], depth=8 if quick else 15, steps=steps, seeds=[0]
-    )
-    depths, stds = ((4, 16), (0.5, 1.25, 4.0)) if quick else ((4, 12, 32), (0.5, 1.0, 1.25, 2.0, 4.0))
-    grid = training.trainability_map(depths, stds, steps=steps // 2, seeds=[0], lr=0.03)
-    return TourResults(depth, cures, grid)
-
-
-_TOUR_TITLE = "Training on real data (digits)"
-
-
-def _tour_render(result: TourResults, ctx: Any) -> None:
-    ctx.console.print(_TOUR_TITLE, style="bold")
-    for part, anchor in ((result.depth, "training"), (result.remedies, None), (result.map, None)):
-        ctx.console.print(terminal_table(part))
-        add_section(ctx.report, part, anchor=anchor)  # the first section carries the step's anchor
-    ctx.json["training"] = result.to_dict()
-
-
-@functools.cache
-def _tour_step() -> Any:
-    from numstab.report.tour import TourStep
-
-    return TourStep("training", _TOUR_TITLE, _tour_run, _tour_render)
-
-
-def __getattr__(name: str) -> Any:
-    # TOUR_STEP is built on first use: numstab.report.tour imports it while tour itself is loading,
-    # so building it at import time would be a circular import whichever module loads first.
-    if name == "TOUR_STEP":
-        return _tour_step()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""numstab.report.theory: the summary table (golden string), HTML fragment and phase-diagram figure."""
+"""numstab.render.theory: the summary table (golden string), HTML fragment and phase-diagram figure."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import io
 import numpy as np
 
 from numstab import theory
-from numstab.report.terminal import make_console
-from numstab.report.theory import phase_diagram_figure, summary_html, summary_table
+from numstab.render.terminal import make_console
+from numstab.render.theory import phase_diagram_figure, summary_html, summary_table
 
 # relu at sigma_w = 1, sigma_b = 0: q* = 0, chi_1 = 1/2, xi_q = xi_c = 1 / ln 2 = 1.4427, 6 xi_c = 8.656
 RELU_TABLE = """\
