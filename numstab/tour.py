@@ -1,8 +1,10 @@
-"""`numstab tour`: every experiment of the chapter at its settings, a table each, one HTML report.
+"""`numstab tour`: every experiment of the chapter at its settings, a table each, one HTML page, one JSON.
 
-The tour is a list of :class:`TourStep` s. Each step computes a result (``run(quick)``, no printing)
-and renders it (``render(result, ctx)``: a compact terminal table, an HTML section, ``ctx.json[name]``).
-Another module adds a step by appending to :data:`TOUR_STEPS` (the training lab does).
+Orchestration, beside the CLI: it runs the lab (computation) and hands each result to the renderer
+registered for its type (:mod:`numstab.render.registry`, through :mod:`numstab.display`). The tour is a
+list of :class:`TourStep` s; a step's ``run(quick)`` returns a result, or a :class:`TourResults` of
+several (the training step). Each result prints its table, adds its HTML section (the step's first
+section carries the step's name as anchor) and its ``to_dict()`` becomes ``steps[name]`` of report.json.
 
 Examples:
     >>> [step.name for step in TOUR_STEPS][:3]
@@ -20,42 +22,15 @@ from typing import Any
 
 import rich.console
 
-from numstab import jsonio
+from numstab import display, jsonio
 from numstab.errors import InvalidArgumentError
 from numstab.files import prepare_output_dir
-from numstab.render import lab as lab_report
-from numstab.render import training as training_render
 from numstab.render.html import HtmlPage
 from numstab.render.terminal import make_progress
 
-__all__ = [
-    "TourContext",
-    "TourStep",
-    "TourSummary",
-    "TOUR_STEPS",
-    "CHAPTER_STEPS",
-    "run_tour",
-    "render_lab_result",
-]
+__all__ = ["TourStep", "TourResults", "TourSummary", "TOUR_STEPS", "CHAPTER_STEPS", "run_tour", "render_step"]
 
 _ANCHOR = re.compile(r"^[a-z0-9-]+$")
-
-
-@dataclass(frozen=True)
-class TourContext:
-    """Where a step renders to.
-
-    Attributes:
-        console: the rich console for the terminal tables.
-        report: the HTML report; a step adds one section.
-        json: the tour's JSON payload; a step fills ``json[step.name]``.
-        quick: True for the small settings (tests), False for the chapter's.
-    """
-
-    console: rich.console.Console
-    report: HtmlPage
-    json: dict
-    quick: bool
 
 
 @dataclass(frozen=True)
@@ -64,19 +39,40 @@ class TourStep:
 
     Attributes:
         name: the HTML anchor and JSON key, [a-z0-9-]+.
-        title: the section title.
-        run: run(quick) -> a result dataclass (computation only).
-        render: render(result, ctx): terminal table, HTML section, ``ctx.json[name]``.
+        title: the progress bar's label (and the heading of a step with several results).
+        run: run(quick) -> a result dataclass, or a :class:`TourResults` (computation only).
     """
 
     name: str
     title: str
     run: Callable[[bool], Any]
-    render: Callable[[Any, TourContext], None]
 
     def __post_init__(self) -> None:
         if not _ANCHOR.match(self.name):
             raise InvalidArgumentError(f"TourStep name must match [a-z0-9-]+, got {self.name!r}")
+
+
+@dataclass(frozen=True)
+class TourResults:
+    """The training section of ``numstab tour``: three results shown one after another.
+
+    Attributes:
+        depth: the depth sweep (the chapter's five setups).
+        remedies: the remedies at depth.
+        map: the trainability map.
+    """
+
+    depth: Any
+    remedies: Any
+    map: Any
+
+    def parts(self) -> tuple[Any, ...]:
+        """The results in the order they are shown."""
+        return self.depth, self.remedies, self.map
+
+    def to_dict(self) -> dict[str, Any]:
+        """The three results' dicts."""
+        return {"depth": self.depth.to_dict(), "remedies": self.remedies.to_dict(), "map": self.map.to_dict()}
 
 
 @dataclass(frozen=True)
@@ -111,19 +107,22 @@ class TourSummary:
         }
 
 
-def render_lab_result(name: str) -> Callable[[Any, TourContext], None]:
-    """Return the render function of a lab step: table, HTML section under anchor ``name``, JSON."""
+def render_step(
+    step: TourStep, result: Any, *, console: rich.console.Console, page: HtmlPage, payload: dict
+) -> None:
+    """Show one step's result: a table each, an HTML section each, ``payload[step.name]``.
 
-    def render(result: Any, ctx: TourContext) -> None:
-        ctx.console.print(lab_report.terminal_table(result))
-        lab_report.add_section(ctx.report, result, anchor=name)
-        ctx.json[name] = result.to_dict()
-
-    return render
-
-
-def _lab_step(name: str, title: str, run: Callable[[bool], Any]) -> TourStep:
-    return TourStep(name, title, run, render_lab_result(name))
+    Every result goes to the renderer registered for its type; the first section is anchored at the
+    step's name, the others at their own anchors; a step of several results prints its title first.
+    """
+    parts = result.parts() if isinstance(result, TourResults) else (result,)
+    if len(parts) > 1:
+        console.print(step.title, style="bold")
+    for index, part in enumerate(parts):
+        drawn_by = display.renderer(part)
+        console.print(drawn_by.terminal(part))
+        drawn_by.section(page, part, anchor=step.name if index == 0 else None)
+    payload[step.name] = result.to_dict()
 
 
 def _lab(function: str, **quick_kwargs: Any) -> Callable[[bool], Any]:
@@ -137,51 +136,7 @@ def _lab(function: str, **quick_kwargs: Any) -> Callable[[bool], Any]:
     return run
 
 
-TOUR_STEPS: list[TourStep] = [
-    _lab_step("activation-curves", "Vanishing gradients: sigmoid and friends", _lab("activation_curves")),
-    _lab_step(
-        "matrix-products", "Exploding products of random matrices", _lab("matrix_products", trials=200)
-    ),
-    _lab_step(
-        "mlp-gradients",
-        "The 50-layer synthetic MLP gradient",
-        _lab("mlp_gradients", width=30, depth=20, repeats=3),
-    ),
-    _lab_step("taylor", "Which activations look like the identity near 0", _lab("taylor")),
-    _lab_step(
-        "xavier",
-        "Xavier initialization, measured",
-        _lab("xavier", width=32, other_width=128, depth=8, batch=32, trials=2),
-    ),
-    _lab_step("symmetry", "Breaking the symmetry", _lab("symmetry", steps=100)),
-    _lab_step("precision", "Number formats: where products leave the range", _lab("precision", depth=170)),
-]
-
-#: The chapter's steps (the ones this module defines), in order; other modules may append more.
-CHAPTER_STEPS: tuple[str, ...] = tuple(step.name for step in TOUR_STEPS)
-
-
-
-@dataclass(frozen=True)
-class TourResults:
-    """The training section of ``numstab tour``.
-
-    Attributes:
-        depth: the depth sweep (the chapter's five setups).
-        remedies: the remedies at depth.
-        map: the trainability map.
-    """
-
-    depth: Any
-    remedies: Any
-    map: Any
-
-    def to_dict(self) -> dict[str, Any]:
-        """The three results' dicts."""
-        return {"depth": self.depth.to_dict(), "remedies": self.remedies.to_dict(), "map": self.map.to_dict()}
-
-
-def _training_run(quick: bool) -> TourResults:
+def _training(quick: bool) -> TourResults:
     """Reduced configurations: about 12 s on the 2-core machine (quick: about 2 s), one seed each."""
     from numstab.lab import training
 
@@ -195,18 +150,29 @@ def _training_run(quick: bool) -> TourResults:
     return TourResults(depth, cures, grid)
 
 
-_TRAINING_TITLE = "Training on real data (digits)"
+TOUR_STEPS: list[TourStep] = [
+    TourStep("activation-curves", "Vanishing gradients: sigmoid and friends", _lab("activation_curves")),
+    TourStep("matrix-products", "Exploding products of random matrices", _lab("matrix_products", trials=200)),
+    TourStep(
+        "mlp-gradients",
+        "The 50-layer synthetic MLP gradient",
+        _lab("mlp_gradients", width=30, depth=20, repeats=3),
+    ),
+    TourStep("taylor", "Which activations look like the identity near 0", _lab("taylor")),
+    TourStep(
+        "xavier",
+        "Xavier initialization, measured",
+        _lab("xavier", width=32, other_width=128, depth=8, batch=32, trials=2),
+    ),
+    TourStep("symmetry", "Breaking the symmetry", _lab("symmetry", steps=100)),
+    TourStep("precision", "Number formats: where products leave the range", _lab("precision", depth=170)),
+    TourStep("training", "Training on real data (digits)", _training),
+]
+
+#: The chapter's experiments (the training on real data goes beyond the chapter).
+CHAPTER_STEPS: tuple[str, ...] = tuple(step.name for step in TOUR_STEPS if step.name != "training")
 
 
-def _training_render(result: TourResults, ctx: TourContext) -> None:
-    ctx.console.print(_TRAINING_TITLE, style="bold")
-    for part, anchor in ((result.depth, "training"), (result.remedies, None), (result.map, None)):
-        ctx.console.print(training_render.terminal_table(part))
-        training_render.add_section(ctx.report, part, anchor=anchor)  # the first carries the step's anchor
-    ctx.json["training"] = result.to_dict()
-
-
-TOUR_STEPS.append(TourStep("training", _TRAINING_TITLE, _training_run, _training_render))
 
 
 def run_tour(out_dir: str | pathlib.Path, *, quick: bool, console: rich.console.Console) -> TourSummary:
@@ -226,20 +192,17 @@ def run_tour(out_dir: str | pathlib.Path, *, quick: bool, console: rich.console.
     """
     folder, replaced = prepare_output_dir(out_dir)
     mode = "quick settings" if quick else "the chapter's settings"
-    ctx = TourContext(
-        console, HtmlPage("numstab tour", subtitle=f"D2L Numerical Stability, at {mode}"), {}, quick
-    )
+    page = HtmlPage("numstab tour", subtitle=f"D2L Numerical Stability, at {mode}")
+    payload: dict[str, Any] = {}
     seconds: dict[str, float] = {}
     with make_progress(console) as bar:
         task = bar.add_task("tour", total=len(TOUR_STEPS))
         for step in TOUR_STEPS:
             bar.update(task, description=step.title)
             start = time.perf_counter()
-            step.render(step.run(quick), ctx)
+            render_step(step, step.run(quick), console=console, page=page, payload=payload)
             seconds[step.name] = time.perf_counter() - start
             bar.advance(task)
-    index = ctx.report.write(folder / "index.html")
-    data = jsonio.dump(
-        "tour", {"quick": quick, "seconds": seconds, "steps": ctx.json}, folder / "report.json"
-    )
+    index = page.write(folder / "index.html")
+    data = jsonio.dump("tour", {"quick": quick, "seconds": seconds, "steps": payload}, folder / "report.json")
     return TourSummary(folder, index, data, replaced, seconds, quick)

@@ -26,9 +26,17 @@ def _final(r, act, init):
     return r.log10_magnitude[a, i, -1], r.log10_magnitude_std[a, i, -1]
 
 
-def _tolerance(r, a, i):
-    """Finite-width bias of E log10 (log E minus E log: about depth / K decades in natural log) plus 4 s.e."""
-    return r.depth / r.width * math.log10(math.e) + 4 * r.log10_magnitude_std[a, i, -1] / math.sqrt(r.repeats)
+def _tolerance(r, a=None, i=None):
+    """Finite-width bias of E log10 plus 4 standard errors of the mean over repeats, both from theory.
+
+    Each layer multiplies the squared norm of a column v of Y by sum_i f'(a_i)^2 (W v)_i^2: K terms whose
+    ln has variance (kappa - 1) / K, kappa = E[f'^4 z^4] / E[f'^2 z^2]^2 <= 6 for the chapter's
+    activations (relu's mask: E[z^4 1{z > 0}] / E[z^2 1{z > 0}]^2 = 6; 3 for a constant f'). So
+    ln ||Y_L v|| has sd <= sqrt(5 L / (4 K)), which bounds the Frobenius norm's (a mean over K such
+    columns). The bias (log E minus E log) is about L / K in ln. Neither depends on the measured spread.
+    """
+    sd_log10 = math.sqrt(5 * r.depth / (4 * r.width)) / math.log(10)
+    return r.depth / r.width * math.log10(math.e) + 4 * sd_log10 / math.sqrt(r.repeats)
 
 
 def test_relu_small_scales_vanish_large_explode_critical_between(chapter):

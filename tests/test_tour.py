@@ -57,7 +57,7 @@ def test_a_folder_of_foreign_files_is_refused_untouched(tmp_path, one_step):
 
 def test_step_names_are_anchors():
     with pytest.raises(InvalidArgumentError, match=r"\[a-z0-9-\]\+"):
-        tour_module.TourStep("Bad Name", "t", lambda quick: None, lambda result, ctx: None)
+        tour_module.TourStep("Bad Name", "t", lambda quick: None)
 
 
 def test_cli_refuses_a_foreign_folder_in_one_line(tmp_path, capsys, one_step):

@@ -26,7 +26,7 @@ def test_xavier_and_kaiming_train_a_depth_10_net_to_90_percent(depth10: training
 
 
 def test_sigmoid_with_n_0_001_stays_near_chance_at_depth_10(depth10: training.DepthSweep) -> None:
-    (run,) = training._select(depth10.runs, label=SIGMOID_SMALL.label)
+    (run,) = training.select(depth10.runs, label=SIGMOID_SMALL.label)
     assert run.test_accuracy <= 0.20 and run.failure_step is None
     # why: the bottom layer receives (almost) no gradient and does not move
     assert run.grad_norms[0][0] < 1e-12 * run.grad_norms[0][-1]
@@ -34,7 +34,7 @@ def test_sigmoid_with_n_0_001_stays_near_chance_at_depth_10(depth10: training.De
 
 
 def test_relu_with_a_large_scale_diverges_and_reports_its_failure_step(depth10: training.DepthSweep) -> None:
-    (run,) = training._select(depth10.runs, label=RELU_LARGE.label)
+    (run,) = training.select(depth10.runs, label=RELU_LARGE.label)
     # which step: test_training_engine.py replays this very model (same init, batches and rate) with
     # nn.Sequential + torch.optim.SGD and finds the same first non-finite step
     assert run.diverged and run.failure_step > 0  # finite at initialization: training made it overflow
@@ -54,10 +54,10 @@ def test_clipping_layernorm_and_critical_init_tame_an_exploding_relu_net() -> No
     res = training.remedies(
         ["clip", "layernorm", "critical"], base=RELU_LARGE, depth=10, steps=150, seeds=[0]
     )
-    (plain,) = training._select(res.runs, remedy="none")
+    (plain,) = training.select(res.runs, remedy="none")
     assert plain.diverged
     for name in ("clip", "layernorm", "critical"):
-        (run,) = training._select(res.runs, remedy=name)
+        (run,) = training.select(res.runs, remedy=name)
         assert not run.diverged, name
         assert run.test_accuracy > 0.3, name
 
@@ -83,7 +83,7 @@ def test_trainability_map_trains_only_inside_6_xi_c() -> None:
 def test_lr_sweep_finds_the_window_and_records_failures() -> None:
     res = training.lr_sweep([0.01, 0.1, 30.0], [RELU_KAIMING], depth=4, steps=100, seeds=[0])
     assert res.window(RELU_KAIMING.label) == (0.01, 0.1)
-    (blown,) = training._select(res.runs, lr=30.0)
+    (blown,) = training.select(res.runs, lr=30.0)
     assert blown.diverged and blown.failure_step is not None
     assert all(r.failure_step is None for r in res.runs if r.lr < 1)
 

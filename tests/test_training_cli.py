@@ -10,7 +10,6 @@ import pytest
 from numstab import jsonio
 from numstab.cli import main
 from numstab.lab import _batched
-from numstab.render import training as report
 
 
 def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -80,14 +79,13 @@ def test_json_and_report_folder(tmp_path, capsys) -> None:  # noqa: ANN001
 def test_tour_step_runs_quick_and_renders_three_sections() -> None:
     from numstab.render.html import HtmlPage
     from numstab.render.terminal import make_console
-    from numstab.tour import TOUR_STEPS, TourContext
+    from numstab.tour import TOUR_STEPS, render_step
 
     step = next(s for s in TOUR_STEPS if s.name == "training")
-    assert step.name == "training"
-    ctx = TourContext(make_console(file=io.StringIO(), width=120), HtmlPage("t"), {}, True)
-    step.render(step.run(True), ctx)
-    assert set(ctx.json["training"]) == {"depth", "remedies", "map"}
-    text = ctx.console.file.getvalue()
+    console, page, payload = make_console(file=io.StringIO(), width=120), HtmlPage("t"), {}
+    render_step(step, step.run(True), console=console, page=page, payload=payload)
+    assert set(payload["training"]) == {"depth", "remedies", "map"}
+    text = console.file.getvalue()
     assert "Remedies at depth" in text and "Trainability map" in text
-    html = ctx.report.render()
+    html = page.render()
     assert all(f'id="{k}"' in html for k in ("training", "training-remedies", "training-map"))

@@ -1,7 +1,7 @@
 """What every lab result shares: ``to_dict()`` (JSON-ready) and ``_repr_html_`` (notebooks).
 
-The HTML comes from :mod:`numstab.render.lab`, imported only when a notebook asks for it, so the lab
-itself never imports matplotlib.
+The HTML comes from the renderer registered for the result's type (:mod:`numstab.display`), loaded only
+when a notebook asks for it, so the lab itself never imports matplotlib or the rendering layer.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import math
 from typing import Any
 
 import numpy as np
+
+from numstab import display
 
 __all__ = ["LabResult", "jsonable"]
 
@@ -45,6 +47,4 @@ class LabResult:
         return jsonable(self)
 
     def _repr_html_(self) -> str:
-        from numstab.render.lab import to_html  # lazy: matplotlib only when a notebook asks
-
-        return to_html(self)
+        return display.html(self)

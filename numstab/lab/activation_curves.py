@@ -9,6 +9,7 @@ falls under a threshold (the vanishing region), next to the closed-form derivati
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,6 +19,8 @@ import torch
 from numstab.errors import InvalidArgumentError, check_positive
 from numstab.lab._result import LabResult
 from numstab.lab._validate import activation_list
+from numstab.lab.comparison import Comparison
+from numstab.notation import fmt
 
 __all__ = ["activation_curves", "ActivationCurves", "Curve", "CHAPTER_CURVES"]
 
@@ -76,6 +79,48 @@ class ActivationCurves(LabResult):
         raise InvalidArgumentError(
             f"no curve {name!r} in this result: it holds {[c.name for c in self.curves]}"
         )
+
+    def comparisons(self) -> list[Comparison]:
+        """The chapter's sigmoid claims, then each activation's vanishing region.
+
+        Agreement: the sigmoid's largest gradient is 1/4 at x = 0 (both within 1e-6); its gradient at the
+        grid's first point is the closed form sigma(lo)(1 - sigma(lo)) within a relative 1e-3; autograd
+        equals the registry's closed-form derivative within 1e-5 everywhere on the grid.
+
+        Examples:
+            >>> [row.verdict for row in activation_curves(["sigmoid"]).comparisons()]
+            ['agrees', 'agrees', 'agrees']
+        """
+        rows = _sigmoid_rows(self) if any(c.name == "sigmoid" for c in self.curves) else []
+        for c in self.curves:
+            region = ", ".join(f"[{a:.1f}, {b:.1f}]" for a, b in c.vanishing) or "none"
+            rows.append(
+                Comparison(
+                    f"{c.name}: |f'| < {fmt(self.threshold)} on", "-", region,
+                    f"autograd = closed form to {fmt(c.closed_form_error)}",
+                    agrees=c.closed_form_error < 1e-5,
+                )
+            )
+        return rows
+
+
+def _sigmoid_rows(r: ActivationCurves) -> list[Comparison]:
+    """The book's two sigmoid numbers: the peak 1/4 at 0 and ~3.35e-4 at the grid's first point."""
+    s, lo = r.curve("sigmoid"), float(r.x[0])
+    at_lo = 1 / (1 + math.exp(-lo)) * (1 - 1 / (1 + math.exp(-lo)))  # sigma(lo)(1 - sigma(lo))
+    return [
+        Comparison(
+            "sigmoid' max (at x)",
+            "0.25 at x = 0",
+            f"{fmt(s.max_gradient)} at x = {round(s.argmax, 6) + 0.0:g}",
+            "1/4 at 0",
+            agrees=abs(s.max_gradient - 0.25) < 1e-6 and abs(s.argmax) < 1e-6,
+        ),
+        Comparison(
+            f"sigmoid' at x = {lo:g}", "~3.35e-4 (vanishes)", s.gradient_at_lo, at_lo,
+            agrees=abs(s.gradient_at_lo - at_lo) < 1e-3 * at_lo,
+        ),
+    ]
 
 
 def activation_curves(

@@ -21,6 +21,8 @@ import torch
 from numstab.errors import check_int_at_least
 from numstab.lab._result import LabResult
 from numstab.lab._validate import scales_tuple
+from numstab.lab.comparison import Comparison
+from numstab.notation import power10
 
 __all__ = [
     "matrix_products",
@@ -109,6 +111,74 @@ class MatrixProducts(LabResult):
     path_mean_log10: np.ndarray
     path_std_log10: np.ndarray
     book: BookProduct
+
+    def comparisons(self) -> list[Comparison]:
+        """The book's cell, the lecture's scales 0.5 and 0.7, the critical scale and the growth rate.
+
+        Agreement: a mean log10 Frobenius norm is within 4 standard errors of the theory's, plus 0.05 for
+        the large-n approximation of :func:`frobenius_offset`: ``|mean - theory| < 4 sd / sqrt(trials) +
+        0.05`` with the exact sd of :func:`log_norm_std`; the measured critical scale exp(-(growth - ln s))
+        is within ``4 stderr + 1e-3`` (relative) of exp(-(ln 2 + psi(k/2)) / 2); every scale's growth rate
+        is within 4 standard errors of the Lyapunov exponent.
+
+        Examples:
+            >>> [row.verdict for row in matrix_products((0.5, 0.7), trials=200).comparisons()]
+            ['agrees', 'agrees', 'agrees', 'agrees', 'agrees']
+        """
+        b = self.book
+        rows = [
+            Comparison(
+                f"book: log10 ||M||_F, N(0,1) {self.k}x{self.k}, {b.factors} factors",
+                "entries ~1e22 (one run)",
+                f"{b.mean_log10_frobenius:.2f} +- {b.std_log10_frobenius:.2f} "
+                f"(first run {b.example_log10_frobenius:.1f})",
+                f"{b.theory_lyapunov_log10:.2f} (lambda only); "
+                f"{b.theory_mean_log10_frobenius:.2f} +- {b.theory_std_log10:.2f}",
+                agrees=self._norm_agrees(
+                    b.mean_log10_frobenius, b.theory_mean_log10_frobenius, b.theory_std_log10
+                ),
+            )
+        ]
+        for scale, chapter in ((0.5, "~1e-6"), (0.7, "~1e9 - 1e10")):
+            rows += self._scale_rows(scale, chapter)
+        measured_critical = math.exp(-(self.growth_rate[0] - math.log(self.scales[0])))
+        gap = abs(measured_critical / self.critical_scale - 1)
+        rows.append(
+            Comparison(
+                "critical scale (growth 0)", "-", f"{measured_critical:.4f}", f"{self.critical_scale:.4f}",
+                agrees=gap < 4 * self.growth_rate_stderr[0] + 1e-3,
+            )
+        )
+        worst = np.max(np.abs(self.growth_rate - self.lyapunov) / np.maximum(self.growth_rate_stderr, 1e-12))
+        rows.append(
+            Comparison(
+                "growth per product vs Lyapunov", "-", f"max |gap| = {worst:.1f} standard errors",
+                "ln s + (ln 2 + psi(k/2))/2", agrees=bool(worst < 4),
+            )
+        )
+        return rows
+
+    def _norm_agrees(self, mean_log10: float, theory_log10: float, theory_sd_log10: float) -> bool:
+        return bool(abs(mean_log10 - theory_log10) < 4 * theory_sd_log10 / math.sqrt(self.trials) + 0.05)
+
+    def _scale_rows(self, scale: float, chapter: str) -> list[Comparison]:
+        """The lecture's row for ``scale``, if the result ran it."""
+        hits = np.flatnonzero(np.isclose(self.scales, scale))
+        if not len(hits):
+            return []
+        i = hits[0]
+        return [
+            Comparison(
+                f"scale {scale:g}: {self.n} products of {self.k}x{self.k}",
+                chapter,
+                f"entries ~{power10(self.median_log10_abs_entry[i])}, "
+                f"||Y||_F ~{power10(self.mean_log10_frobenius[i])}",
+                f"||Y||_F ~{power10(self.theory_mean_log10_frobenius[i])}",
+                agrees=self._norm_agrees(
+                    self.mean_log10_frobenius[i], self.theory_mean_log10_frobenius[i], self.theory_std_log10
+                ),
+            )
+        ]
 
 
 def frobenius_offset(k: int) -> float:

@@ -28,13 +28,30 @@ from numstab.activations import get as get_activation
 from numstab.errors import InvalidArgumentError, check_int_at_least
 from numstab.lab._result import LabResult
 from numstab.lab._validate import activation_list, scales_tuple
+from numstab.lab.comparison import Comparison, magnitude_regime
+from numstab.notation import power10
 
-__all__ = ["mlp_gradients", "MLPGradients", "CHAPTER_ACTIVATIONS", "CHAPTER_MLP_SCALES"]
+__all__ = ["mlp_gradients", "MLPGradients", "CHAPTER_ACTIVATIONS", "CHAPTER_MLP_SCALES", "LECTURE_MLP"]
 
 #: The lecture's activations and normal weight scales (standard deviations of the entries).
 CHAPTER_ACTIVATIONS = ("relu", "sigmoid", "scaled_sigmoid")
 CHAPTER_MLP_SCALES = (0.1, 0.2, 0.4, 0.8)
 XAVIER_UNIFORM = "xavier_uniform"
+
+#: What the lecture printed for the smallest gradient entry, by (activation, init) (read off the transcript).
+LECTURE_MLP = {
+    ("relu", "0.1"): "~1e-9",
+    ("relu", "0.2"): "reasonable",
+    ("relu", "0.4"): "~1e20 (explodes)",
+    ("relu", "0.8"): "explodes",
+    ("relu", "xavier_uniform"): "~1e-9",
+    ("sigmoid", "0.1"): "~1e-33",
+    ("sigmoid", "0.8"): "~5e-5",
+    ("scaled_sigmoid", "0.1"): "~0.01",
+    ("scaled_sigmoid", "0.2"): "not too large",
+    ("scaled_sigmoid", "0.4"): "reasonable",
+    ("scaled_sigmoid", "0.8"): "reasonable",
+}
 _LN10 = math.log(10.0)
 
 
@@ -93,6 +110,33 @@ class MLPGradients(LabResult):
                 f"inits {self.inits}"
             )
         return self.activations.index(activation), self.inits.index(label)
+
+    def comparisons(self) -> list[Comparison]:
+        """One row per (activation, init): the lecture's value, the measured and predicted magnitude.
+
+        The regime is the measured magnitude's (:func:`numstab.lab.comparison.magnitude_regime`:
+        vanishing below 1e-3, exploding above 1e3); no agreement is claimed here, the theory column
+        (mean-field from the input's variance) stands beside it.
+
+        Examples:
+            >>> r = mlp_gradients(["relu"], [0.05, 0.8], width=50, depth=20, repeats=2, xavier_uniform=False)
+            >>> [(row.quantity, row.regime) for row in r.comparisons()]
+            [('relu, 0.05', 'vanishing'), ('relu, 0.8', 'exploding')]
+        """
+        rows = []
+        for a, act in enumerate(self.activations):
+            for i, init in enumerate(self.inits):
+                final = self.log10_magnitude[a, i, -1]
+                rows.append(
+                    Comparison(
+                        f"{act}, {init}",
+                        LECTURE_MLP.get((act, init), "vanishes" if act == "sigmoid" else "-"),
+                        f"{power10(final)} (min {power10(self.log10_min_entry[a, i])})",
+                        power10(self.theory_from_input_log10_magnitude[a, i, -1]),
+                        regime=magnitude_regime(final),
+                    )
+                )
+        return rows
 
 
 def mlp_gradients(

@@ -19,6 +19,8 @@ from numstab import precision as _precision
 from numstab.errors import check_int_at_least
 from numstab.lab._result import LabResult
 from numstab.lab._validate import scales_tuple
+from numstab.lab.comparison import Comparison
+from numstab.notation import fmt, power10
 
 __all__ = ["precision", "Precision", "PowerRow", "DeepProduct", "RUN_FORMATS"]
 
@@ -106,6 +108,55 @@ class Precision(LabResult):
     def power(self, base: float, fmt: str) -> PowerRow:
         """Return the row of ``base`` in format ``fmt``."""
         return next(p for p in self.powers if p.base == base and p.fmt == fmt)
+
+    def comparisons(self) -> list[Comparison]:
+        """The chapter's powers in float16, bfloat16 and float32, then each deep product's first bad layer.
+
+        A power's regime is where its exact value lands (:func:`numstab.precision.classify`; "ok" for a
+        normal number). Agreement of a deep product: the layer at which the format overflowed (or hit 0)
+        is within ``max(3, 5%)`` layers of the one the float64 reference predicts, or neither happened.
+
+        Examples:
+            >>> [(row.quantity, row.verdict) for row in precision(depth=30, scales=[1.0]).comparisons()][:2]
+            [('1.5^100 in float16', 'overflow'), ('1.5^100 in bfloat16', 'ok')]
+        """
+        rows = [_power_row(p) for p in self.powers if p.fmt in ("float16", "bfloat16", "float32")]
+        for d in self.products:
+            for j, name in enumerate(d.formats):
+                got = d.first_overflow[j] or d.first_zero[j]
+                want = d.predicted_overflow[j] or d.predicted_zero[j]
+                rows.append(
+                    Comparison(
+                        f"{name}, scale {d.scale:g}: {'inf' if d.lyapunov > 0 else '0'} from layer",
+                        "-",
+                        got if got is not None else f"none in {self.depth}",
+                        want if want is not None else f"none in {self.depth}",
+                        agrees=_same_layer(got, want),
+                    )
+                )
+        return rows
+
+
+def _same_layer(got: int | None, want: int | None) -> bool:
+    """Both None, or within max(3, 5% of the prediction) layers of each other."""
+    if got is None or want is None:
+        return got is None and want is None
+    return abs(got - want) <= max(3, 0.05 * want)
+
+
+def _power_row(p: PowerRow) -> Comparison:
+    chapter = ("overflows (> 65504)" if p.base > 1 else "flushes (< 2^-24)") if p.fmt == "float16" else "-"
+    step = p.first_overflow or p.first_zero
+    note = f" (from step {step})" if step else ""
+    if not step and p.category == "underflow" and p.first_subnormal:
+        note = f" (subnormal from step {p.first_subnormal}, then stuck)"
+    return Comparison(
+        f"{p.base:g}^{p.exponent} in {p.fmt}",
+        chapter,
+        ("n/a" if math.isnan(p.computed) else fmt(p.computed)) + note,
+        f"{power10(p.log10_exact)}: {p.category}",
+        regime=p.category if p.category != "normal" else "ok",
+    )
 
 
 def precision(

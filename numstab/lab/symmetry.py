@@ -16,8 +16,16 @@ import torch
 from numstab.errors import InvalidArgumentError, check_int_at_least, check_positive
 from numstab.lab._result import LabResult
 from numstab.lab._validate import activation_list
+from numstab.lab.comparison import Comparison
 
-__all__ = ["symmetry", "Symmetry", "SymmetryRun"]
+__all__ = ["symmetry", "Symmetry", "SymmetryRun", "CHAPTER_SYMMETRY"]
+
+#: What the chapter says of each case.
+CHAPTER_SYMMETRY = {
+    "constant": "identical forever (exactly 0)",
+    "constant + dropout": "dropout breaks the tie",
+    "random": "units differ",
+}
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,28 @@ class Symmetry(LabResult):
     def run(self, case: str) -> SymmetryRun:
         """Return the run of ``case``."""
         return {r.case: r for r in self.runs}[case]
+
+    def comparisons(self) -> list[Comparison]:
+        """One row per case: the two units' difference after the last step.
+
+        Agreement: exactly 0.0 for the constant init (no tolerance: the argument is exact), > 0 for the
+        dropout and random cases.
+
+        Examples:
+            >>> [row.cells()[::2] for row in symmetry(steps=3).comparisons()][0]
+            ['constant', 0.0, 'agrees']
+        """
+        rows = []
+        for run in self.runs:
+            diff = float(run.difference[-1])
+            exact = run.case == "constant"
+            rows.append(
+                Comparison(
+                    run.case, CHAPTER_SYMMETRY.get(run.case, "-"), diff, "0 exactly" if exact else "> 0",
+                    agrees=diff == 0.0 if exact else diff > 0.0,
+                )
+            )
+        return rows
 
 
 def symmetry(

@@ -15,11 +15,21 @@ from numstab.activations import TAYLOR_TOL, TaylorCheck
 from numstab.errors import check_positive
 from numstab.lab._result import LabResult
 from numstab.lab._validate import activation_list
+from numstab.lab.comparison import Comparison
+from numstab.notation import fmt
 
-__all__ = ["taylor", "TaylorTable", "CHAPTER_VERDICTS"]
+__all__ = ["taylor", "TaylorTable", "CHAPTER_VERDICTS", "CHAPTER_TAYLOR"]
 
 #: The chapter's verdicts: True where f(0) = 0 and f'(0) = 1.
 CHAPTER_VERDICTS = {"tanh": True, "relu": True, "sigmoid": False, "scaled_sigmoid": True}
+
+#: What the chapter says of each, in its words.
+CHAPTER_TAYLOR = {
+    "tanh": "passes: x - x^3/3",
+    "relu": "passes (x >= 0)",
+    "sigmoid": "fails: f(0) = 1/2, f'(0) = 1/4",
+    "scaled_sigmoid": "passes: x - x^3/12",
+}
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,28 @@ class TaylorTable(LabResult):
     def verdict(self, name: str) -> bool:
         """Return the measured verdict of activation ``name`` (registry name)."""
         return {c.name: c.identity_near_zero for c in self.checks}[activations.get(name).name]
+
+    def comparisons(self) -> list[Comparison]:
+        """One row per activation: f(0), f'(0), the measured verdict beside the chapter's.
+
+        Agreement (activations the chapter discusses): the measured "identity near 0" equals the
+        chapter's; any other activation gets the regime "pass" or "fail" and no agreement.
+
+        Examples:
+            >>> [(row.quantity, row.verdict) for row in taylor(["sigmoid", "gelu"]).comparisons()]
+            [("sigmoid: f(0), f'(0)", 'agrees'), ("gelu: f(0), f'(0)", 'fail')]
+        """
+        return [
+            Comparison(
+                f"{c.name}: f(0), f'(0)",
+                CHAPTER_TAYLOR.get(c.name, "-"),
+                f"f(0) = {fmt(c.f0)}, f'(0) = {fmt(c.df0)}",
+                "identity near 0" if c.identity_near_zero else "not the identity",
+                regime="pass" if c.identity_near_zero else "fail",
+                agrees=self.chapter[c.name] == c.identity_near_zero if c.name in self.chapter else None,
+            )
+            for c in self.checks
+        ]
 
 
 def taylor(names: Sequence[str] | None = None, *, tol: float = TAYLOR_TOL) -> TaylorTable:

@@ -44,7 +44,7 @@ from typing import Any
 
 import torch
 
-from numstab import activations
+from numstab import activations, display
 from numstab.errors import (
     InvalidArgumentError,
     UnknownNameError,
@@ -70,6 +70,9 @@ __all__ = [
     "REMEDIES",
     "INITS",
     "TRAINED_ACCURACY",
+    "Outcome",
+    "outcome",
+    "select",
     "check_arguments",
     "LR_SETUPS",
     "REMEDY_BASE",
@@ -201,20 +204,58 @@ def _plain(value: Any) -> Any:
 
 
 class _Html:
-    """Mixin: notebooks render results through :mod:`numstab.render.training`."""
+    """Mixin: notebooks show results through the renderer registered for their type."""
 
     def _repr_html_(self) -> str:
-        from numstab.render import training as report
-
-        return report.html_fragment(self)
+        return display.html(self)
 
 
-def _select(runs: Iterable[Run], **where: Any) -> list[Run]:
+def select(runs: Iterable[Run], **where: Any) -> list[Run]:
+    """The runs whose fields equal ``where`` (e.g. ``select(r.runs, label="tanh, Xavier", depth=10)``)."""
     return [r for r in runs if all(getattr(r, k) == v for k, v in where.items())]
 
 
 def _mean_accuracy(runs: Sequence[Run]) -> float:
     return sum(r.test_accuracy for r in runs) / len(runs) if runs else math.nan
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the runs of one cell (a setup at one depth or rate, or one remedy; over seeds) came to.
+
+    Attributes:
+        accuracy: mean test accuracy.
+        bottom_change: mean relative change of the input layer, ||theta_end - theta_0|| / ||theta_0||.
+        first_failure: the earliest step at which a run's loss or gradient became inf/NaN; None if none.
+        failed: how many runs became inf/NaN.
+        runs: how many runs.
+        verdict: "diverged" (a run became inf/NaN), else "trainable" (every run reached
+            :data:`TRAINED_ACCURACY`) or "untrainable".
+    """
+
+    accuracy: float
+    bottom_change: float
+    first_failure: int | None
+    failed: int
+    runs: int
+    verdict: str
+
+
+def outcome(runs: Sequence[Run]) -> Outcome:
+    """Summarize runs over seeds: mean accuracy and bottom-layer change, failures, the verdict."""
+    steps = [r.failure_step for r in runs if r.failure_step is not None]
+    if steps:
+        verdict = "diverged"
+    else:
+        verdict = "trainable" if all(r.trained for r in runs) else "untrainable"
+    return Outcome(
+        accuracy=sum(r.test_accuracy for r in runs) / len(runs),
+        bottom_change=sum(r.weight_change[0] for r in runs) / len(runs),
+        first_failure=min(steps) if steps else None,
+        failed=len(steps),
+        runs=len(runs),
+        verdict=verdict,
+    )
 
 
 @dataclass(frozen=True)
@@ -241,7 +282,11 @@ class DepthSweep(_Html):
 
     def accuracy(self, label: str, depth: int) -> float:
         """Mean test accuracy over seeds of one setup at one depth."""
-        return _mean_accuracy(_select(self.runs, label=label, depth=depth))
+        return _mean_accuracy(select(self.runs, label=label, depth=depth))
+
+    def outcome(self, label: str, depth: int) -> Outcome:
+        """The :class:`Outcome` of one setup at one depth, over seeds."""
+        return outcome(select(self.runs, label=label, depth=depth))
 
     def to_dict(self) -> dict[str, Any]:
         """Everything, JSON-ready."""
@@ -272,11 +317,15 @@ class LrSweep(_Html):
 
     def accuracy(self, label: str, lr: float) -> float:
         """Mean test accuracy over seeds of one setup at one learning rate."""
-        return _mean_accuracy(_select(self.runs, label=label, lr=lr))
+        return _mean_accuracy(select(self.runs, label=label, lr=lr))
+
+    def outcome(self, label: str, lr: float) -> Outcome:
+        """The :class:`Outcome` of one setup at one learning rate, over seeds."""
+        return outcome(select(self.runs, label=label, lr=lr))
 
     def window(self, label: str) -> tuple[float, float] | None:
         """Smallest and largest learning rate at which every seed of ``label`` trained; None if none did."""
-        good = [lr for lr in self.lrs if all(r.trained for r in _select(self.runs, label=label, lr=lr))]
+        good = [lr for lr in self.lrs if all(r.trained for r in select(self.runs, label=label, lr=lr))]
         return (min(good), max(good)) if good else None
 
     def to_dict(self) -> dict[str, Any]:
@@ -312,7 +361,11 @@ class Remedies(_Html):
 
     def accuracy(self, remedy: str) -> float:
         """Mean test accuracy over seeds with ``remedy`` ("none" for the base)."""
-        return _mean_accuracy(_select(self.runs, remedy=remedy))
+        return _mean_accuracy(select(self.runs, remedy=remedy))
+
+    def outcome(self, remedy: str) -> Outcome:
+        """The :class:`Outcome` of the base network with ``remedy`` ("none": as is), over seeds."""
+        return outcome(select(self.runs, remedy=remedy))
 
     def effect(self, remedy: str) -> float:
         """Change of mean test accuracy the remedy buys over the base network."""
@@ -320,7 +373,7 @@ class Remedies(_Html):
 
     def bottom_change(self, remedy: str) -> float:
         """Mean over seeds of the input layer's relative parameter change: did the bottom layer train?"""
-        runs = _select(self.runs, remedy=remedy)
+        runs = select(self.runs, remedy=remedy)
         return sum(r.weight_change[0] for r in runs) / len(runs)
 
     def to_dict(self) -> dict[str, Any]:
@@ -375,6 +428,18 @@ class TrainabilityMap(_Html):
     def trained(self) -> tuple[tuple[bool, ...], ...]:
         """Cells whose mean accuracy reached :data:`TRAINED_ACCURACY`."""
         return tuple(tuple(a >= TRAINED_ACCURACY for a in row) for row in self.accuracy)
+
+    def deepest_trained(self) -> tuple[int | None, ...]:
+        """Per sigma_w, the deepest depth whose mean accuracy reached :data:`TRAINED_ACCURACY` (or None)."""
+        trained = self.trained()
+        return tuple(
+            max((d for i, d in enumerate(self.depths) if trained[i][j]), default=None)
+            for j in range(len(self.weight_stds))
+        )
+
+    def agrees(self) -> tuple[bool, ...]:
+        """Per sigma_w, whether the theory holds: no depth deeper than 6 xi_c trained (true if none did)."""
+        return tuple(d is None or d <= b for d, b in zip(self.deepest_trained(), self.boundary, strict=True))
 
     def outside_boundary(self, tolerance: float = 0.0) -> list[tuple[int, float]]:
         """Trained cells (depth, sigma_w) deeper than (1 + tolerance) * 6 xi_c: the theory's misses."""
@@ -820,7 +885,7 @@ def _plan_trainability_map(  # noqa: ANN202
     jobs = [_job(u, d, width, seed, lr) for d in depths for u in setups for seed in seeds]
 
     def finish(runs: tuple[Run, ...]) -> TrainabilityMap:
-        cells = [[_select(runs, depth=d, scale=s) for s in stds] for d in depths]
+        cells = [[select(runs, depth=d, scale=s) for s in stds] for d in depths]
         accuracy = tuple(tuple(_mean_accuracy(c) for c in row) for row in cells)
         diverged = tuple(tuple(sum(r.diverged for r in c) for c in row) for row in cells)
         return TrainabilityMap(depths, stds, activation, bias_std, seeds, steps, lr, accuracy, diverged, xi_c)

@@ -9,6 +9,7 @@ by side, with equal widths and with widths alternating between two sizes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ import torch
 
 from numstab.errors import UnknownNameError, check_int_at_least, check_positive
 from numstab.lab._result import LabResult
+from numstab.lab.comparison import Comparison
 
 __all__ = ["xavier", "XavierVariance", "XavierRun", "SCHEMES"]
 
@@ -63,6 +65,31 @@ class XavierVariance(LabResult):
     batch: int
     trials: int
     seed: int
+
+    def comparisons(self) -> list[Comparison]:
+        """Per stack, the last layer's forward variance and the first layer's backward variance.
+
+        Agreement: the measured variance is within ``4 s / sqrt(trials) + 0.05`` decades of the chapter's
+        product of n_in sigma^2 (forward) or n_out sigma^2 (backward) factors, s being the spread over
+        the trials of log10 of that variance (four standard errors of the mean log, plus 0.05 for the
+        finite batch).
+
+        Examples:
+            >>> r = xavier(width=16, other_width=64, depth=4, batch=32, trials=2, schemes=["xavier_normal"])
+            >>> [row.quantity for row in r.comparisons()][:2]
+            ['normal 16/16: fwd Var, last', 'normal 16/16: bwd Var, first']
+        """
+        rows = []
+        for run in self.runs:
+            name = f"{run.scheme.replace('xavier_', '')} {run.widths[0]}/{run.widths[1]}"
+            chapter = "1 when n_in = n_out" if len(set(run.widths)) == 1 else "compromise"
+            for what, got, want, spread in (
+                ("fwd Var, last", run.forward_var[-1], run.forward_theory[-1], run.forward_log10_spread[-1]),
+                ("bwd Var, first", run.backward_var[0], run.backward_theory[0], run.backward_log10_spread[0]),
+            ):
+                ok = abs(math.log10(got / want)) < 4 * spread / math.sqrt(self.trials) + 0.05
+                rows.append(Comparison(f"{name}: {what}", chapter, got, want, agrees=ok))
+        return rows
 
 
 def xavier(

@@ -239,6 +239,8 @@ def _build(
         first_nonfinite=origin,
         backward=grad_norms is not None,
         never_called=capture.never_called,
+        forward_gain_log2=rules.forward_gain_log2(layers, q0),
+        backward_gain_log2=rules.backward_gain_log2(layers),
     )
 
 

@@ -1,7 +1,7 @@
 """The result of :func:`numstab.diagnose`: per-layer numbers, findings, a verdict, and the fix re-checked.
 
-Data only: rendering lives in :mod:`numstab.render.check` and is imported when a report is printed,
-written as HTML or shown in a notebook.
+Data only: the report is drawn by :mod:`numstab.render.check`, reached through :mod:`numstab.display`
+when a report is printed, written as HTML or shown in a notebook (this module never imports it).
 
 Examples:
     >>> f = Finding("dead", "warning", ("2",), "half of layer 2's units are 0", "use leaky_relu")
@@ -15,6 +15,9 @@ import os
 import pathlib
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
+
+from numstab import display, jsonio
+from numstab.errors import InvalidArgumentError, UnknownNameError
 
 __all__ = ["LayerReport", "Finding", "NonfiniteOrigin", "Report", "FixComparison", "SEVERITIES", "KINDS"]
 
@@ -171,6 +174,10 @@ class Report:
         backward: whether a backward pass ran (False when no parameter requires grad).
         seed: seed of the random unit-variance backward vector used when ``loss_fn`` is None.
         never_called: modules owning parameters whose forward never ran (weights used directly).
+        forward_gain_log2: log2 E[x_L²] / E[x_0²], the trunk's last output against the inputs
+            (:func:`numstab.probe.rules.forward_gain_log2`; None where undefined).
+        backward_gain_log2: log2 E[g_first²] / E[g_last²], the gradient at the first layer against the
+            last (:func:`numstab.probe.rules.backward_gain_log2`; None where undefined).
 
     Examples:
         >>> import json, torch
@@ -196,6 +203,8 @@ class Report:
     backward: bool = True
     seed: int = 0
     never_called: list[str] = field(default_factory=list)
+    forward_gain_log2: float | None = None
+    backward_gain_log2: float | None = None
     _recheck: Any = field(default=None, repr=False, compare=False)
 
     def layer(self, name: str) -> LayerReport:
@@ -207,9 +216,26 @@ class Report:
         for layer in self.layers:
             if layer.name == name:
                 return layer
-        from numstab.errors import UnknownNameError
-
         raise UnknownNameError("layer", name, [la.name for la in self.layers])
+
+    @property
+    def worst_severity(self) -> str | None:
+        """The most severe finding's severity ("error", "warning", "info"), None without findings."""
+        return next((s for s in SEVERITIES if any(f.severity == s for f in self.findings)), None)
+
+    def flags(self) -> dict[str, str]:
+        """``{layer name: kind}`` of the most severe finding naming each layer (layers with none left out).
+
+        Examples:
+            >>> f = Finding("dead", "warning", ("2",), "half of layer 2's units are 0", "use leaky_relu")
+            >>> Report([], [f], "dead", 1.0).flags()
+            {'2': 'dead'}
+        """
+        flags: dict[str, str] = {}
+        for finding in self.findings:  # most severe first: the first flag a layer gets stays
+            for name in finding.layers:
+                flags.setdefault(name, finding.kind)
+        return flags
 
     def to_dict(self) -> dict[str, Any]:
         """Return the report as plain Python values (``verdict`` first)."""
@@ -225,17 +251,13 @@ class Report:
 
         Non-finite numbers are written as the strings "inf", "-inf", "nan" (see :mod:`numstab.jsonio`).
         """
-        from numstab import jsonio
-
         if path is not None:
             jsonio.dump("check", self.to_dict(), path)
         return jsonio.dumps("check", self.to_dict())
 
     def to_html(self, path: str | os.PathLike) -> pathlib.Path:
         """Write a self-contained HTML page of the report and return its path."""
-        from numstab.render.check import html_report
-
-        return html_report(self).write(path)
+        return display.write_html(self, path)
 
     def with_fix(self, scheme: str, **init_options: Any) -> FixComparison:
         """Apply ``numstab.init.apply_(copy, scheme, **init_options)`` to a deep copy of the model, re-check.
@@ -252,8 +274,6 @@ class Report:
             A :class:`FixComparison` with the report before and after.
         """
         if self._recheck is None:
-            from numstab.errors import InvalidArgumentError
-
             raise InvalidArgumentError(
                 "with_fix needs the model this report came from: call it on a report returned by "
                 "numstab.diagnose, not on one read back from JSON"
@@ -261,14 +281,10 @@ class Report:
         return FixComparison(scheme, self, self._recheck(scheme, init_options))
 
     def __rich__(self) -> Any:
-        from numstab.render.check import rich_table
-
-        return rich_table(self)
+        return display.rich(self)
 
     def _repr_html_(self) -> str:
-        from numstab.render.check import html_report
-
-        return html_report(self).render(fragment=True)
+        return display.html(self)
 
 
 @dataclass(frozen=True)
@@ -295,9 +311,7 @@ class FixComparison:
         return {"scheme": self.scheme, "before": self.before.to_dict(), "after": self.after.to_dict()}
 
     def __rich__(self) -> Any:
-        from numstab.render.check import rich_fix
-
-        return rich_fix(self)
+        return display.rich(self)
 
 
 def _weight(report: Report) -> tuple[int, int]:

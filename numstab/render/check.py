@@ -23,21 +23,19 @@ Examples:
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.console import Group
 from rich.padding import Padding
 from rich.text import Text
 
+from numstab.probe.report import FixComparison, Report
 from numstab.render.html import HtmlPage
 from numstab.render.terminal import make_table
 
-if TYPE_CHECKING:
-    from numstab.probe.report import FixComparison, Report
-
 __all__ = [
     "layer_table", "layer_rows", "compact", "findings_rows", "finding_text", "rich_table", "rich_fix",
-    "html_report", "LAYER_HEADERS",
+    "html_report", "fix_page", "LAYER_HEADERS",
 ]
 
 LAYER_HEADERS = ["layer", "kind", "⟨x²⟩", "theory", "⟨g²⟩", "w std", "w/kaiming", "dead", "dup",
@@ -45,17 +43,9 @@ LAYER_HEADERS = ["layer", "kind", "⟨x²⟩", "theory", "⟨g²⟩", "w std", "
 _FINDING_HEADERS = ["severity", "kind", "layers", "evidence", "fix"]
 
 
-def _flags(report: Report) -> dict[str, str]:
-    flags: dict[str, str] = {}
-    for finding in report.findings:  # most severe first: the first flag a layer gets stays
-        for name in finding.layers:
-            flags.setdefault(name, finding.kind)
-    return flags
-
-
 def layer_rows(report: Report) -> list[list[Any]]:
     """One row per layer call, cells in the order of :data:`LAYER_HEADERS`."""
-    flags = _flags(report)
+    flags = report.flags()
     return [
         [la.name, la.kind, la.activation_second_moment, la.theory_second_moment, la.grad_second_moment,
          la.weight_std, la.kaiming_ratio, la.dead_fraction, la.duplicate_units,
@@ -120,17 +110,18 @@ def finding_text(finding: Any) -> Group:
 
 
 def _summary_rows(comparison: FixComparison) -> list[list[Any]]:
-    from numstab.probe import rules
-
-    rows = []
-    for label, rep in (("before", comparison.before), ("after", comparison.after)):
-        rows.append([label, rep.verdict, len(rep.findings),
-                     rules.forward_gain_log2(rep.layers, rep.input_second_moment),
-                     rules.backward_gain_log2(rep.layers)])
-    return rows
+    return [
+        [label, rep.verdict, len(rep.findings), rep.forward_gain_log2, rep.backward_gain_log2]
+        for label, rep in (("before", comparison.before), ("after", comparison.after))
+    ]
 
 
 _SUMMARY_HEADERS = ["model", "verdict", "findings", "log2 ⟨x_L²⟩/⟨x_0²⟩", "log2 ⟨g_1²⟩/⟨g_L²⟩"]
+
+
+def fix_page(comparison: FixComparison) -> HtmlPage:
+    """The page of a fix: the original's report with the before/after section."""
+    return html_report(comparison.before, fix=comparison)
 
 
 def rich_fix(comparison: FixComparison) -> Group:
@@ -167,8 +158,7 @@ def html_report(
 
 def _verdict_section(page: HtmlPage, report: Report) -> None:
     section = page.section("verdict", "Verdict")
-    badge = "ok" if report.verdict == "healthy" else (
-        "bad" if any(f.severity == "error" for f in report.findings) else "warn")
+    badge = "ok" if report.verdict == "healthy" else ("bad" if report.worst_severity == "error" else "warn")
     section.verdict(badge, _headline(report))
     if report.findings:
         section.table(_FINDING_HEADERS, findings_rows(report), caption="Findings, most severe first")

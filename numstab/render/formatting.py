@@ -1,14 +1,16 @@
-"""Numbers and verdict words as the report shows them, shared by the terminal and the HTML renderers.
+"""Verdict words and table checks shared by the terminal and the HTML renderers.
 
-Kept free of rich and matplotlib so that formatting a number costs nothing to import.
+Kept free of rich and matplotlib so that formatting costs nothing to import. How a number is written
+(:func:`fmt`) lives below, in :mod:`numstab.notation`, because results write numbers into their own
+comparison rows too.
 """
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
+
+from numstab.notation import fmt, is_number
 
 __all__ = [
     "fmt", "is_number", "verdict_kind", "check_table", "numeric_columns", "VerdictKind", "VERDICT_WORDS",
@@ -32,59 +34,6 @@ VERDICT_WORDS: dict[str, VerdictKind] = {
         "bad",
     ),
 }
-
-_FIXED_LOW, _FIXED_HIGH = -3, 4  # fixed notation for 1e-3 <= |x| < 1e4, scientific elsewhere
-
-
-def is_number(value: object) -> bool:
-    """Return whether ``value`` is a real number (int, float, numpy scalar), booleans excluded.
-
-    Examples:
-        >>> is_number(3), is_number(2.5), is_number(True), is_number("3")
-        (True, True, False, False)
-    """
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def fmt(x: float, *, digits: int = 3) -> str:
-    """Format a number with ``digits`` significant digits, in scientific notation outside [1e-3, 1e4).
-
-    Magnitudes in a stability report span dozens of decades (a gradient norm of 1e-27 next to 0.5), so
-    numbers outside :math:`10^{-3} \\le |x| < 10^{4}` are written as ``1.23e-27``; inside the range they are
-    written in fixed notation with ``digits`` significant digits (more when the integer part has more:
-    the integer part is never cut), so a right-aligned column of them lines up. The decision is made
-    *after* rounding to ``digits`` significant digits, so 9999.7 becomes ``1.00e+04``, never ``10000``.
-    Integers are written exactly while they are inside the range; non-finite values are spelled out
-    (``inf``, ``-inf``, ``nan``).
-
-    Args:
-        x: the number (int, float or numpy scalar).
-        digits: significant digits, at least 1.
-
-    Examples:
-        >>> [fmt(v) for v in (0.5, 1234.56, 1e-27, -3.14159e8, 0.0, 42, float("inf"), float("nan"))]
-        ['0.500', '1235', '1.00e-27', '-3.14e+08', '0', '42', 'inf', 'nan']
-        >>> fmt(9999.7), fmt(0.00099996), fmt(2 / 3, digits=5)
-        ('1.00e+04', '0.00100', '0.66667')
-    """
-    from numstab.errors import check_int_at_least
-
-    check_int_at_least("digits", digits, 1)
-    if isinstance(x, numbers.Integral) and not isinstance(x, bool) and abs(int(x)) < 10**_FIXED_HIGH:
-        return str(int(x))
-    value = float(x)
-    if math.isnan(value):
-        return "nan"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    if value == 0.0:
-        return "0"
-    scientific = f"{value:.{digits - 1}e}"
-    exponent = int(scientific.rsplit("e", 1)[1])
-    if _FIXED_LOW <= exponent < _FIXED_HIGH:
-        return f"{value:.{max(0, digits - 1 - exponent)}f}"
-    return scientific
-
 
 def verdict_kind(word: object) -> VerdictKind | None:
     """Return the colour class (``"ok"``, ``"warn"``, ``"bad"``) of a verdict word, or None if it has none.

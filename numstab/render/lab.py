@@ -1,7 +1,9 @@
-"""Render the lab's results: a compact table (the chapter, measured, theory, verdict) and a figure each.
+"""Draw the lab's results: a table of their comparisons (the chapter, measured, theory, verdict), a figure.
 
-Rendering only: every number shown was computed in :mod:`numstab.lab`. Figures follow
-:mod:`numstab.render.style` (measurement solid, theory dashed, log axes for magnitudes).
+Rendering only: every number and every verdict comes from the result's ``comparisons()`` (computed in
+:mod:`numstab.lab`). Figures follow :mod:`numstab.render.style` (measurement solid, theory dashed, log
+axes for magnitudes). :data:`VIEWS` gives each result type its title, the chapter's paragraph and its
+figure; :mod:`numstab.render.registry` registers them.
 
 Examples:
     >>> from numstab import lab
@@ -21,13 +23,23 @@ from typing import Any
 
 import numpy as np
 
+from numstab.errors import NumstabTypeError
+from numstab.lab.activation_curves import ActivationCurves
+from numstab.lab.comparison import HEADERS as _HEADERS
+from numstab.lab.matrix_products import MatrixProducts
+from numstab.lab.mlp_gradients import MLPGradients
+from numstab.lab.precision import Precision
+from numstab.lab.symmetry import Symmetry
+from numstab.lab.taylor import TaylorTable
+from numstab.lab.xavier import XavierVariance
+from numstab.notation import fmt
 from numstab.render import style
-from numstab.render.formatting import fmt
 from numstab.render.html import HtmlPage, Section
+from numstab.render.terminal import make_table
 
-__all__ = ["HEADERS", "LabView", "view", "summary_rows", "terminal_table", "add_section", "to_html"]
+__all__ = ["HEADERS", "LabView", "VIEWS", "view", "summary_rows", "terminal_table", "add_section", "page"]
 
-HEADERS = ["quantity", "the chapter", "measured", "theory", "verdict"]
+HEADERS = list(_HEADERS)
 
 
 @dataclass(frozen=True)
@@ -38,7 +50,6 @@ class LabView:
         anchor: the HTML anchor ([a-z0-9-]+).
         title: the section title.
         chapter: one paragraph: what the chapter did and printed.
-        rows: result -> table rows, one per quantity, cells as in :data:`HEADERS`.
         figure: result -> (matplotlib Figure, alt text, caption).
         measured: what the "measured" column holds, when the header alone does not say.
     """
@@ -46,64 +57,11 @@ class LabView:
     anchor: str
     title: str
     chapter: str
-    rows: Callable[[Any], list[list[Any]]]
     figure: Callable[[Any], tuple[Any, str, str]]
     measured: str = ""
 
 
-def _agrees(ok: bool) -> str:
-    return "agrees" if ok else "disagrees"
-
-
-def _p10(log10_value: float) -> str:
-    """10**x written as 1.23e+45 without overflowing float (x is a log10)."""
-    if not math.isfinite(log10_value):
-        return "0" if log10_value < 0 else "inf"
-    exponent = math.floor(log10_value)
-    return f"{10 ** (log10_value - exponent):.2f}e{exponent:+03d}"
-
-
-def _regime(log10_magnitude: float) -> str:
-    """vanishing below 1e-3, exploding above 1e3, else stable."""
-    return "vanishing" if log10_magnitude < -3 else "exploding" if log10_magnitude > 3 else "stable"
-
-
 # -- activation curves -------------------------------------------------------------------------------------
-
-
-def _curves_rows(r) -> list[list[Any]]:
-    rows = []
-    if any(c.name == "sigmoid" for c in r.curves):
-        s = r.curve("sigmoid")
-        at8 = 1 / (1 + math.exp(8)) * (1 - 1 / (1 + math.exp(8)))  # sigma(-8)(1 - sigma(-8)), the closed form
-        rows += [
-            [
-                "sigmoid' max (at x)",
-                "0.25 at x = 0",
-                f"{fmt(s.max_gradient)} at x = {round(s.argmax, 6) + 0.0:g}",
-                "1/4 at 0",
-                _agrees(abs(s.max_gradient - 0.25) < 1e-6 and abs(s.argmax) < 1e-6),
-            ],
-            [
-                f"sigmoid' at x = {r.x[0]:g}",
-                "~3.35e-4 (vanishes)",
-                s.gradient_at_lo,
-                at8,
-                _agrees(abs(s.gradient_at_lo - at8) < 1e-3 * at8),
-            ],
-        ]
-    for c in r.curves:
-        region = ", ".join(f"[{a:.1f}, {b:.1f}]" for a, b in c.vanishing) or "none"
-        rows.append(
-            [
-                f"{c.name}: |f'| < {fmt(r.threshold)} on",
-                "-",
-                region,
-                f"autograd = closed form to {fmt(c.closed_form_error)}",
-                _agrees(c.closed_form_error < 1e-5),
-            ]
-        )
-    return rows
 
 
 def _curves_figure(r) -> tuple[Any, str, str]:
@@ -129,61 +87,6 @@ def _curves_figure(r) -> tuple[Any, str, str]:
 
 
 # -- matrix products ---------------------------------------------------------------------------------------
-
-
-def _scale_row(r, scale: float, chapter: str) -> list[Any] | None:
-    hits = np.flatnonzero(np.isclose(r.scales, scale))
-    if not len(hits):
-        return None
-    i = hits[0]
-    measured = f"entries ~{_p10(r.median_log10_abs_entry[i])}, ||Y||_F ~{_p10(r.mean_log10_frobenius[i])}"
-    theory = f"||Y||_F ~{_p10(r.theory_mean_log10_frobenius[i])}"
-    ok = (
-        abs(r.mean_log10_frobenius[i] - r.theory_mean_log10_frobenius[i])
-        < 4 * r.theory_std_log10 / math.sqrt(r.trials) + 0.05
-    )
-    return [f"scale {scale:g}: {r.n} products of {r.k}x{r.k}", chapter, measured, theory, _agrees(ok)]
-
-
-def _products_rows(r) -> list[list[Any]]:
-    b = r.book
-    mc_ok = (
-        abs(b.mean_log10_frobenius - b.theory_mean_log10_frobenius)
-        < 4 * b.theory_std_log10 / math.sqrt(r.trials) + 0.05
-    )
-    rows = [
-        [
-            f"book: log10 ||M||_F, N(0,1) {r.k}x{r.k}, {b.factors} factors",
-            "entries ~1e22 (one run)",
-            f"{b.mean_log10_frobenius:.2f} +- {b.std_log10_frobenius:.2f} "
-            f"(first run {b.example_log10_frobenius:.1f})",
-            f"{b.theory_lyapunov_log10:.2f} (lambda only); "
-            f"{b.theory_mean_log10_frobenius:.2f} +- {b.theory_std_log10:.2f}",
-            _agrees(mc_ok),
-        ]
-    ]
-    rows += [row for row in (_scale_row(r, 0.5, "~1e-6"), _scale_row(r, 0.7, "~1e9 - 1e10")) if row]
-    measured_critical = math.exp(-(r.growth_rate[0] - math.log(r.scales[0])))
-    rows.append(
-        [
-            "critical scale (growth 0)",
-            "-",
-            f"{measured_critical:.4f}",
-            f"{r.critical_scale:.4f}",
-            _agrees(abs(measured_critical / r.critical_scale - 1) < 4 * r.growth_rate_stderr[0] + 1e-3),
-        ]
-    )
-    worst = np.max(np.abs(r.growth_rate - r.lyapunov) / np.maximum(r.growth_rate_stderr, 1e-12))
-    rows.append(
-        [
-            "growth per product vs Lyapunov",
-            "-",
-            f"max |gap| = {worst:.1f} standard errors",
-            "ln s + (ln 2 + psi(k/2))/2",
-            _agrees(worst < 4),
-        ]
-    )
-    return rows
 
 
 def _products_figure(r) -> tuple[Any, str, str]:
@@ -236,40 +139,6 @@ def _products_figure(r) -> tuple[Any, str, str]:
 
 # -- synthetic MLP -----------------------------------------------------------------------------------------
 
-#: What the lecture printed for the smallest gradient entry (read off the transcript).
-LECTURE_MLP = {
-    ("relu", "0.1"): "~1e-9",
-    ("relu", "0.2"): "reasonable",
-    ("relu", "0.4"): "~1e20 (explodes)",
-    ("relu", "0.8"): "explodes",
-    ("relu", "xavier_uniform"): "~1e-9",
-    ("sigmoid", "0.1"): "~1e-33",
-    ("sigmoid", "0.8"): "~5e-5",
-    ("scaled_sigmoid", "0.1"): "~0.01",
-    ("scaled_sigmoid", "0.2"): "not too large",
-    ("scaled_sigmoid", "0.4"): "reasonable",
-    ("scaled_sigmoid", "0.8"): "reasonable",
-}
-
-
-def _mlp_rows(r) -> list[list[Any]]:
-    rows = []
-    for a, act in enumerate(r.activations):
-        for i, init in enumerate(r.inits):
-            measured = f"{_p10(r.log10_magnitude[a, i, -1])} (min {_p10(r.log10_min_entry[a, i])})"
-            chapter = LECTURE_MLP.get((act, init), "vanishes" if act == "sigmoid" else "-")
-            rows.append(
-                [
-                    f"{act}, {init}",
-                    chapter,
-                    measured,
-                    _p10(r.theory_from_input_log10_magnitude[a, i, -1]),
-                    _regime(r.log10_magnitude[a, i, -1]),
-                ]
-            )
-    return rows
-
-
 def _mlp_figure(r) -> tuple[Any, str, str]:
     fig, axes = style.figure(1, len(r.activations), width=3.2 * len(r.activations), height=3.4)
     axes = np.atleast_1d(axes)
@@ -311,29 +180,6 @@ def _mlp_figure(r) -> tuple[Any, str, str]:
 
 # -- Taylor check ------------------------------------------------------------------------------------------
 
-_CHAPTER_TAYLOR = {
-    "tanh": "passes: x - x^3/3",
-    "relu": "passes (x >= 0)",
-    "sigmoid": "fails: f(0) = 1/2, f'(0) = 1/4",
-    "scaled_sigmoid": "passes: x - x^3/12",
-}
-
-
-def _taylor_rows(r) -> list[list[Any]]:
-    return [
-        [
-            f"{c.name}: f(0), f'(0)",
-            _CHAPTER_TAYLOR.get(c.name, "-"),
-            f"f(0) = {fmt(c.f0)}, f'(0) = {fmt(c.df0)}",
-            "identity near 0" if c.identity_near_zero else "not the identity",
-            _agrees(r.chapter[c.name] == c.identity_near_zero)
-            if c.name in r.chapter
-            else ("pass" if c.identity_near_zero else "fail"),
-        ]
-        for c in r.checks
-    ]
-
-
 def _taylor_figure(r) -> tuple[Any, str, str]:
     from numstab import activations
 
@@ -353,37 +199,6 @@ def _taylor_figure(r) -> tuple[Any, str, str]:
 
 
 # -- Xavier ------------------------------------------------------------------------------------------------
-
-
-def _xavier_rows(r) -> list[list[Any]]:
-    rows = []
-    for run in r.runs:
-        shape = f"{run.widths[0]}/{run.widths[1]}"
-        for what, got, want, spread in (
-            (
-                "fwd Var, last",
-                run.forward_var[-1],
-                run.forward_theory[-1],
-                run.forward_log10_spread[-1],
-            ),
-            (
-                "bwd Var, first",
-                run.backward_var[0],
-                run.backward_theory[0],
-                run.backward_log10_spread[0],
-            ),
-        ):
-            ok = abs(math.log10(got / want)) < 4 * spread / math.sqrt(r.trials) + 0.05
-            rows.append(
-                [
-                    f"{run.scheme.replace('xavier_', '')} {shape}: {what}",
-                    "1 when n_in = n_out" if len(set(run.widths)) == 1 else "compromise",
-                    got,
-                    want,
-                    _agrees(ok),
-                ]
-            )
-    return rows
 
 
 def _xavier_figure(r) -> tuple[Any, str, str]:
@@ -411,30 +226,6 @@ def _xavier_figure(r) -> tuple[Any, str, str]:
 
 # -- symmetry ----------------------------------------------------------------------------------------------
 
-_CHAPTER_SYMMETRY = {
-    "constant": "identical forever (exactly 0)",
-    "constant + dropout": "dropout breaks the tie",
-    "random": "units differ",
-}
-
-
-def _symmetry_rows(r) -> list[list[Any]]:
-    rows = []
-    for run in r.runs:
-        diff = float(run.difference[-1])
-        ok = diff == 0.0 if run.case == "constant" else diff > 0.0
-        rows.append(
-            [
-                f"{run.case}",
-                _CHAPTER_SYMMETRY.get(run.case, "-"),
-                diff,
-                "0 exactly" if run.case == "constant" else "> 0",
-                _agrees(ok),
-            ]
-        )
-    return rows
-
-
 def _symmetry_figure(r) -> tuple[Any, str, str]:
     fig, ax = style.figure(width=5.5, height=3.2)
     for i, run in enumerate(r.runs):
@@ -454,49 +245,6 @@ def _symmetry_figure(r) -> tuple[Any, str, str]:
 
 
 # -- precision ---------------------------------------------------------------------------------------------
-
-
-def _precision_rows(r) -> list[list[Any]]:
-    rows = []
-    for p in r.powers:
-        if p.fmt not in ("float16", "bfloat16", "float32"):
-            continue
-        chapter = (
-            ("overflows (> 65504)" if p.base > 1 else "flushes (< 2^-24)") if p.fmt == "float16" else "-"
-        )
-        computed = "n/a" if math.isnan(p.computed) else fmt(p.computed)
-        step = p.first_overflow or p.first_zero
-        note = f" (from step {step})" if step else ""
-        if not step and p.category == "underflow" and p.first_subnormal:
-            note = f" (subnormal from step {p.first_subnormal}, then stuck)"
-        rows.append(
-            [
-                f"{p.base:g}^{p.exponent} in {p.fmt}",
-                chapter,
-                computed + note,
-                f"{_p10(p.log10_exact)}: {p.category}",
-                p.category if p.category != "normal" else "ok",
-            ]
-        )
-    for d in r.products:
-        for j, name in enumerate(d.formats):
-            got = d.first_overflow[j] or d.first_zero[j]
-            want = d.predicted_overflow[j] or d.predicted_zero[j]
-            what = "inf" if d.lyapunov > 0 else "0"
-            rows.append(
-                [
-                    f"{name}, scale {d.scale:g}: {what} from layer",
-                    "-",
-                    got if got is not None else f"none in {r.depth}",
-                    want if want is not None else f"none in {r.depth}",
-                    _agrees(
-                        got is None
-                        and want is None
-                        or (got is not None and want is not None and abs(got - want) <= max(3, 0.05 * want))
-                    ),
-                ]
-            )
-    return rows
 
 
 def _finite_power10(log10_values: np.ndarray) -> np.ndarray:
@@ -543,64 +291,57 @@ def _precision_figure(r) -> tuple[Any, str, str]:
     )
 
 
-# -- registry and public functions -------------------------------------------------------------------------
+# -- one view per result type, and the public functions ---------------------------------------------------
 
-_VIEWS: dict[str, LabView] = {
-    "ActivationCurves": LabView(
+VIEWS: dict[type, LabView] = {
+    ActivationCurves: LabView(
         "activation-curves",
         "Vanishing gradients: sigmoid and friends",
         "The book plots sigmoid and its gradient on arange(-8, 8, 0.1): the gradient is at most "
         "0.25 and about 3.35e-4 at the ends.",
-        _curves_rows,
         _curves_figure,
     ),
-    "MatrixProducts": LabView(
+    MatrixProducts: LabView(
         "matrix-products",
         "Exploding products of random matrices",
         "The book multiplies a 4x4 N(0,1) matrix by 100 more and prints entries near 1e22; the "
         "lecture's prod_random_matrices gives ~1e-6 at scale 0.5 and ~1e9-1e10 at 0.7.",
-        _products_rows,
         _products_figure,
     ),
-    "MLPGradients": LabView(
+    MLPGradients: LabView(
         "mlp-gradients",
         "The 50-layer synthetic MLP gradient",
         "The lecture accumulates y <- f'(a) * (W^T y) through 50 layers of width 100, 10 repeats: "
         "ReLU vanishes at scale 0.1 and explodes from 0.4, sigmoid vanishes at every scale, "
         "4 sigmoid - 2 is stable near 0.1.",
-        _mlp_rows,
         _mlp_figure,
         "||Y_L||_F / sqrt(K) after the last layer (mean of log10 over repeats), the lecture's smallest "
         "non-zero |entry| in brackets; theory: mean-field prod chi_l^(1/2) from the input's variance "
         "(chi_1^(L/2) once at the fixed point)",
     ),
-    "TaylorTable": LabView(
+    TaylorTable: LabView(
         "taylor",
         "Which activations look like the identity near 0",
         "tanh and relu pass, sigmoid fails, 4 sigmoid(x) - 2 passes.",
-        _taylor_rows,
         _taylor_figure,
     ),
-    "XavierVariance": LabView(
+    XavierVariance: LabView(
         "xavier",
         "Xavier initialization, measured",
         "Var[o] = n_in sigma^2 gamma^2 forward, n_out sigma^2 backward; sigma^2 = 2/(n_in + n_out).",
-        _xavier_rows,
         _xavier_figure,
     ),
-    "Symmetry": LabView(
+    Symmetry: LabView(
         "symmetry",
         "Breaking the symmetry",
         "Two hidden units with constant init stay identical under SGD; dropout breaks the tie.",
-        _symmetry_rows,
         _symmetry_figure,
         "max |unit 1 - unit 2| over W1 rows, b1 and W2 after the last SGD step",
     ),
-    "Precision": LabView(
+    Precision: LabView(
         "precision",
         "Number formats: where products leave the range",
         "1.5^100 ~ 4e17 and 0.8^100 ~ 2e-10 against float16's 65504 and 2^-24 ~ 6e-8.",
-        _precision_rows,
         _precision_figure,
     ),
 }
@@ -617,18 +358,15 @@ def view(result: Any) -> LabView:
         >>> view(lab.taylor(["relu"])).anchor
         'taylor'
     """
-    try:
-        return _VIEWS[type(result).__name__]
-    except KeyError:
-        from numstab.errors import NumstabTypeError
-
-        raise NumstabTypeError(
-            f"result must be a numstab.lab result ({', '.join(_VIEWS)}), got {type(result).__name__}"
-        ) from None
+    for kind in type(result).__mro__:
+        if kind in VIEWS:
+            return VIEWS[kind]
+    names = ", ".join(k.__name__ for k in VIEWS)
+    raise NumstabTypeError(f"result must be a numstab.lab result ({names}), got {type(result).__name__}")
 
 
 def summary_rows(result: Any) -> tuple[list[str], list[list[Any]]]:
-    """Return the headers and rows of the result's table: the chapter, measured, theory, verdict.
+    """Return the headers and rows of the result's table: its ``comparisons()``, one row each.
 
     Args:
         result: a result of :mod:`numstab.lab`.
@@ -638,7 +376,8 @@ def summary_rows(result: Any) -> tuple[list[str], list[list[Any]]]:
         >>> summary_rows(lab.symmetry(steps=3))[1][0][::2]
         ['constant', 0.0, 'agrees']
     """
-    return list(HEADERS), view(result).rows(result)
+    view(result)  # refuse a foreign object by name before asking it for comparisons
+    return list(HEADERS), [row.cells() for row in result.comparisons()]
 
 
 def terminal_table(result: Any, *, title: str | None = None) -> Any:
@@ -648,8 +387,6 @@ def terminal_table(result: Any, *, title: str | None = None) -> Any:
         result: a result of :mod:`numstab.lab`.
         title: the table's title (default: the experiment's title, plus what "measured" holds).
     """
-    from numstab.render.terminal import make_table
-
     v = view(result)
     headers, rows = summary_rows(result)
     title = v.title if title is None else title
@@ -664,7 +401,7 @@ def add_section(
     """Add the result as a section of ``report``: the chapter, the table, the figure.
 
     Args:
-        report: the HTML report to add to.
+        report: the HTML page to add to.
         result: a result of :mod:`numstab.lab`.
         anchor: the section's anchor (default: the experiment's, e.g. "matrix-products").
         title: the section's title (default: the experiment's).
@@ -679,8 +416,8 @@ def add_section(
     return section.figure(fig, alt=alt, caption=caption)
 
 
-def to_html(result: Any) -> str:
-    """Return the result as an HTML fragment (for ``_repr_html_`` in notebooks)."""
+def page(result: Any) -> HtmlPage:
+    """Return the result alone on a page (``_repr_html_`` in notebooks)."""
     report = HtmlPage(f"numstab lab: {view(result).title}")
     add_section(report, result)
-    return report.render(fragment=True)
+    return report

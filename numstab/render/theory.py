@@ -23,7 +23,8 @@ from numstab.render.html import HtmlPage
 from numstab.render.terminal import make_table
 
 __all__ = [
-    "summary_rows", "summary_table", "summary_html", "phase_diagram_figure", "phase_diagram_html",
+    "summary_rows", "summary_table", "summary_html", "summary_page", "phase_diagram_figure",
+    "phase_diagram_html", "phase_diagram_page",
     "phase_grid", "PHASE_MEANING",
 ]
 
@@ -87,13 +88,18 @@ def summary_html(summary: Any) -> str:
         >>> "<table" in summary_html(theory.summary("tanh", 1.2, 0.1))
         True
     """
+    return summary_page(summary).render(fragment=True)
+
+
+def summary_page(summary: Any) -> HtmlPage:
+    """A page of a :class:`numstab.theory.TheorySummary`: the table and the phase."""
     headers, rows = summary_rows(summary)
     report = HtmlPage("numstab theory", subtitle=_title(summary))
     section = report.section("theory", "Mean-field theory at this initialization")
     section.table(headers, rows, caption="Poole et al. 2016; Schoenholz et al. 2017")
     kind = "ok" if summary.phase == "critical" else "warn"
     section.verdict(kind, f"{summary.phase}: {PHASE_MEANING[summary.phase]}")
-    return report.render(fragment=True)
+    return report
 
 
 def phase_diagram_figure(diagram: Any, *, point: tuple[float, float] | None = None) -> Any:
@@ -152,6 +158,11 @@ def phase_diagram_html(diagram: Any) -> str:
         >>> "<img" in html and "critical weight_std" in html
         True
     """
+    return phase_diagram_page(diagram).render(fragment=True)
+
+
+def phase_diagram_page(diagram: Any) -> HtmlPage:
+    """A page with the phase-diagram figure and its critical line as a table (about ten rows)."""
     report = HtmlPage("numstab theory", subtitle=f"phase diagram of {diagram.activation}")
     section = report.section("phase-diagram", "Order and chaos (Schoenholz et al. 2017)")
     section.figure(
@@ -161,7 +172,7 @@ def phase_diagram_html(diagram: Any) -> str:
     )
     line = np.column_stack([diagram.bias_stds, diagram.critical_weight_stds]).tolist()
     section.table(["bias_std", "critical weight_std"], line[:: max(1, len(line) // 10)])  # ~10 rows
-    return report.render(fragment=True)
+    return report
 
 
 def phase_grid(

@@ -19,30 +19,17 @@ from typing import Any
 import numpy as np
 
 from numstab.lab import training
-from numstab.lab.training import DepthSweep, LrSweep, Remedies, Run, TrainabilityMap
+from numstab.lab.training import DepthSweep, LrSweep, Remedies, TrainabilityMap
 from numstab.render import style
 from numstab.render.html import HtmlPage, Section
 
-__all__ = ["table_rows", "terminal_table", "add_section", "html_fragment"]
+__all__ = ["table_rows", "terminal_table", "add_section", "page", "title_of"]
 
 
-def _verdict(runs: list[Run]) -> str:
-    if any(r.diverged for r in runs):
-        return "diverged"
-    return "trainable" if all(r.trained for r in runs) else "untrainable"
-
-
-def _failures(runs: list[Run]) -> str:
-    """'-' when every run stayed finite, else the first failure step and how many runs failed: '2 (1/2)'."""
-    steps = [r.failure_step for r in runs if r.failure_step is not None]
-    return f"{min(steps)} ({len(steps)}/{len(runs)})" if steps else "-"
-
-
-def _summary(runs: list[Run]) -> list[Any]:
+def _summary(o: training.Outcome) -> list[Any]:
     """Mean test accuracy, mean relative change of the input layer, failures, verdict (over seeds)."""
-    acc = sum(r.test_accuracy for r in runs) / len(runs)
-    moved = sum(r.weight_change[0] for r in runs) / len(runs)
-    return [acc, moved, _failures(runs), _verdict(runs)]
+    failures = f"{o.first_failure} ({o.failed}/{o.runs})" if o.first_failure is not None else "-"
+    return [o.accuracy, o.bottom_change, failures, o.verdict]
 
 
 #: Short enough that the tables fit 80 columns. "bottom Δ": ||θ_end − θ_0|| / ||θ_0|| of the input layer;
@@ -52,11 +39,7 @@ _SUMMARY_HEADERS = ["accuracy", "bottom Δ", "fails at", "verdict"]
 
 def _sweep_rows(result: DepthSweep | LrSweep, key: str, values: tuple) -> tuple[list[str], list[list[Any]]]:
     """One row per setup and swept value (``key`` is the Run field swept: depth or lr)."""
-    rows = [
-        [s.label, v, *_summary(training._select(result.runs, label=s.label, **{key: v}))]
-        for s in result.setups
-        for v in values
-    ]
+    rows = [[s.label, v, *_summary(result.outcome(s.label, v))] for s in result.setups for v in values]
     return ["setup", "depth" if key == "depth" else "lr", *_SUMMARY_HEADERS], rows
 
 
@@ -71,19 +54,17 @@ def _lr_rows(r: LrSweep) -> tuple[list[str], list[list[Any]]]:
 def _remedy_rows(r: Remedies) -> tuple[list[str], list[list[Any]]]:
     rows = []
     for name in r.remedies:
-        acc, *rest = _summary(training._select(r.runs, remedy=name))
+        acc, *rest = _summary(r.outcome(name))
         rows.append([name, acc, r.effect(name), *rest])
     return ["remedy", "accuracy", "effect", *_SUMMARY_HEADERS[1:]], rows
 
 
 def _map_rows(m: TrainabilityMap) -> tuple[list[str], list[list[Any]]]:
     rows = []
-    for j, s in enumerate(m.weight_stds):
-        column = [row[j] for row in m.accuracy]
-        trained = [d for d, a in zip(m.depths, column, strict=True) if a >= training.TRAINED_ACCURACY]
-        deepest = max(trained) if trained else "-"
-        verdict = "agrees" if not trained or max(trained) <= m.boundary[j] else "disagrees"
-        rows.append([s, m.xi_c[j], m.boundary[j], deepest, max(column), verdict])
+    for j, (deepest, agrees) in enumerate(zip(m.deepest_trained(), m.agrees(), strict=True)):
+        best = max(row[j] for row in m.accuracy)
+        cells = [m.weight_stds[j], m.xi_c[j], m.boundary[j], "-" if deepest is None else deepest, best]
+        rows.append([*cells, "agrees" if agrees else "disagrees"])
     return ["sigma_w", "xi_c", "6 xi_c", "deepest trained", "best accuracy", "verdict"], rows
 
 
@@ -127,7 +108,7 @@ def _depth_figure(r: DepthSweep) -> tuple[Any, str, str]:
     deepest = max(r.depths)
     for s in r.setups:
         ax_acc.plot(r.depths, [r.accuracy(s.label, d) for d in r.depths], label=s.label, **style.MEASURED)
-        run = training._select(r.runs, label=s.label, depth=deepest)[0]
+        run = training.select(r.runs, label=s.label, depth=deepest)[0]
         ax_loss.plot(r.record_steps, _positive(run.losses), label=s.label, **style.MEASURED)
         ax_grad.plot(range(deepest + 1), _positive(run.grad_norms[0]), label=s.label, **style.MEASURED)
     ax_acc.axhline(0.1, color="#7f7f7f", linestyle=":", label="chance")
@@ -154,7 +135,7 @@ def _lr_figure(r: LrSweep) -> tuple[Any, str, str]:
     fig, ax = style.figure()
     for s in r.setups:
         ax.plot(r.lrs, [r.accuracy(s.label, lr) for lr in r.lrs], label=s.label, **style.MEASURED)
-        bad = [lr for lr in r.lrs if any(x.diverged for x in training._select(r.runs, label=s.label, lr=lr))]
+        bad = [lr for lr in r.lrs if r.outcome(s.label, lr).verdict == "diverged"]
         ax.plot(bad, [0.0] * len(bad), "x", color="#D55E00", markersize=8)
     ax.axhline(training.TRAINED_ACCURACY, color="#7f7f7f", linestyle=":", label="trained threshold")
     style.log_axis(ax, "x")
@@ -232,8 +213,13 @@ def add_section(report: HtmlPage, result: Any, *, anchor: str | None = None) -> 
     return section.figure(fig, alt=alt, caption=caption)
 
 
-def html_fragment(result: Any) -> str:
-    """The result as an HTML fragment (``_repr_html_`` in notebooks)."""
+def page(result: Any) -> HtmlPage:
+    """The result alone on a page (``_repr_html_`` in notebooks)."""
     report = HtmlPage(f"numstab lab training: {_TITLES[type(result)]}")
     add_section(report, result)
-    return report.render(fragment=True)
+    return report
+
+
+def title_of(kind: type) -> str:
+    """The table's and the section's title of a training result type."""
+    return _TITLES[kind]

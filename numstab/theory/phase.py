@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import scipy.interpolate
 
+from numstab import display
 from numstab.activations import Activation
 from numstab.errors import InvalidArgumentError, NumstabError
 from numstab.theory import _solve, meanfield
@@ -89,9 +90,7 @@ class PhaseDiagram:
         return 6.0 * self.xi_c
 
     def _repr_html_(self) -> str:
-        from numstab.render.theory import phase_diagram_html
-
-        return phase_diagram_html(self)
+        return display.html(self)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain lists (JSON-ready; non-finite values stay floats)."""

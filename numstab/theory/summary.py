@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from numstab import display
 from numstab.activations import Activation
 from numstab.errors import InvalidArgumentError
 from numstab.theory import meanfield
@@ -70,9 +71,7 @@ class TheorySummary:
         return asdict(self)
 
     def _repr_html_(self) -> str:
-        from numstab.render.theory import summary_html
-
-        return summary_html(self)
+        return display.html(self)
 
 
 def _critical_or_nan(act: Activation, bias_std: float) -> float:

@@ -1,0 +1,96 @@
+"""How a result shows itself (notebook HTML, a rich console) without importing the layer that draws it.
+
+Results live below the rendering layer and never import it: imports run one way (see
+``docs/architecture.md``). A result's ``_repr_html_`` and ``__rich__`` are one line each, a call to
+:func:`html` or :func:`rich` here; which function draws which result type is said in one place,
+:mod:`numstab.render.registry`, which registers a :class:`Renderer` per type. That module is loaded by
+name the first time something is displayed, so ``import numstab.lab`` still loads neither rich nor
+matplotlib, and the dependency stays where it belongs: the renderers know the results, never the reverse.
+
+Examples:
+    >>> from numstab import lab
+    >>> renderer(lab.taylor(["relu"])).title
+    'Which activations look like the identity near 0'
+    >>> html(lab.taylor(["relu"])).startswith('<div class="numstab-report">')
+    True
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pathlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from numstab.errors import NumstabTypeError
+
+__all__ = ["Renderer", "register", "renderer", "html", "write_html", "rich", "REGISTRY"]
+
+#: The module that registers every renderer, imported on first use.
+REGISTRY = "numstab.render.registry"
+
+
+@dataclass(frozen=True)
+class Renderer:
+    """How one result type is drawn.
+
+    Attributes:
+        title: the result's title (the HTML section's heading, the table's title).
+        terminal: result -> a rich renderable (what ``console.print(result)`` and the CLI show); None
+            where the result has no terminal form.
+        page: result -> a :class:`numstab.render.html.HtmlPage` (notebooks, ``to_html``).
+        section: (page, result, anchor) -> adds the result as one section of a page (the tour); None
+            where the result is only ever shown alone.
+    """
+
+    title: str
+    terminal: Callable[[Any], Any] | None
+    page: Callable[[Any], Any]
+    section: Callable[..., Any] | None = None
+
+
+_RENDERERS: dict[type, Renderer] = {}
+
+
+def register(kind: type, drawn_by: Renderer) -> None:
+    """Say that results of type ``kind`` (and its subclasses) are drawn by ``drawn_by``."""
+    _RENDERERS[kind] = drawn_by
+
+
+def renderer(result: Any) -> Renderer:
+    """Return the :class:`Renderer` of ``result``'s type (the nearest registered base class).
+
+    Raises:
+        NumstabTypeError: no renderer is registered for the type; the message lists those that are.
+    """
+    if not _RENDERERS:
+        importlib.import_module(REGISTRY)  # registers every renderer
+    for kind in type(result).__mro__:
+        if kind in _RENDERERS:
+            return _RENDERERS[kind]
+    known = ", ".join(sorted(k.__name__ for k in _RENDERERS))
+    raise NumstabTypeError(f"no renderer for a {type(result).__name__}: numstab draws {known}")
+
+
+def html(result: Any) -> str:
+    """Return ``result`` as an HTML fragment (no <html>/<head>), what ``_repr_html_`` shows in a notebook."""
+    return renderer(result).page(result).render(fragment=True)
+
+
+def write_html(result: Any, path: str | os.PathLike) -> pathlib.Path:
+    """Write ``result`` as a self-contained HTML page and return its path."""
+    return renderer(result).page(result).write(path)
+
+
+def rich(result: Any) -> Any:
+    """Return ``result`` as a rich renderable, what ``__rich__`` gives ``console.print``.
+
+    Raises:
+        NumstabTypeError: the result has no terminal form (a figure-only result).
+    """
+    terminal = renderer(result).terminal
+    if terminal is None:
+        raise NumstabTypeError(f"a {type(result).__name__} has no terminal form: show it in a notebook")
+    return terminal(result)

@@ -1,0 +1,75 @@
+"""One row of a lab result beside the chapter and the theory: the data a table, a notebook or a test reads.
+
+Every lab result has ``comparisons()``, a list of :class:`Comparison`: what the chapter said, what was
+measured, what theory predicts, the measured regime and whether they agree. The result computes them
+(each ``comparisons()`` docstring states its agreement test); :mod:`numstab.render` only lays them out.
+
+Examples:
+    >>> row = Comparison("sigmoid' max", "0.25 at x = 0", 0.25, "1/4 at 0", agrees=True)
+    >>> row.verdict, row.cells()[-1]
+    ('agrees', 'agrees')
+    >>> magnitude_regime(-5.0), magnitude_regime(0.5), magnitude_regime(4.0)
+    ('vanishing', 'stable', 'exploding')
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+__all__ = ["Comparison", "magnitude_regime", "HEADERS", "VANISHING_LOG10", "EXPLODING_LOG10"]
+
+#: The columns of a comparison table, in the order of :meth:`Comparison.cells`.
+HEADERS = ("quantity", "the chapter", "measured", "theory", "verdict")
+
+#: A magnitude below 10**VANISHING_LOG10 has vanished, above 10**EXPLODING_LOG10 exploded.
+VANISHING_LOG10, EXPLODING_LOG10 = -3.0, 3.0
+
+
+def magnitude_regime(log10_magnitude: float) -> str:
+    """"vanishing" below 1e-3, "exploding" above 1e3, else "stable" (the argument is a log10)."""
+    if log10_magnitude < VANISHING_LOG10:
+        return "vanishing"
+    return "exploding" if log10_magnitude > EXPLODING_LOG10 else "stable"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One quantity: the chapter's claim, the measurement, the theory, the regime, the agreement.
+
+    Attributes:
+        quantity: what is compared, e.g. "sigmoid' max (at x)".
+        chapter: what the chapter (book or lecture) said or printed; "-" where it says nothing.
+        measured: the measured value: a number, or text where it has several parts.
+        theory: the prediction: a number, or text.
+        regime: the measured regime or outcome in one word where the row has one ("vanishing",
+            "stable", "exploding"; "overflow", "underflow", "subnormal", "ok"; "pass", "fail"), else None.
+        agrees: whether measurement, chapter and theory agree, by the test the result's
+            ``comparisons()`` states; None where the row checks no claim (then its regime is its verdict).
+    """
+
+    quantity: str
+    chapter: str
+    measured: Any
+    theory: Any
+    regime: str | None = None
+    agrees: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.agrees is not None:  # a numpy bool from a comparison becomes a plain one
+            object.__setattr__(self, "agrees", bool(self.agrees))
+
+    @property
+    def verdict(self) -> str:
+        """"agrees" / "disagrees" where a claim is checked, else the regime ("-" without one)."""
+        if self.agrees is not None:
+            return "agrees" if self.agrees else "disagrees"
+        return self.regime or "-"
+
+    def cells(self) -> list[Any]:
+        """The row as :data:`HEADERS` orders it: quantity, chapter, measured, theory, verdict."""
+        return [self.quantity, self.chapter, self.measured, self.theory, self.verdict]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields and the verdict as plain values."""
+        return {**asdict(self), "verdict": self.verdict}

@@ -1,0 +1,47 @@
+"""Which renderer draws which result type: the one place that says it.
+
+Importing this module registers a :class:`numstab.display.Renderer` per result type with
+:func:`numstab.display.register`; :mod:`numstab.display` imports it by name the first time a result is
+shown, so a result's ``_repr_html_`` / ``__rich__`` reaches its renderer without importing this layer.
+
+Examples:
+    >>> from numstab.lab.taylor import TaylorTable
+    >>> RENDERERS[TaylorTable].title
+    'Which activations look like the identity near 0'
+"""
+
+from __future__ import annotations
+
+from numstab import display
+from numstab.lab import training as results
+from numstab.probe.report import FixComparison, Report
+from numstab.render import check, lab, theory, training
+from numstab.theory.phase import PhaseDiagram
+from numstab.theory.summary import TheorySummary
+
+__all__ = ["RENDERERS"]
+
+#: Result type -> its renderer.
+RENDERERS: dict[type, display.Renderer] = {
+    # the chapter's experiments: a comparison table and a figure each (numstab.render.lab)
+    **{
+        kind: display.Renderer(view.title, lab.terminal_table, lab.page, lab.add_section)
+        for kind, view in lab.VIEWS.items()
+    },
+    # training on the digits: a table of outcomes and a figure each (numstab.render.training)
+    **{
+        kind: display.Renderer(
+            training.title_of(kind), training.terminal_table, training.page, training.add_section
+        )
+        for kind in (results.DepthSweep, results.LrSweep, results.Remedies, results.TrainabilityMap)
+    },
+    # theory (numstab.render.theory)
+    TheorySummary: display.Renderer("Mean-field theory", theory.summary_table, theory.summary_page),
+    PhaseDiagram: display.Renderer("Phase diagram", None, theory.phase_diagram_page),
+    # the check (numstab.render.check)
+    Report: display.Renderer("numstab check", check.rich_table, check.html_report),
+    FixComparison: display.Renderer("The fix, re-checked", check.rich_fix, check.fix_page),
+}
+
+for _kind, _renderer in RENDERERS.items():
+    display.register(_kind, _renderer)
