@@ -39,6 +39,7 @@ __all__ = [
     "Activation",
     "TaylorCheck",
     "get",
+    "from_module",
     "names",
     "leaky_relu",
     "elu",
@@ -363,9 +364,7 @@ def _from_torch(fn: Any) -> Activation | None:
     if torch is None:  # no torch callable exists before torch is imported
         return None
     if isinstance(fn, torch.nn.Module):
-        from numstab.probe.analytic import activation_of  # the module -> activation table, in one place
-
-        return activation_of(fn)
+        return from_module(fn)
     functional = torch.nn.functional
     table = (
         (torch.tanh, "tanh"), (functional.tanh, "tanh"), (torch.sigmoid, "sigmoid"),
@@ -375,6 +374,38 @@ def _from_torch(fn: Any) -> Activation | None:
         (functional.softplus, "softplus"), (torch.erf, "erf"),
     )  # each at its default parameters, which are the registry's
     return next((_REGISTRY[name] for f, name in table if f is fn), None)
+
+
+#: torch activation modules whose default parameters are the registry's, by class name.
+_MODULES = {"ReLU": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid", "SiLU": "silu", "SELU": "selu"}
+
+
+def from_module(module: Any) -> Activation | None:
+    """The registered :class:`Activation` a torch activation module computes, or None for any other module.
+
+    Parametrized modules map to the matching registry entry (``nn.LeakyReLU(0.2)`` to ``leaky_relu(0.2)``,
+    ``nn.ELU(alpha)``, ``nn.GELU(approximate="tanh")`` to ``gelu_tanh``; ``nn.Softplus`` at beta = 1 only).
+
+    Examples:
+        >>> import torch
+        >>> from_module(torch.nn.LeakyReLU(0.2)).name, from_module(torch.nn.Softmax(dim=-1))
+        ('leaky_relu(0.2)', None)
+    """
+    import torch  # a module instance exists, so torch is loaded
+
+    nn = torch.nn
+    kind = type(module).__name__
+    if kind in _MODULES:
+        return get(_MODULES[kind])
+    if isinstance(module, nn.LeakyReLU):
+        return leaky_relu(module.negative_slope)
+    if isinstance(module, nn.ELU):
+        return elu(module.alpha)
+    if isinstance(module, nn.GELU):
+        return get("gelu_tanh" if module.approximate == "tanh" else "gelu")
+    if isinstance(module, nn.Softplus) and module.beta == 1:
+        return get("softplus")
+    return None
 
 
 def _wrap_user_fn(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:

@@ -34,35 +34,14 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from torch import nn
-
 from numstab import activations
 from numstab.probe.report import LayerReport
 
 __all__ = ["annotate", "activation_of"]
 
-_SIMPLE = {"ReLU": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid", "SiLU": "silu", "SELU": "selu"}
-
-
-def activation_of(module: nn.Module) -> activations.Activation | None:
-    """The registered :class:`numstab.activations.Activation` a torch module computes, or None.
-
-    Examples:
-        >>> activation_of(nn.LeakyReLU(0.2)).name, activation_of(nn.Softmax(dim=-1))
-        ('leaky_relu(0.2)', None)
-    """
-    kind = type(module).__name__
-    if kind in _SIMPLE:
-        return activations.get(_SIMPLE[kind])
-    if isinstance(module, nn.LeakyReLU):
-        return activations.leaky_relu(module.negative_slope)
-    if isinstance(module, nn.ELU):
-        return activations.elu(module.alpha)
-    if isinstance(module, nn.GELU):
-        return activations.get("gelu_tanh" if module.approximate == "tanh" else "gelu")
-    if isinstance(module, nn.Softplus) and module.beta == 1:
-        return activations.get("softplus")
-    return None
+#: The registered activation a torch module computes (kept here under its old name; the table lives in
+#: :func:`numstab.activations.from_module`).
+activation_of = activations.from_module
 
 
 def annotate(layers: Sequence[LayerReport], acts: dict[str, Any]) -> list[LayerReport]:
