@@ -25,6 +25,7 @@ __all__ = [
     "UnknownNameError",
     "NumstabTypeError",
     "BadInputError",
+    "NoCriticalPointError",
     "ModelError",
     "MonitorStateError",
     "check_positive",
@@ -57,6 +58,15 @@ class UnknownNameError(InvalidArgumentError):
         self.valid = tuple(valid)
         message = f"unknown {what} {got!r}: use one of {', '.join(self.valid)}"
         super().__init__(message + (f" ({hint})" if hint else ""))
+
+
+class NoCriticalPointError(InvalidArgumentError):
+    """No weight std puts the activation at the edge of chaos (chi_1 = 1) at the given bias std.
+
+    Raised by :func:`numstab.theory.critical_weight_std` and everything that needs the critical point
+    (``init.critical_``, the ``critical`` scheme, the training lab's critical remedies), so a caller can
+    offer an alternative (the CLI: ``--weight-std``) without reading the message.
+    """
 
 
 class NumstabTypeError(NumstabError, TypeError):

@@ -45,6 +45,7 @@ from numstab.errors import (
     BadInputError,
     InvalidArgumentError,
     ModelError,
+    NoCriticalPointError,
     NumstabTypeError,
     UnknownNameError,
     check_int_at_least,
@@ -218,7 +219,7 @@ def _critical_weight_std(activation: ActivationLike, bias_std: float) -> float:
     sigma_w = float(critical_weight_std(activation, bias_std))
     if not (math.isfinite(sigma_w) and sigma_w > 0):
         name = activations.get(activation).name
-        raise InvalidArgumentError(
+        raise NoCriticalPointError(
             f"activation {name!r} has no critical weight_std at bias_std={bias_std} (got {sigma_w!r}): "
             "choose a smaller bias_std or another scheme"
         )

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from numstab import activations, theory
-from numstab.errors import BadInputError, InvalidArgumentError, NumstabTypeError, UnknownNameError
+from numstab.errors import (
+    BadInputError,
+    InvalidArgumentError,
+    NoCriticalPointError,
+    NumstabTypeError,
+    UnknownNameError,
+)
 
 TANH_BIAS = 0.05**0.5  # Schoenholz et al. 2017 use sigma_b^2 = 0.05
 
@@ -185,8 +191,9 @@ def test_depth_below_one_is_rejected():
 
 def test_no_critical_point_is_an_error_naming_the_fix():
     # softplus: chi_1 reaches 1 only where q* diverges
-    with pytest.raises(InvalidArgumentError, match=r"no critical weight_std at bias_std=0.1.*try"):
+    with pytest.raises(NoCriticalPointError, match=r"no critical weight_std at bias_std=0.1.*try"):
         theory.critical_weight_std("softplus", 0.1)
+    assert issubclass(NoCriticalPointError, InvalidArgumentError)
 
 
 def test_correlation_map_where_variance_diverges_is_an_error():

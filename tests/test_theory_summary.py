@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from numstab import theory
-from numstab.errors import InvalidArgumentError
+from numstab.errors import NoCriticalPointError
 
 
 def test_numstab_theory_imports_no_torch():
@@ -52,5 +52,27 @@ def test_to_dict_is_json_ready():
 def test_summary_without_a_critical_point_keeps_nan_or_errors():
     s = theory.summary("softplus", 1.0, 0.1)
     assert math.isnan(s.critical_weight_std) and s.phase == "ordered"
-    with pytest.raises(InvalidArgumentError, match="no critical weight_std"):
+    with pytest.raises(NoCriticalPointError, match="no critical weight_std"):  # an InvalidArgumentError
         theory.summary("softplus", None, 0.1)
+
+
+@pytest.mark.parametrize(
+    "activation, weight_std, bias_std",
+    [("tanh", 1.5**0.5, 0.05**0.5), ("tanh", 2.5, 0.3), ("relu", 1.2, 0.1), ("erf", None, 0.2)],
+)
+def test_summary_solves_q_star_once_and_equals_the_separate_functions(
+    monkeypatch, activation, weight_std, bias_std
+):
+    """The ordered, the chaotic (c* < 1: a root search over the correlation map) and the critical case."""
+    from numstab.theory import meanfield
+
+    calls = []
+    solve = meanfield.solve_fixed_point
+    monkeypatch.setattr(meanfield, "solve_fixed_point", lambda *a, **k: calls.append(1) or solve(*a, **k))
+    s = theory.summary(activation, weight_std, bias_std)
+    assert len(calls) == 1
+    monkeypatch.setattr(meanfield, "solve_fixed_point", solve)
+    w = s.weight_std
+    assert s.q_star == theory.fixed_point(activation, w, bias_std)  # bit for bit
+    assert s.chi1 == theory.chi1(activation, w, bias_std)
+    assert (s.xi_q, s.xi_c) == theory.depth_scales(activation, w, bias_std)

@@ -9,7 +9,7 @@ import tempfile
 import typer
 
 from numstab.cli._app import app
-from numstab.errors import InvalidArgumentError, check_int_at_least
+from numstab.errors import InvalidArgumentError, NoCriticalPointError, check_int_at_least
 
 _PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 
@@ -59,9 +59,9 @@ def theory(
 def _summary(th, activation: str, weight_std: float | None, bias_std: float):
     try:
         return th.summary(activation, weight_std, bias_std)
-    except InvalidArgumentError as err:
-        if weight_std is None and "no critical weight_std" in str(err):
-            raise InvalidArgumentError(f"{err}; or pass --weight-std W") from None
+    except NoCriticalPointError as err:
+        if weight_std is None:  # the critical one was asked for: offer an explicit one
+            raise NoCriticalPointError(f"{err}; or pass --weight-std W") from None
         raise
 
 

@@ -47,6 +47,7 @@ import torch
 from numstab import activations, display
 from numstab.errors import (
     InvalidArgumentError,
+    NoCriticalPointError,
     UnknownNameError,
     check_int_at_least,
     check_nonnegative,
@@ -711,7 +712,7 @@ def _critical_sigma_w(activation: str, bias_std: float) -> float:
 
     sigma = float(theory.critical_weight_std(activation, bias_std))
     if not math.isfinite(sigma):
-        raise InvalidArgumentError(
+        raise NoCriticalPointError(
             f"activation {activation!r} has no critical weight_std at bias_std={bias_std}: "
             "drop the 'orthogonal' remedy or choose another base activation"
         )

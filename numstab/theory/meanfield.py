@@ -29,7 +29,7 @@ import scipy.optimize
 
 from numstab import activations
 from numstab.activations import Activation
-from numstab.errors import InvalidArgumentError, check_int_at_least, check_nonnegative
+from numstab.errors import InvalidArgumentError, NoCriticalPointError, check_int_at_least, check_nonnegative
 from numstab.theory import _solve
 from numstab.theory.quadrature import (
     DEFAULT_NODES,
@@ -50,6 +50,7 @@ __all__ = [
     "correlation_fixed_point",
     "chi_c",
     "depth_scales",
+    "at_fixed_point",
     "trainable_depth",
     "predict_gradient_norms",
     "CRITICAL_RTOL",
@@ -348,7 +349,11 @@ def chi1(
         1.0
     """
     act, w2, _ = _point(activation, weight_std, bias_std)
-    q = fixed_point(act, weight_std, bias_std, q0=q0, nodes=nodes)
+    return _chi1_given_q(act, w2, fixed_point(act, weight_std, bias_std, q0=q0, nodes=nodes), nodes)
+
+
+def _chi1_given_q(act: Activation, w2: float, q: float, nodes: int) -> float:
+    """sigma_w^2 E[f'(sqrt(q*) z)^2] at a solved q* (its q -> inf limit where q* = inf)."""
     return float(w2 * derivative_moment(act, np.array(q), nodes))
 
 
@@ -436,7 +441,7 @@ def critical_weight_std(activation: str | Activation | Callable[[Any], Any], bia
         bias_std: sigma_b >= 0.
 
     Raises:
-        InvalidArgumentError: no weight std makes chi_1 = 1 at this bias std.
+        NoCriticalPointError: no weight std makes chi_1 = 1 at this bias std.
 
     Examples:
         >>> round(critical_weight_std("tanh", 0.05**0.5) ** 2, 3)
@@ -446,7 +451,7 @@ def critical_weight_std(activation: str | Activation | Callable[[Any], Any], bia
     _std("bias_std", bias_std)
     value = float(critical_weight_stds(act, [bias_std])[0])
     if math.isnan(value):
-        raise InvalidArgumentError(
+        raise NoCriticalPointError(
             f"activation {act.name!r} has no critical weight_std at bias_std={bias_std!r}: chi_1 never "
             f"reaches 1 for q* up to {_Q_MAX:g}; try a smaller bias_std or another activation"
         )
@@ -507,7 +512,13 @@ def correlation_map(
         0.318309886184
     """
     act, w2, b2 = _point(activation, weight_std, bias_std)
-    q, w2, b2 = _kernel_scale(act, w2, b2, fixed_point(act, weight_std, bias_std, q0=q0, nodes=nodes))
+    q = fixed_point(act, weight_std, bias_std, q0=q0, nodes=nodes)
+    return _correlation_map_given_q(act, w2, b2, q, c, nodes)
+
+
+def _correlation_map_given_q(act: Activation, w2: float, b2: float, q: float, c: Any, nodes: int) -> Any:
+    """The correlation map at a solved q* (see :func:`correlation_map`)."""
+    q, w2, b2 = _kernel_scale(act, w2, b2, q)
     return (w2 * bivariate_expectation(act.fn, act.fn, q, q, c, nodes=_polar(nodes)) + b2) / q
 
 
@@ -529,7 +540,12 @@ def chi_c(
         1.0
     """
     act, w2, b2 = _point(activation, weight_std, bias_std)
-    q, w2, _ = _kernel_scale(act, w2, b2, fixed_point(act, weight_std, bias_std, q0=q0, nodes=nodes))
+    return _chi_c_given_q(act, w2, b2, fixed_point(act, weight_std, bias_std, q0=q0, nodes=nodes), c, nodes)
+
+
+def _chi_c_given_q(act: Activation, w2: float, b2: float, q: float, c: float, nodes: int) -> float:
+    """The correlation map's slope at c, at a solved q* (see :func:`chi_c`)."""
+    q, w2, _ = _kernel_scale(act, w2, b2, q)
     return float(w2 * bivariate_expectation(act.derivative, act.derivative, q, q, c, nodes=_polar(nodes)))
 
 
@@ -552,12 +568,18 @@ def correlation_fixed_point(
         >>> round(correlation_fixed_point("tanh", 2.0, 0.0), 12)  # odd f, no bias
         0.0
     """
-    act = resolve(activation)
-    if chi1(act, weight_std, bias_std, q0=q0, nodes=nodes) <= 1.0 + CRITICAL_RTOL:
+    act, w2, b2 = _point(activation, weight_std, bias_std)
+    q = fixed_point(act, weight_std, bias_std, q0=q0, nodes=nodes)
+    return _correlation_fixed_point_given_q(act, w2, b2, q, nodes)
+
+
+def _correlation_fixed_point_given_q(act: Activation, w2: float, b2: float, q: float, nodes: int) -> float:
+    """c* at a solved q* (see :func:`correlation_fixed_point`)."""
+    if _chi1_given_q(act, w2, q, nodes) <= 1.0 + CRITICAL_RTOL:
         return 1.0
 
     def gap(c: float) -> float:
-        return float(correlation_map(act, weight_std, bias_std, c, q0=q0, nodes=nodes)) - c
+        return float(_correlation_map_given_q(act, w2, b2, q, c, nodes)) - c
 
     if gap(0.0) <= 1e-15:
         return 0.0
@@ -605,18 +627,47 @@ def depth_scales(
     """
     act, w2, b2 = _point(activation, weight_std, bias_std)
     q = fixed_point(act, weight_std, bias_std, q0=q0, nodes=nodes)
+    return _depth_scales_given_q(act, w2, b2, q, nodes)
+
+
+def _depth_scales_given_q(act: Activation, w2: float, b2: float, q: float, nodes: int) -> tuple[float, float]:
+    """(xi_q, xi_c) at a solved q* (see :func:`depth_scales`)."""
     if math.isinf(q):
         return math.inf, math.inf
     if act.positively_homogeneous:
         q_slope = w2 * _homogeneous_moments(act)[0]
     else:
         q_slope = float(w2 * moments(act, np.array(q), nodes)[1])
-    c_star = correlation_fixed_point(act, weight_std, bias_std, q0=q0, nodes=nodes)
+    c_star = _correlation_fixed_point_given_q(act, w2, b2, q, nodes)
     if c_star == 1.0:
-        slope_c = chi1(act, weight_std, bias_std, q0=q0, nodes=nodes)
+        slope_c = _chi1_given_q(act, w2, q, nodes)
     else:
-        slope_c = chi_c(act, weight_std, bias_std, c_star, q0=q0, nodes=nodes)
+        slope_c = _chi_c_given_q(act, w2, b2, q, c_star, nodes)
     return _length(q_slope), _length(slope_c)
+
+
+def at_fixed_point(
+    activation: str | Activation | Callable[[Any], Any],
+    weight_std: float,
+    bias_std: float,
+    *,
+    q0: float = 1.0,
+    nodes: int = DEFAULT_NODES,
+) -> tuple[float, float, float, float]:
+    """Return (q*, chi_1, xi_q, xi_c) with q* solved once (each alone would solve it again).
+
+    The same numbers as :func:`fixed_point`, :func:`chi1` and :func:`depth_scales` (Schoenholz et al.
+    2017), bit for bit.
+
+    Examples:
+        >>> q, growth, xi_q, xi_c = at_fixed_point("tanh", 1.5**0.5, 0.05**0.5)
+        >>> round(q, 6), round(growth, 4), round(xi_c, 1)
+        (0.418037, 0.9386, 15.8)
+    """
+    act, w2, b2 = _point(activation, weight_std, bias_std)
+    q = fixed_point(act, weight_std, bias_std, q0=q0, nodes=nodes)
+    xi_q, xi_c = _depth_scales_given_q(act, w2, b2, q, nodes)
+    return q, _chi1_given_q(act, w2, q, nodes), xi_q, xi_c
 
 
 def trainable_depth(

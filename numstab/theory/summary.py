@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from numstab import display
 from numstab.activations import Activation
-from numstab.errors import InvalidArgumentError
+from numstab.errors import NoCriticalPointError
 from numstab.theory import meanfield
 
 __all__ = ["TheorySummary", "summary", "classify_phase", "Phase"]
@@ -77,7 +77,7 @@ class TheorySummary:
 def _critical_or_nan(act: Activation, bias_std: float) -> float:
     try:
         return meanfield.critical_weight_std(act, bias_std)
-    except InvalidArgumentError:
+    except NoCriticalPointError:
         return math.nan
 
 
@@ -99,7 +99,8 @@ def summary(
         bias_std: sigma_b >= 0.
 
     Raises:
-        InvalidArgumentError: a negative or non-finite std; weight_std=None where no critical one exists.
+        InvalidArgumentError: a negative or non-finite std.
+        NoCriticalPointError: weight_std=None where no critical one exists.
 
     Examples:
         >>> s = summary("relu")
@@ -109,15 +110,14 @@ def summary(
     act = meanfield.resolve(activation)
     critical = _critical_or_nan(act, bias_std)
     if weight_std is None:
-        weight_std = meanfield.critical_weight_std(act, bias_std)
-    growth = meanfield.chi1(act, weight_std, bias_std)
-    xi_q, xi_c = meanfield.depth_scales(act, weight_std, bias_std)
+        weight_std = meanfield.critical_weight_std(act, bias_std) if math.isnan(critical) else critical
+    q_star, growth, xi_q, xi_c = meanfield.at_fixed_point(act, weight_std, bias_std)  # q* solved once
     return TheorySummary(
         activation=act.name,
         weight_std=float(weight_std),
         bias_std=float(bias_std),
         critical_weight_std=critical,
-        q_star=meanfield.fixed_point(act, weight_std, bias_std),
+        q_star=q_star,
         chi1=growth,
         xi_q=xi_q,
         xi_c=xi_c,
