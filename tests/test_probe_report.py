@@ -94,3 +94,28 @@ def test_fix_comparison_renders_before_and_after() -> None:
     assert "numstab.init.apply_(model, 'kaiming_normal') on a copy" in text
     assert " before   exploding" in text and " after    healthy" in text
     assert comparison.to_dict()["after"]["verdict"] == "healthy"
+
+
+def test_diagnose_stores_the_gains_the_fix_table_shows() -> None:
+    """Two layers of 2 I: E[x_L²] = 16 E[x_0²] (log2 4), the gradient doubles per layer down (log2 2)."""
+    net = nn.Sequential(nn.Linear(8, 8, bias=False), nn.Linear(8, 8, bias=False))
+    with torch.no_grad():
+        for layer in net:
+            layer.weight.copy_(2 * torch.eye(8))
+    report = diagnose(net, torch.ones(4, 8))
+    assert report.forward_gain_log2 == 4.0
+    assert report.backward_gain_log2 == pytest.approx(2.0, abs=1e-12)
+    assert report.to_dict()["forward_gain_log2"] == 4.0
+
+
+def test_flags_name_each_layers_most_severe_finding_and_the_worst_severity() -> None:
+    findings = [
+        Finding("vanishing", "error", ("0", "2"), "m", "f"),
+        Finding("dead", "warning", ("2", "4"), "m", "f"),
+        Finding("init", "info", ("6",), "m", "f"),
+    ]
+    report = Report([], findings, "vanishing", 1.0)
+    assert report.flags() == {"0": "vanishing", "2": "vanishing", "4": "dead", "6": "init"}
+    assert report.worst_severity == "error"
+    assert Report([], findings[1:], "dead", 1.0).worst_severity == "warning"
+    assert Report([], [], "healthy", 1.0).worst_severity is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from numstab.errors import InvalidArgumentError, UnknownNameError
@@ -151,3 +153,31 @@ def test_bad_input_is_refused_before_training(call, error, words) -> None:  # no
         call()
     for word in words:
         assert word in str(info.value)
+
+
+def _run(accuracy: float, failure: int | None = None, change: float = 0.5, seed: int = 0) -> training.Run:
+    return training.Run("s", "tanh", "xavier_normal", 1.0, 3, 0.1, seed, "none", accuracy, 0.3, failure,
+                        (), (), (change, 0.1))
+
+
+def test_outcome_of_runs_over_seeds() -> None:
+    """A cell is "diverged" if any run became inf/NaN, "trainable" if all reached 0.5, else "untrainable"."""
+    trained = training.outcome([_run(0.9, change=0.2), _run(0.7, change=0.4, seed=1)])
+    assert trained == training.Outcome(accuracy=0.8, bottom_change=pytest.approx(0.3), first_failure=None,
+                                       failed=0, runs=2, verdict="trainable")
+    assert training.outcome([_run(0.9), _run(0.49)]).verdict == "untrainable"  # one seed below 0.5
+    blown = training.outcome([_run(0.9, failure=12), _run(0.1, failure=5), _run(0.9)])
+    assert (blown.verdict, blown.first_failure, blown.failed, blown.runs) == ("diverged", 5, 2, 3)
+
+
+def test_trainability_map_agrees_where_nothing_deeper_than_six_xi_c_trained() -> None:
+    m = training.TrainabilityMap(
+        depths=(4, 16, 32), weight_stds=(0.5, 1.0, 4.0), activation="tanh", bias_std=0.2, seeds=(0,),
+        steps=10, lr=0.1, accuracy=((0.9, 0.9, 0.1), (0.2, 0.9, 0.1), (0.1, 0.6, 0.1)),
+        diverged=((0, 0, 0),) * 3, xi_c=(2.0, 10.0, 1.0),
+    )
+    assert m.boundary == (12.0, 60.0, 6.0)
+    assert m.deepest_trained() == (4, 32, None)
+    assert m.agrees() == (True, True, True)
+    deeper = dataclasses.replace(m, xi_c=(0.5, 10.0, 1.0))  # 6 xi_c = 3 < the trained depth 4
+    assert deeper.agrees() == (False, True, True)
