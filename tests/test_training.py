@@ -181,3 +181,19 @@ def test_trainability_map_agrees_where_nothing_deeper_than_six_xi_c_trained() ->
     assert m.agrees() == (True, True, True)
     deeper = dataclasses.replace(m, xi_c=(0.5, 10.0, 1.0))  # 6 xi_c = 3 < the trained depth 4
     assert deeper.agrees() == (False, True, True)
+
+
+def test_each_init_takes_its_own_number_by_name() -> None:
+    """scale is the raw std (normal), gain the orthogonal gain, weight_std sigma_w: never one for another."""
+    assert Setup("relu", "normal", 0.4).scale == 0.4 and Setup("relu", "normal", 0.4).gain is None
+    assert Setup("tanh", "orthogonal", gain=2.0).label == "tanh, orthogonal×2"
+    assert Setup("tanh", "weight_std", weight_std=1.5).label == "tanh, σw=1.5"
+    assert Setup("tanh", "orthogonal").gain == 1.0 and Setup("tanh", "xavier_normal").scale is None
+    assert Setup("tanh", "orthogonal", gain=2.0).to_dict() == {  # only the number the init takes
+        "activation": "tanh", "init": "orthogonal", "gain": 2.0, "bias_std": 0.0,
+        "label": "tanh, orthogonal×2",
+    }
+    with pytest.raises(InvalidArgumentError, match="scale= does not apply to init 'orthogonal': it takes"):
+        Setup("tanh", "orthogonal", 2.0)
+    with pytest.raises(InvalidArgumentError, match="it takes no number"):
+        Setup("tanh", "xavier_normal", weight_std=1.0)

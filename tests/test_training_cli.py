@@ -32,7 +32,9 @@ SMALL = ["lab", "training", "--steps", "5", "--seeds", "0"]
         (["--experiment", "sweep"], ["experiment", "sweep", "depth, lr, remedies, map, all"]),
         (["--experiment", "depth", "--depths", "two"], ["--depths", "comma-separated"]),
         (["--steps", "0"], ["steps", ">= 1"]),
-        (["-e", "remedies", "--remedy-base", "relu"], ["--remedy-base", "activation:init[:scale]"]),
+        (["-e", "remedies", "--remedy-base", "relu"], ["--remedy-base", "activation:init[:number]"]),
+        (["-e", "remedies", "--remedy-base", "relu:orthogonal:x"], ["--remedy-base", "relu:normal:0.4"]),
+        (["-e", "remedies", "--remedy-base", "relu:xavier_normal:2"], ["scale=", "it takes no number"]),
         (["-e", "remedies", "--remedy-base", "relu:he"], ["init", "'he'", "kaiming_normal"]),
     ],
 )

@@ -34,9 +34,9 @@ def _reference(arch: Architecture, spec: InitSpec) -> nn.Sequential:
             elif spec.scheme == "kaiming_normal":
                 nn.init.kaiming_normal_(lin.weight, nonlinearity="relu", generator=g)
             elif spec.scheme == "orthogonal":
-                nn.init.orthogonal_(lin.weight, gain=spec.scale, generator=g)
+                nn.init.orthogonal_(lin.weight, gain=spec.gain, generator=g)
             elif spec.scheme == "weight_std":
-                nn.init.normal_(lin.weight, 0.0, spec.scale / math.sqrt(d_in), generator=g)
+                nn.init.normal_(lin.weight, 0.0, spec.weight_std / math.sqrt(d_in), generator=g)
             if spec.bias_std > 0:
                 nn.init.normal_(lin.bias, 0.0, spec.bias_std, generator=g)
             else:
@@ -55,8 +55,8 @@ def _linears(model: nn.Sequential) -> list[nn.Linear]:
         InitSpec("normal", 0.01, seed=3),
         InitSpec("xavier_normal", seed=4),
         InitSpec("kaiming_normal", seed=5),
-        InitSpec("orthogonal", 1.5, seed=6),
-        InitSpec("weight_std", 1.25, bias_std=0.05**0.5, seed=7),
+        InitSpec("orthogonal", gain=1.5, seed=6),
+        InitSpec("weight_std", weight_std=1.25, bias_std=0.05**0.5, seed=7),
     ],
     ids=lambda s: s.scheme,
 )

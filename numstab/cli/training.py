@@ -21,20 +21,25 @@ EXPERIMENTS = ("depth", "lr", "remedies", "map")
 
 
 def _setup(text: str | None) -> Any:
-    """Parse 'activation:init[:scale]' (e.g. relu:normal:0.4) into a training.Setup; None stays None."""
+    """Parse 'activation:init[:number]' (e.g. relu:normal:0.4) into a training.Setup; None stays None.
+
+    The number is the one the init takes (``training.NUMBER_OF``): the raw std for ``normal``, the gain
+    for ``orthogonal``, sigma_w for ``weight_std``.
+    """
     if text is None:
         return None
-    from numstab.lab.training import Setup
+    from numstab.lab.training import NUMBER_OF, Setup
 
     parts = [p.strip() for p in text.split(":")]
     try:
         if len(parts) not in (2, 3):
             raise ValueError
-        return Setup(parts[0], parts[1], *(float(p) for p in parts[2:]))
+        numbers = [float(p) for p in parts[2:]]
     except ValueError:
         raise InvalidArgumentError(
-            f"--remedy-base must be activation:init[:scale] such as relu:normal:0.4, got {text!r}"
+            f"--remedy-base must be activation:init[:number] such as relu:normal:0.4, got {text!r}"
         ) from None
+    return Setup(parts[0], parts[1], **dict(zip([NUMBER_OF.get(parts[1], "scale")], numbers, strict=False)))
 
 
 def _experiments(text: str) -> tuple[str, ...]:
@@ -120,7 +125,8 @@ def training_command(
     ),
     remedy_depth: int = typer.Option(None, "--remedy-depth", help="Remedies: hidden layers."),
     remedy_base: str = typer.Option(
-        None, "--remedy-base", help="Remedies: the base net as activation:init[:scale], e.g. relu:normal:0.4."
+        None, "--remedy-base", help="Remedies: the base net as activation:init[:number], e.g. "
+        "relu:normal:0.4 (the number: raw std for normal, gain for orthogonal, sigma_w for weight_std)."
     ),
     activation: str = typer.Option(None, help="Trainability map: the activation (default tanh)."),
     steps: int = typer.Option(None, help="SGD steps per model (default: each experiment's)."),

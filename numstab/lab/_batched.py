@@ -50,10 +50,16 @@ __all__ = [
     "train",
     "activation_fn",
     "SCHEMES",
+    "NUMBER_OF",
 ]
 
 #: Initialization schemes, each ``torch.nn.init``'s law on every layer (output layer included).
 SCHEMES = ("normal", "xavier_normal", "kaiming_normal", "orthogonal", "weight_std", "critical")
+
+#: The number each scheme takes, by its name: ``scale`` is the raw std of every entry (the book's, as in
+#: ``numstab.init.apply_(model, "normal", scale=...)``), ``gain`` multiplies an orthogonal matrix,
+#: ``weight_std`` is the mean-field sigma_w (entries N(0, sigma_w**2 / fan_in)). The others take none.
+NUMBER_OF = {"normal": "scale", "orthogonal": "gain", "weight_std": "weight_std"}
 
 
 def _tanh_into(z: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -169,18 +175,22 @@ class InitSpec:
     Attributes:
         scheme: one of :data:`SCHEMES`. ``normal``: N(0, scale**2) entries (the book's raw scale);
             ``xavier_normal``/``kaiming_normal``: torch's (gain 1; kaiming for relu, fan_in);
-            ``orthogonal``: ``torch.nn.init.orthogonal_`` with gain ``scale``;
-            ``weight_std``: N(0, scale**2 / fan_in), the mean-field sigma_w = ``scale``;
+            ``orthogonal``: ``torch.nn.init.orthogonal_`` with ``gain``;
+            ``weight_std``: N(0, weight_std**2 / fan_in), the mean-field sigma_w;
             ``critical``: ``numstab.init.critical_`` for the group's activation and ``bias_std``.
-        scale: the scheme's number (raw std, gain or sigma_w); ignored by the others.
+        scale: the raw std of each entry (``normal`` only).
         bias_std: biases ~ N(0, bias_std**2); exactly 0 when bias_std == 0.
         seed: seed of the model's own ``torch.Generator``.
+        gain: the orthogonal matrix's gain (``orthogonal`` only).
+        weight_std: sigma_w (``weight_std`` only).
     """
 
     scheme: str
     scale: float = 1.0
     bias_std: float = 0.0
     seed: int = 0
+    gain: float = 1.0
+    weight_std: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -263,9 +273,9 @@ def _init_weight_(w: torch.Tensor, arch: Architecture, spec: InitSpec, g: torch.
     elif spec.scheme == "kaiming_normal":
         torch.nn.init.kaiming_normal_(w, nonlinearity="relu", generator=g)
     elif spec.scheme == "orthogonal":
-        torch.nn.init.orthogonal_(w, gain=spec.scale, generator=g)
+        torch.nn.init.orthogonal_(w, gain=spec.gain, generator=g)
     elif spec.scheme == "weight_std":
-        torch.nn.init.normal_(w, 0.0, spec.scale / math.sqrt(w.shape[1]), generator=g)
+        torch.nn.init.normal_(w, 0.0, spec.weight_std / math.sqrt(w.shape[1]), generator=g)
     elif spec.scheme == "critical":
         from numstab import init
 

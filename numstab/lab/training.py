@@ -36,7 +36,6 @@ Examples:
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -48,6 +47,7 @@ from numstab import activations, display
 from numstab.errors import (
     InvalidArgumentError,
     NoCriticalPointError,
+    NumstabError,
     UnknownNameError,
     check_int_at_least,
     check_nonnegative,
@@ -70,6 +70,7 @@ __all__ = [
     "DEFAULT_SETUPS",
     "REMEDIES",
     "INITS",
+    "NUMBER_OF",
     "TRAINED_ACCURACY",
     "Outcome",
     "outcome",
@@ -86,6 +87,9 @@ TRAINED_ACCURACY = 0.5
 #: Initialization schemes a :class:`Setup` may name (see :class:`numstab.lab._batched.InitSpec`).
 INITS = _batched.SCHEMES
 
+#: The number each init takes, by name (``scale``: raw std; ``gain``; ``weight_std``: sigma_w).
+NUMBER_OF = _batched.NUMBER_OF
+
 #: Remedies :func:`remedies` knows, each one change to the base network or its training.
 REMEDIES = ("residual", "layernorm", "clip", "lars", "scaled_sigmoid", "orthogonal", "critical")
 
@@ -99,38 +103,54 @@ class Setup:
     Attributes:
         activation: a name from :mod:`numstab.activations`.
         init: one of :data:`INITS`: ``normal`` (entries N(0, scale**2), the book's raw scale),
-            ``xavier_normal``, ``kaiming_normal`` (torch's, gain 1 / relu), ``orthogonal`` (gain ``scale``),
-            ``weight_std`` (N(0, scale**2 / fan_in): the mean-field sigma_w), ``critical``
+            ``xavier_normal``, ``kaiming_normal`` (torch's, gain 1 / relu), ``orthogonal`` (times
+            ``gain``), ``weight_std`` (N(0, weight_std**2 / fan_in): the mean-field sigma_w), ``critical``
             (``numstab.init.critical_``).
-        scale: the init's number (raw std, gain or sigma_w); unused by xavier, kaiming and critical.
+        scale: the raw std of each entry, for ``normal`` only (default 1).
         bias_std: biases ~ N(0, bias_std**2); 0 gives zero biases (torch's MLP default differs).
         label: name used in tables; built from the fields when empty.
+        gain: the orthogonal matrix's gain, for ``orthogonal`` only (default 1).
+        weight_std: sigma_w, for ``weight_std`` only (default 1).
+
+    Each number is given only to the init that takes it (:data:`numstab.lab._batched.NUMBER_OF`):
+    ``Setup("relu", "orthogonal", 2.0)`` is an error that says to write ``gain=2.0``.
     """
 
     activation: str
     init: str
-    scale: float = 1.0
+    scale: float | None = None
     bias_std: float = 0.0
     label: str = ""
+    gain: float | None = None
+    weight_std: float | None = None
 
     def __post_init__(self) -> None:
+        wanted = _batched.NUMBER_OF.get(self.init)
+        if self.init in INITS:
+            for name in ("scale", "gain", "weight_std"):
+                if getattr(self, name) is not None and name != wanted:
+                    takes = f"it takes {wanted}=" if wanted else "it takes no number"
+                    raise InvalidArgumentError(f"{name}= does not apply to init {self.init!r}: {takes}")
+        if wanted is not None and getattr(self, wanted) is None:
+            object.__setattr__(self, wanted, 1.0)
         if not self.label:
             object.__setattr__(self, "label", _describe(self))
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields as a dict."""
-        return asdict(self)
+        """The fields as a dict, with only the number the init takes (``scale``, ``gain``, ``weight_std``)."""
+        return _without_unused_numbers(asdict(self))
 
 
 def _describe(setup: Setup) -> str:
-    init = {
-        "normal": f"N(0, {setup.scale:g}²)",
-        "xavier_normal": "Xavier",
-        "kaiming_normal": "Kaiming",
-        "orthogonal": f"orthogonal×{setup.scale:g}",
-        "weight_std": f"σw={setup.scale:g}",
-        "critical": "critical",
-    }.get(setup.init, setup.init)
+    """"activation, init" with the init's number: "relu, N(0, 0.4²)", "tanh, orthogonal×2", "tanh, σw=1.5"."""
+    if setup.init == "normal":
+        init = f"N(0, {setup.scale:g}²)"
+    elif setup.init == "orthogonal":
+        init = f"orthogonal×{setup.gain:g}"
+    elif setup.init == "weight_std":
+        init = f"σw={setup.weight_std:g}"
+    else:
+        init = {"xavier_normal": "Xavier", "kaiming_normal": "Kaiming"}.get(setup.init, setup.init)
     return f"{setup.activation}, {init}"
 
 
@@ -153,7 +173,7 @@ class Run:
         label: the setup's label (or the remedy's name in :func:`remedies`).
         activation: activation used.
         init: init scheme used.
-        scale: the init's number.
+        scale: the raw std of each entry (``normal``; None for the others).
         depth: hidden layers.
         lr: SGD learning rate.
         seed: seed of the initialization.
@@ -164,12 +184,14 @@ class Run:
         losses: minibatch loss at each recorded step (``record_steps`` of the result).
         grad_norms: per recorded step, each layer's gradient norm (weight and bias), input layer first.
         weight_change: per layer, ||theta_end - theta_0|| / ||theta_0||: did the bottom layers move?
+        gain: the orthogonal matrix's gain (``orthogonal``; None for the others).
+        weight_std: sigma_w (``weight_std``; None for the others).
     """
 
     label: str
     activation: str
     init: str
-    scale: float
+    scale: float | None
     depth: int
     lr: float
     seed: int
@@ -180,6 +202,8 @@ class Run:
     losses: tuple[float, ...]
     grad_norms: tuple[tuple[float, ...], ...]
     weight_change: tuple[float, ...]
+    gain: float | None = None
+    weight_std: float | None = None
 
     @property
     def diverged(self) -> bool:
@@ -192,8 +216,17 @@ class Run:
         return not self.diverged and self.test_accuracy >= TRAINED_ACCURACY
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields as a dict (lists for tuples)."""
-        return _plain(asdict(self))
+        """The fields as a dict (lists for tuples), with only the number the init takes."""
+        return _plain(_without_unused_numbers(asdict(self)))
+
+
+def _runs(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    return [r.to_dict() for r in runs]
+
+
+def _without_unused_numbers(fields: dict[str, Any]) -> dict[str, Any]:
+    """Drop the init numbers (``scale``, ``gain``, ``weight_std``) that are None: the init takes none."""
+    return {k: v for k, v in fields.items() if not (k in ("scale", "gain", "weight_std") and v is None)}
 
 
 def _plain(value: Any) -> Any:
@@ -291,7 +324,8 @@ class DepthSweep(_Html):
 
     def to_dict(self) -> dict[str, Any]:
         """Everything, JSON-ready."""
-        return _plain({**asdict(self), "setups": [s.to_dict() for s in self.setups]})
+        setups = [s.to_dict() for s in self.setups]
+        return _plain({**asdict(self), "setups": setups, "runs": _runs(self.runs)})
 
 
 @dataclass(frozen=True)
@@ -331,7 +365,7 @@ class LrSweep(_Html):
 
     def to_dict(self) -> dict[str, Any]:
         """Everything, JSON-ready, with each setup's window."""
-        out = {**asdict(self), "setups": [s.to_dict() for s in self.setups]}
+        out = {**asdict(self), "setups": [s.to_dict() for s in self.setups], "runs": _runs(self.runs)}
         out["windows"] = {s.label: self.window(s.label) for s in self.setups}
         return _plain(out)
 
@@ -379,7 +413,7 @@ class Remedies(_Html):
 
     def to_dict(self) -> dict[str, Any]:
         """Everything, JSON-ready, with each remedy's effect."""
-        out = {**asdict(self), "base": self.base.to_dict()}
+        out = {**asdict(self), "base": self.base.to_dict(), "runs": _runs(self.runs)}
         out["effects"] = {r: self.effect(r) for r in self.remedies}
         return _plain(out)
 
@@ -467,7 +501,9 @@ def _check_setup(setup: Setup) -> Setup:
     activations.get(setup.activation)  # UnknownNameError lists the valid names
     if setup.init not in INITS:
         raise UnknownNameError("init", setup.init, INITS)
-    check_positive(f"scale of {setup.label!r}", setup.scale)
+    number = _batched.NUMBER_OF.get(setup.init)
+    if number is not None:
+        check_positive(f"{number} of {setup.label!r}", getattr(setup, number))
     check_nonnegative(f"bias_std of {setup.label!r}", setup.bias_std)
     return setup
 
@@ -560,7 +596,7 @@ def _to_run(job: _Job, out: _batched.Outcome, m: int) -> Run:
         label=job.label,
         activation=job.arch.activation,
         init=job.spec.scheme,
-        scale=job.spec.scale,
+        scale=_number(job.spec, "scale"),
         depth=job.arch.depth,
         lr=job.lr,
         seed=job.spec.seed,
@@ -571,11 +607,19 @@ def _to_run(job: _Job, out: _batched.Outcome, m: int) -> Run:
         losses=tuple(out.losses[:, m].tolist()),
         grad_norms=tuple(tuple(row) for row in out.grad_norms[:, m].tolist()),
         weight_change=tuple(out.weight_change[m].tolist()),
+        gain=_number(job.spec, "gain"),
+        weight_std=_number(job.spec, "weight_std"),
     )
 
 
+def _number(spec: InitSpec, name: str) -> float | None:
+    """The spec's number called ``name`` where its scheme takes it, else None."""
+    return getattr(spec, name) if _batched.NUMBER_OF.get(spec.scheme) == name else None
+
+
 def _job(setup: Setup, depth: int, width: int, seed: int, lr: float, **arch: Any) -> _Job:
-    spec = InitSpec(setup.init, setup.scale, setup.bias_std, seed)
+    numbers = {k: getattr(setup, k) for k in ("scale", "gain", "weight_std") if getattr(setup, k) is not None}
+    spec = InitSpec(setup.init, bias_std=setup.bias_std, seed=seed, **numbers)
     return _Job(Architecture(setup.activation, depth, width, **arch), Rule(), spec, lr, setup.label)
 
 
@@ -588,11 +632,14 @@ class _Plan:
     finish: Callable[[tuple[Run, ...]], Any]
 
 
-def _arguments(scope: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in scope.items() if k != "progress"}
+#: ``progress=`` value by which :func:`check_arguments` runs an experiment up to its plan only.
+_CHECK_ONLY: Any = object()
 
 
 def _execute(plan: _Plan, progress: Progress | None) -> Any:
+    """Train the plan's jobs and build the result (nothing, for :func:`check_arguments`)."""
+    if progress is _CHECK_ONLY:
+        return None
     return plan.finish(_run_jobs(plan.jobs, plan.budget, progress))
 
 
@@ -640,18 +687,15 @@ def depth_sweep(
         >>> len(r.runs), r.runs[1].seed
         (2, 1)
     """
-    return _execute(_plan_depth_sweep(**_arguments(locals())), progress)
-
-
-def _plan_depth_sweep(depths, setups, steps, lr, seeds, width, batch_size, data_seed) -> _Plan:  # noqa: ANN001
     depths, seeds = _check_depths(depths), _check_seeds(seeds)
     setups = tuple(_check_setup(s) for s in _nonempty("setups", setups, "setups=DEFAULT_SETUPS"))
     lr = check_positive("lr", lr)
     budget = _Budget(steps, batch_size, width, data_seed)
     jobs = [_job(s, d, width, seed, lr) for s in setups for d in depths for seed in seeds]
-    return _Plan(
+    plan = _Plan(
         jobs, budget, lambda runs: DepthSweep(depths, setups, seeds, steps, lr, _records(budget), runs)
     )
+    return _execute(plan, progress)
 
 
 #: The poor and the good init of :func:`lr_sweep`: relu with N(0, 0.25**2) entries (at width 64 the signal
@@ -695,16 +739,13 @@ def lr_sweep(
         >>> [run.failure_step is not None for run in r.runs]
         [False, True]
     """
-    return _execute(_plan_lr_sweep(**_arguments(locals())), progress)
-
-
-def _plan_lr_sweep(lrs, setups, depth, steps, seeds, width, batch_size, data_seed) -> _Plan:  # noqa: ANN001
     lrs, seeds = _check_lrs(lrs), _check_seeds(seeds)
     depth = check_int_at_least("depth", depth, 1)
     setups = tuple(_check_setup(s) for s in _nonempty("setups", setups, "setups=LR_SETUPS"))
     budget = _Budget(steps, batch_size, width, data_seed)
     jobs = [_job(s, depth, width, seed, lr) for s in setups for lr in lrs for seed in seeds]
-    return _Plan(jobs, budget, lambda runs: LrSweep(lrs, setups, depth, seeds, steps, _records(budget), runs))
+    plan = _Plan(jobs, budget, lambda runs: LrSweep(lrs, setups, depth, seeds, steps, _records(budget), runs))
+    return _execute(plan, progress)
 
 
 def _critical_sigma_w(activation: str, bias_std: float) -> float:
@@ -734,7 +775,7 @@ def _remedy_job(base: Setup, remedy: str, depth: int, width: int, seed: int, lr:
     elif remedy == "scaled_sigmoid":
         arch = replace(arch, activation="scaled_sigmoid")
     elif remedy == "orthogonal":
-        spec = replace(spec, scheme="orthogonal", scale=_critical_sigma_w(base.activation, base.bias_std))
+        spec = replace(spec, scheme="orthogonal", gain=_critical_sigma_w(base.activation, base.bias_std))
     elif remedy == "critical":
         spec = replace(spec, scheme="critical")
     return _Job(arch, rule, spec, lr, remedy, remedy)
@@ -795,10 +836,6 @@ def remedies(
         >>> r.remedies, [run.remedy for run in r.runs]
         (('none', 'residual'), ['none', 'residual'])
     """
-    return _execute(_plan_remedies(**_arguments(locals())), progress)
-
-
-def _plan_remedies(names, base, depth, steps, lr, seeds, width, batch_size, data_seed) -> _Plan:  # noqa: ANN001
     names = tuple(_nonempty("remedies", names, "remedies=['residual']"))
     for name in names:
         if name not in REMEDIES:
@@ -811,9 +848,10 @@ def _plan_remedies(names, base, depth, steps, lr, seeds, width, batch_size, data
     all_names = ("none", *(n for n in names if n != "none"))
     jobs = [_remedy_job(base, n, depth, width, s, lr) if n != "none" else _job(base, depth, width, s, lr)
             for n in all_names for s in seeds]  # fmt: skip
-    return _Plan(
+    plan = _Plan(
         jobs, budget, lambda runs: Remedies(base, depth, all_names, seeds, steps, lr, _records(budget), runs)
     )
+    return _execute(plan, progress)
 
 
 def _xi_c(activation: str, weight_std: float, bias_std: float) -> float:
@@ -861,41 +899,29 @@ def trainability_map(
         >>> len(m.accuracy), len(m.accuracy[0]), m.boundary[0] > 2
         (1, 1, True)
     """
-    return _execute(_plan_trainability_map(**_arguments(locals())), progress)
-
-
-def _plan_trainability_map(  # noqa: ANN202
-    depths,
-    weight_stds,
-    activation,
-    bias_std,
-    steps,
-    seeds,
-    lr,
-    width,
-    batch_size,
-    data_seed,  # noqa: ANN001
-):
     depths, seeds = _check_depths(depths), _check_seeds(seeds)
     stds = tuple(check_positive("weight_std", s) for s in _nonempty("weight_stds", weight_stds, "[1.0, 2.0]"))
     activations.get(activation)
     bias_std, lr = check_nonnegative("bias_std", bias_std), check_positive("lr", lr)
     budget = _Budget(steps, batch_size, width, data_seed)
     xi_c = tuple(_xi_c(activation, s, bias_std) for s in stds)
-    setups = [Setup(activation, "weight_std", s, bias_std) for s in stds]
+    setups = [Setup(activation, "weight_std", bias_std=bias_std, weight_std=s) for s in stds]
     jobs = [_job(u, d, width, seed, lr) for d in depths for u in setups for seed in seeds]
 
     def finish(runs: tuple[Run, ...]) -> TrainabilityMap:
-        cells = [[select(runs, depth=d, scale=s) for s in stds] for d in depths]
+        cells = [[select(runs, depth=d, weight_std=s) for s in stds] for d in depths]
         accuracy = tuple(tuple(_mean_accuracy(c) for c in row) for row in cells)
         diverged = tuple(tuple(sum(r.diverged for r in c) for c in row) for row in cells)
         return TrainabilityMap(depths, stds, activation, bias_std, seeds, steps, lr, accuracy, diverged, xi_c)
 
-    return _Plan(jobs, budget, finish)
+    return _execute(_Plan(jobs, budget, finish), progress)
 
 
 def check_arguments(experiment: Callable[..., Any], **kwargs: Any) -> None:
     """Validate an experiment's arguments without training (the CLI checks everything first).
+
+    The experiment itself validates and plans, then stops before the first step: its parameters are
+    written once, in its signature.
 
     Args:
         experiment: :func:`depth_sweep`, :func:`lr_sweep`, :func:`remedies` or :func:`trainability_map`.
@@ -909,11 +935,11 @@ def check_arguments(experiment: Callable[..., Any], **kwargs: Any) -> None:
         Traceback (most recent call last):
         numstab.errors.InvalidArgumentError: depth must be >= 1, got 0: pass depth=1 or more
     """
-    planners = {depth_sweep: _plan_depth_sweep, lr_sweep: _plan_lr_sweep, remedies: _plan_remedies,
-                trainability_map: _plan_trainability_map}  # fmt: skip
+    if "progress" in kwargs:
+        raise InvalidArgumentError(f"{experiment.__name__}: progress= is not checked; drop it")
     try:
-        bound = inspect.signature(experiment).bind(**kwargs)
+        experiment(**kwargs, progress=_CHECK_ONLY)
     except TypeError as err:
-        raise InvalidArgumentError(f"{experiment.__name__}: {err}") from None
-    bound.apply_defaults()
-    planners[experiment](**_arguments(bound.arguments))
+        if isinstance(err, NumstabError) or err.__traceback__.tb_next is not None:
+            raise  # raised inside the experiment: its own message, or a bug
+        raise InvalidArgumentError(f"{experiment.__name__}: {err}") from None  # the call did not bind
