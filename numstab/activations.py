@@ -234,6 +234,7 @@ def _gelu_tanh_derivative(x: Any, o: Any) -> Any:
 
 
 def _build_registry() -> dict[str, Activation]:
+    """The registry's entries: one table of closed forms (long because it lists every activation)."""
     inv_sqrt_2pi = 1.0 / math.sqrt(2.0 * math.pi)
     entries = [
         Activation(

@@ -1,4 +1,4 @@
-"""report/lab.py: the tables say the chapter, the measurement, the theory; every result renders."""
+"""render/lab.py: the tables say the chapter, the measurement, the theory; every result renders."""
 
 from __future__ import annotations
 

@@ -91,50 +91,40 @@ def _curves_figure(r) -> tuple[Any, str, str]:
 
 def _products_figure(r) -> tuple[Any, str, str]:
     fig, (left, right) = style.figure(1, 2, width=8.0, height=3.2)
+    _products_paths(left, r)
+    _products_growth(right, r)
+    alt = (
+        f"Mean log10 Frobenius norm of products of {r.k}x{r.k} Gaussian matrices against the number of "
+        "factors, and measured growth per product against scale beside the Lyapunov exponent."
+    )
+    return fig, alt, f"{r.trials} products per scale (common random numbers across scales)."
+
+
+def _products_paths(ax: Any, r: Any) -> None:
+    """Left panel: mean log10 ||Y_t||_F against t at the lecture's scales, t lambda / ln 10 dashed."""
     steps = np.arange(r.n + 1)
     picks = [i for i, s in enumerate(r.scales) if any(np.isclose(s, c) for c in (0.5, 0.7, 1.0))] or [0]
     for j, i in enumerate(picks):
         color = style.COLORS[j % len(style.COLORS)]
-        left.plot(
-            steps,
-            r.path_mean_log10[i],
-            color=color,
-            label=f"scale {r.scales[i]:g}",
-            **{**style.MEASURED, "marker": None},
-        )
-        left.plot(steps, steps * r.lyapunov[i] / math.log(10), color=color, **style.THEORY)
-    style.label(
-        left, x="number of factors", y="mean log10 ||Y||_F", title="products (dashed: t lambda / ln 10)"
-    )
-    right.errorbar(
-        r.scales,
-        r.growth_rate,
-        yerr=r.growth_rate_stderr,
-        color=style.COLORS[0],
-        label="measured",
-        **style.MEASURED,
-    )
+        ax.plot(steps, r.path_mean_log10[i], color=color, label=f"scale {r.scales[i]:g}",
+                **{**style.MEASURED, "marker": None})  # fmt: skip
+        ax.plot(steps, steps * r.lyapunov[i] / math.log(10), color=color, **style.THEORY)
+    title = "products (dashed: t lambda / ln 10)"
+    style.label(ax, x="number of factors", y="mean log10 ||Y||_F", title=title)
+
+
+def _products_growth(ax: Any, r: Any) -> None:
+    """Right panel: measured growth per product against scale, the Lyapunov exponent, the critical scale."""
+    ax.errorbar(r.scales, r.growth_rate, yerr=r.growth_rate_stderr, color=style.COLORS[0], label="measured",
+                **style.MEASURED)  # fmt: skip
     grid = np.geomspace(r.scales.min(), r.scales.max(), 50)
-    right.plot(
-        grid,
-        np.log(grid) + (r.lyapunov[0] - math.log(r.scales[0])),
-        color=style.COLORS[1],
-        label="Lyapunov exponent",
-        **style.THEORY,
-    )
-    right.axhline(0.0, color="grey", linewidth=0.8)
-    right.axvline(r.critical_scale, color="grey", linewidth=0.8, linestyle=":")
-    style.log_axis(right, "x")
-    style.label(
-        right, x="scale (log)", y="log-growth per product", title=f"critical scale {r.critical_scale:.3f}"
-    )
-    alt = (
-        f"Mean log10 Frobenius norm of products of {r.k}x{r.k} Gaussian matrices against the number of "
-        "factors, "
-        "and "
-        "measured growth per product against scale beside the Lyapunov exponent."
-    )
-    return fig, alt, f"{r.trials} products per scale (common random numbers across scales)."
+    ax.plot(grid, np.log(grid) + (r.lyapunov[0] - math.log(r.scales[0])), color=style.COLORS[1],
+            label="Lyapunov exponent", **style.THEORY)  # fmt: skip
+    ax.axhline(0.0, color="grey", linewidth=0.8)
+    ax.axvline(r.critical_scale, color="grey", linewidth=0.8, linestyle=":")
+    style.log_axis(ax, "x")
+    title = f"critical scale {r.critical_scale:.3f}"
+    style.label(ax, x="scale (log)", y="log-growth per product", title=title)
 
 
 # -- synthetic MLP -----------------------------------------------------------------------------------------
