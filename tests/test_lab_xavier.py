@@ -62,3 +62,10 @@ def test_bad_input():
         xavier(gamma=0.0)
     with pytest.raises(UnknownNameError, match="xavier_normal, xavier_uniform"):
         xavier(schemes=["kaiming"])
+
+
+def test_schemes_are_numstab_init_scheme_names() -> None:
+    from numstab import init
+    from numstab.lab.xavier import SCHEMES
+
+    assert set(SCHEMES) <= set(init.SCHEMES)  # one vocabulary: the same names mean the same laws

@@ -69,6 +69,32 @@ def test_init_is_torch_nn_init_bit_for_bit(spec: InitSpec) -> None:
         assert torch.equal(b, lin.bias.detach()), f"layer {layer} bias"
 
 
+@pytest.mark.parametrize(
+    ("spec", "options"),
+    [
+        (InitSpec("normal", 0.01, seed=3), {"scale": 0.01}),
+        (InitSpec("xavier_normal", seed=4), {}),
+        (InitSpec("kaiming_normal", seed=5), {}),
+        (InitSpec("orthogonal", seed=6), {}),
+        (InitSpec("critical", bias_std=0.3, seed=7), {"activation": "tanh", "bias_std": 0.3}),
+    ],
+    ids=lambda v: getattr(v, "scheme", ""),
+)
+def test_scheme_names_mean_what_numstab_init_apply_means(spec: InitSpec, options: dict) -> None:
+    """One vocabulary: every scheme the training lab shares with numstab.init draws the same weights."""
+    from numstab import init
+
+    assert set(_batched.SCHEMES) - set(init.SCHEMES) == {"weight_std"}  # the mean-field sigma_w, theory's
+    arch = Architecture("tanh", depth=3, width=16)
+    stack = _batched.init_stack(arch, [spec])
+    model = _reference(arch, InitSpec("xavier_normal"))
+    init.apply_(model, spec.scheme, generator=torch.Generator().manual_seed(spec.seed), **options)
+    for layer, lin in enumerate(_linears(model)):
+        w, b = stack.linear(0, layer)
+        assert torch.equal(w, lin.weight.detach()), f"layer {layer} weight"
+        assert torch.equal(b, lin.bias.detach()), f"layer {layer} bias"
+
+
 def test_critical_init_uses_numstab_init_critical() -> None:
     from numstab import init
 
