@@ -20,13 +20,35 @@ from typing import Any
 from numstab.errors import InvalidArgumentError, NumstabTypeError
 from numstab.files import atomic_write_text
 
-__all__ = ["SCHEMA", "dump", "load", "dumps", "loads", "encode", "decode"]
+__all__ = ["SCHEMA", "dump", "load", "dumps", "loads", "encode", "decode", "plain"]
 
 #: The schema identifier written into every report; bumped when a field changes meaning or is removed.
 SCHEMA = "numstab.report/1"
 
 _NONFINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
 _RESERVED = ("schema", "kind")
+
+
+def plain(value: Any) -> Any:
+    """Turn numpy arrays, tuples and nested dataclasses into plain Python values (what ``to_dict()`` gives).
+
+    Dataclasses become dicts of their fields, arrays and tuples lists, numpy scalars Python numbers, dict
+    keys strings; non-finite floats stay floats (:func:`encode` spells them when the JSON is written).
+
+    Examples:
+        >>> import numpy as np
+        >>> plain({"a": np.array([1.0, 2.0]), "b": (np.float64(3.0),)})
+        {'a': [1.0, 2.0], 'b': [3.0]}
+    """
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if type(value).__module__ == "numpy":  # arrays become nested lists, scalars Python numbers
+        return plain(value.tolist())
+    return value
 
 
 def encode(value: Any) -> Any:

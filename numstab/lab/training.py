@@ -43,7 +43,7 @@ from typing import Any
 
 import torch
 
-from numstab import activations, display
+from numstab import activations, display, jsonio
 from numstab.errors import (
     InvalidArgumentError,
     NoCriticalPointError,
@@ -217,7 +217,7 @@ class Run:
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as a dict (lists for tuples), with only the number the init takes."""
-        return _plain(_without_unused_numbers(asdict(self)))
+        return jsonio.plain(_without_unused_numbers(asdict(self)))
 
 
 def _runs(runs: Sequence[Run]) -> list[dict[str, Any]]:
@@ -227,14 +227,6 @@ def _runs(runs: Sequence[Run]) -> list[dict[str, Any]]:
 def _without_unused_numbers(fields: dict[str, Any]) -> dict[str, Any]:
     """Drop the init numbers (``scale``, ``gain``, ``weight_std``) that are None: the init takes none."""
     return {k: v for k, v in fields.items() if not (k in ("scale", "gain", "weight_std") and v is None)}
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 class _Html:
@@ -325,7 +317,7 @@ class DepthSweep(_Html):
     def to_dict(self) -> dict[str, Any]:
         """Everything, JSON-ready."""
         setups = [s.to_dict() for s in self.setups]
-        return _plain({**asdict(self), "setups": setups, "runs": _runs(self.runs)})
+        return jsonio.plain({**asdict(self), "setups": setups, "runs": _runs(self.runs)})
 
 
 @dataclass(frozen=True)
@@ -367,7 +359,7 @@ class LrSweep(_Html):
         """Everything, JSON-ready, with each setup's window."""
         out = {**asdict(self), "setups": [s.to_dict() for s in self.setups], "runs": _runs(self.runs)}
         out["windows"] = {s.label: self.window(s.label) for s in self.setups}
-        return _plain(out)
+        return jsonio.plain(out)
 
 
 @dataclass(frozen=True)
@@ -415,7 +407,7 @@ class Remedies(_Html):
         """Everything, JSON-ready, with each remedy's effect."""
         out = {**asdict(self), "base": self.base.to_dict(), "runs": _runs(self.runs)}
         out["effects"] = {r: self.effect(r) for r in self.remedies}
-        return _plain(out)
+        return jsonio.plain(out)
 
 
 @dataclass(frozen=True)
@@ -488,7 +480,7 @@ class TrainabilityMap(_Html):
 
     def to_dict(self) -> dict[str, Any]:
         """Everything, JSON-ready (inf spelled as a float: use numstab.jsonio to write it)."""
-        return _plain({**asdict(self), "boundary": self.boundary, "trained": self.trained()})
+        return jsonio.plain({**asdict(self), "boundary": self.boundary, "trained": self.trained()})
 
 
 # ---------------------------------------------------------------------------------------------
