@@ -181,3 +181,33 @@ def test_import_numstab_in_a_fresh_interpreter_loads_no_heavy_library() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_old_module_paths_still_import_the_same_objects_with_a_future_warning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import numstab._moved
+    import numstab.jsonio
+    import numstab.render.html
+    import numstab.render.lab
+    from numstab.lab.taylor import TaylorTable  # numstab.lab.taylor itself is the function
+
+    for name in [n for n in sys.modules if numstab._moved.new_name(n)]:  # imported earlier: warn again
+        monkeypatch.delitem(sys.modules, name)
+
+    with pytest.warns(FutureWarning, match="numstab.report moved to numstab.render"):
+        from numstab.report import lab as old_lab
+    assert old_lab is numstab.render.lab
+    with pytest.warns(FutureWarning, match="numstab.jsonio"):
+        from numstab.report import jsonio as old_jsonio
+    assert old_jsonio is numstab.jsonio
+    with pytest.warns(FutureWarning) as caught:
+        from numstab.report.html import HtmlReport
+    assert {str(w.message).split(":")[0] for w in caught} == {
+        "numstab.report.html moved to numstab.render.html", "numstab.render.html.HtmlReport is now HtmlPage"
+    }
+    assert HtmlReport is numstab.render.html.HtmlPage
+    with pytest.warns(FutureWarning, match="numstab.lab.taylor_check moved to numstab.lab.taylor"):
+        import numstab.lab.taylor_check as old_taylor
+    assert old_taylor.TaylorTable is TaylorTable
+    assert old_taylor.__spec__.name == "numstab.lab.taylor"  # the module keeps its own spec

@@ -54,6 +54,10 @@ _MOVED = {
     "prepare_output_dir": ("numstab.files", "prepare_output_dir"),
     "atomic_write_text": ("numstab.files", "atomic_write_text"),
     "HtmlReport": ("numstab.render.html", "HtmlPage"),
+    # modules that lived in numstab.report (``from numstab.report import jsonio``)
+    "jsonio": ("numstab", "jsonio"),
+    "files": ("numstab", "files"),
+    "tour": ("numstab", "tour"),
 }
 
 __all__ = sorted(_EXPORTS)
