@@ -45,7 +45,8 @@ STEPS, REPEATS, TIMED_MODELS = 30, 3, 2
 
 
 def _specs() -> list[_batched.InitSpec]:
-    return [_batched.InitSpec("weight_std", s, BIAS_STD, seed) for s in WEIGHT_STDS for seed in SEEDS]
+    spec = _batched.InitSpec
+    return [spec("weight_std", None, BIAS_STD, seed, weight_std=s) for s in WEIGHT_STDS for seed in SEEDS]
 
 
 def batched_seconds(depth: int, data: _digits.Digits) -> float:
@@ -63,7 +64,7 @@ def _sequential(depth: int, spec: _batched.InitSpec) -> nn.Sequential:
     layers: list[nn.Module] = []
     for d_out, d_in in _batched.Architecture("tanh", depth, WIDTH).shapes():
         lin = nn.Linear(d_in, d_out)
-        nn.init.normal_(lin.weight, 0.0, spec.scale / math.sqrt(d_in), generator=g)
+        nn.init.normal_(lin.weight, 0.0, spec.weight_std / math.sqrt(d_in), generator=g)
         nn.init.normal_(lin.bias, 0.0, spec.bias_std, generator=g)
         layers += [lin, nn.Tanh()]
     return nn.Sequential(*layers[:-1])

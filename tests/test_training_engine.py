@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from numstab.errors import InvalidArgumentError
 from numstab.lab import _batched, _digits
 from numstab.lab._batched import Architecture, InitSpec, Rule
 
@@ -257,3 +258,9 @@ def test_batches_cover_each_epoch_once() -> None:
     flat = idx.flatten()
     assert sorted(flat[:100].tolist()) == list(range(100))
     assert sorted(flat[100:200].tolist()) == list(range(100))
+
+
+def test_an_init_spec_takes_only_its_schemes_number() -> None:
+    assert InitSpec("weight_std", weight_std=1.5).scale is None and InitSpec("orthogonal").gain == 1.0
+    with pytest.raises(InvalidArgumentError, match="scale= does not apply to init 'weight_std'"):
+        InitSpec("weight_std", 1.5)  # positional: the raw std, which this scheme does not take

@@ -15,6 +15,9 @@ and ``numstab lab --help``).
 ``training``                training on real data (:mod:`numstab.lab.training`)
 ==========================  =========================================================================
 
+Every result's ``comparisons()`` returns :class:`Comparison` rows: the chapter's claim, the measurement,
+the theory, the regime and whether they agree (the verdicts ``numstab tour`` prints).
+
 Examples:
     >>> from numstab import lab
     >>> lab.taylor(["sigmoid"]).verdict("sigmoid")
@@ -23,10 +26,12 @@ Examples:
 
 from __future__ import annotations
 
-# Each module is named after its function; importing the function here (after its module) makes
-# ``numstab.lab.taylor`` the function, while ``from numstab.lab.taylor import TaylorTable`` still reads
-# the module.
+# Each module is named after its function. Importing the function here, after its module, makes
+# ``numstab.lab.taylor`` the function; ``from numstab.lab.taylor import TaylorTable`` still reads the module
+# (``import numstab.lab.taylor as m`` does not: it gives the function).
+from numstab.lab import training
 from numstab.lab.activation_curves import activation_curves
+from numstab.lab.comparison import Comparison
 from numstab.lab.matrix_products import matrix_products
 from numstab.lab.mlp_gradients import mlp_gradients
 from numstab.lab.precision import precision
@@ -34,9 +39,7 @@ from numstab.lab.symmetry import symmetry
 from numstab.lab.taylor import taylor
 from numstab.lab.xavier import xavier
 
-from numstab.lab import training  # isort: skip  (imports the functions' results only)
-
 __all__ = [
     "activation_curves", "matrix_products", "mlp_gradients", "taylor", "xavier", "symmetry", "precision",
-    "training",
+    "training", "Comparison",
 ]

@@ -32,10 +32,12 @@ import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from numstab.errors import InvalidArgumentError
 from numstab.lab._digits import Digits, batch_indices
 
 __all__ = [
@@ -51,6 +53,7 @@ __all__ = [
     "activation_fn",
     "SCHEMES",
     "NUMBER_OF",
+    "settle_numbers",
 ]
 
 #: Initialization schemes, each ``torch.nn.init``'s law on every layer (output layer included).
@@ -60,6 +63,22 @@ SCHEMES = ("normal", "xavier_normal", "kaiming_normal", "orthogonal", "weight_st
 #: ``numstab.init.apply_(model, "normal", scale=...)``), ``gain`` multiplies an orthogonal matrix,
 #: ``weight_std`` is the mean-field sigma_w (entries N(0, sigma_w**2 / fan_in)). The others take none.
 NUMBER_OF = {"normal": "scale", "orthogonal": "gain", "weight_std": "weight_std"}
+
+
+def settle_numbers(spec: Any, scheme: str) -> None:
+    """Check that a frozen ``spec`` gives only the number ``scheme`` takes, and set it to 1 if not given.
+
+    Raises:
+        InvalidArgumentError: a number the scheme does not take (the message names the one it does).
+    """
+    wanted = NUMBER_OF.get(scheme)
+    if scheme in SCHEMES:
+        for name in ("scale", "gain", "weight_std"):
+            if getattr(spec, name) is not None and name != wanted:
+                takes = f"it takes {wanted}=" if wanted else "it takes no number"
+                raise InvalidArgumentError(f"{name}= does not apply to init {scheme!r}: {takes}")
+    if wanted is not None and getattr(spec, wanted) is None:
+        object.__setattr__(spec, wanted, 1.0)
 
 
 def _tanh_into(z: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -178,19 +197,22 @@ class InitSpec:
             ``orthogonal``: ``torch.nn.init.orthogonal_`` with ``gain``;
             ``weight_std``: N(0, weight_std**2 / fan_in), the mean-field sigma_w;
             ``critical``: ``numstab.init.critical_`` for the group's activation and ``bias_std``.
-        scale: the raw std of each entry (``normal`` only).
+        scale: the raw std of each entry (``normal`` only; default 1).
         bias_std: biases ~ N(0, bias_std**2); exactly 0 when bias_std == 0.
         seed: seed of the model's own ``torch.Generator``.
-        gain: the orthogonal matrix's gain (``orthogonal`` only).
-        weight_std: sigma_w (``weight_std`` only).
+        gain: the orthogonal matrix's gain (``orthogonal`` only; default 1).
+        weight_std: sigma_w (``weight_std`` only; default 1).
     """
 
     scheme: str
-    scale: float = 1.0
+    scale: float | None = None
     bias_std: float = 0.0
     seed: int = 0
-    gain: float = 1.0
-    weight_std: float = 1.0
+    gain: float | None = None
+    weight_std: float | None = None
+
+    def __post_init__(self) -> None:
+        settle_numbers(self, self.scheme)
 
 
 @dataclass(frozen=True)

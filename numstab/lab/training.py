@@ -125,14 +125,7 @@ class Setup:
     weight_std: float | None = None
 
     def __post_init__(self) -> None:
-        wanted = _batched.NUMBER_OF.get(self.init)
-        if self.init in INITS:
-            for name in ("scale", "gain", "weight_std"):
-                if getattr(self, name) is not None and name != wanted:
-                    takes = f"it takes {wanted}=" if wanted else "it takes no number"
-                    raise InvalidArgumentError(f"{name}= does not apply to init {self.init!r}: {takes}")
-        if wanted is not None and getattr(self, wanted) is None:
-            object.__setattr__(self, wanted, 1.0)
+        _batched.settle_numbers(self, self.init)
         if not self.label:
             object.__setattr__(self, "label", _describe(self))
 
@@ -610,8 +603,7 @@ def _number(spec: InitSpec, name: str) -> float | None:
 
 
 def _job(setup: Setup, depth: int, width: int, seed: int, lr: float, **arch: Any) -> _Job:
-    numbers = {k: getattr(setup, k) for k in ("scale", "gain", "weight_std") if getattr(setup, k) is not None}
-    spec = InitSpec(setup.init, bias_std=setup.bias_std, seed=seed, **numbers)
+    spec = InitSpec(setup.init, setup.scale, setup.bias_std, seed, setup.gain, setup.weight_std)
     return _Job(Architecture(setup.activation, depth, width, **arch), Rule(), spec, lr, setup.label)
 
 
@@ -767,9 +759,10 @@ def _remedy_job(base: Setup, remedy: str, depth: int, width: int, seed: int, lr:
     elif remedy == "scaled_sigmoid":
         arch = replace(arch, activation="scaled_sigmoid")
     elif remedy == "orthogonal":
-        spec = replace(spec, scheme="orthogonal", gain=_critical_sigma_w(base.activation, base.bias_std))
+        gain = _critical_sigma_w(base.activation, base.bias_std)
+        spec = InitSpec("orthogonal", None, spec.bias_std, spec.seed, gain=gain)
     elif remedy == "critical":
-        spec = replace(spec, scheme="critical")
+        spec = InitSpec("critical", None, spec.bias_std, spec.seed)
     return _Job(arch, rule, spec, lr, remedy, remedy)
 
 
