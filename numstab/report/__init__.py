@@ -10,7 +10,7 @@ turn them into something to read. Other modules of this package (``lab``, ``tour
   :data:`THEORY`, :func:`mark_format_limits`;
 - :mod:`numstab.report.html`: :class:`HtmlReport` and its :class:`Section`;
 - :mod:`numstab.report.jsonio`: :func:`dump` / :func:`load` of the versioned JSON (:data:`SCHEMA`);
-- :mod:`numstab.report.files`: :func:`prepare_output_dir`, :func:`atomic_write_text`.
+- :mod:`numstab.report.files`: :class:`ReportFolder`, :func:`write_files`, :func:`atomic_write_text`.
 
 Names load on first use, so ``import numstab.report.jsonio`` does not pull in matplotlib or rich.
 
@@ -46,7 +46,8 @@ _EXPORTS = {
     "SCHEMA": "jsonio",
     "dump": "jsonio",
     "load": "jsonio",
-    "prepare_output_dir": "files",
+    "ReportFolder": "files",
+    "write_files": "files",
     "atomic_write_text": "files",
 }
 

@@ -23,7 +23,7 @@ import rich.console
 from numstab.errors import InvalidArgumentError
 from numstab.report import jsonio
 from numstab.report import lab as lab_report
-from numstab.report.files import prepare_output_dir
+from numstab.report.files import ReportFolder
 from numstab.report.html import HtmlReport
 from numstab.report.terminal import make_progress
 
@@ -86,7 +86,8 @@ class TourSummary:
         folder: the report folder.
         index: the HTML report (folder / "index.html").
         json: the JSON report (folder / "report.json").
-        replaced: entries of an earlier numstab report that were in the folder (now replaced).
+        replaced: files of an earlier numstab report that this run replaced (``index.html``,
+            ``report.json``); other files in the folder are left as they are and not listed.
         seconds: wall time per step, by step name.
         quick: whether the quick settings were used.
     """
@@ -167,9 +168,10 @@ TOUR_STEPS.append(_TRAINING_STEP)
 def run_tour(out_dir: str | pathlib.Path, *, quick: bool, console: rich.console.Console) -> TourSummary:
     """Run every step of :data:`TOUR_STEPS`, print a table each, write index.html and report.json.
 
-    The folder is prepared by :func:`numstab.report.files.prepare_output_dir`: a new or empty folder
-    is used, an earlier numstab report is replaced (its entries are returned so the caller can say so),
-    a folder of someone else's files is refused before anything runs.
+    The folder is a :class:`numstab.report.files.ReportFolder`, checked before anything runs: a new or
+    empty folder is used, an earlier numstab report is replaced (the files replaced are returned so the
+    caller can say so), a folder of someone else's files is refused. ``index.html`` and ``report.json``
+    are written as one unit at the end: an interrupted tour leaves the folder as it was.
 
     Args:
         out_dir: the report folder.
@@ -179,7 +181,7 @@ def run_tour(out_dir: str | pathlib.Path, *, quick: bool, console: rich.console.
     Raises:
         InvalidArgumentError: ``out_dir`` is a file, holds foreign files or is not writable.
     """
-    folder, replaced = prepare_output_dir(out_dir)
+    folder = ReportFolder(out_dir, kind="tour")
     mode = "quick settings" if quick else "the chapter's settings"
     ctx = TourContext(
         console, HtmlReport("numstab tour", subtitle=f"D2L Numerical Stability, at {mode}"), {}, quick
@@ -193,8 +195,7 @@ def run_tour(out_dir: str | pathlib.Path, *, quick: bool, console: rich.console.
             step.render(step.run(quick), ctx)
             seconds[step.name] = time.perf_counter() - start
             bar.advance(task)
-    index = ctx.report.write(folder / "index.html")
-    data = jsonio.dump(
-        "tour", {"quick": quick, "seconds": seconds, "steps": ctx.json}, folder / "report.json"
-    )
-    return TourSummary(folder, index, data, replaced, seconds, quick)
+    data = jsonio.dumps("tour", {"quick": quick, "seconds": seconds, "steps": ctx.json}) + "\n"
+    replaced = folder.commit({"index.html": ctx.report.render().encode(), "report.json": data.encode()})
+    path = folder.path
+    return TourSummary(path, path / "index.html", path / "report.json", replaced, seconds, quick)
