@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from numstab._repr import short_repr
+
 __all__ = ["LabResult", "jsonable"]
 
 
@@ -38,7 +40,23 @@ def jsonable(value: Any) -> Any:
 
 
 class LabResult:
-    """Mixin for the frozen result dataclasses of :mod:`numstab.lab`."""
+    """Mixin for the frozen result dataclasses of :mod:`numstab.lab` (declared with ``repr=False``).
+
+    ``repr`` is one short line (arrays by their shape); ``str`` is the result's table, the one
+    ``numstab lab NAME`` prints, so ``print(result)`` in a plain script shows it.
+    """
+
+    __repr__ = short_repr
+
+    def __str__(self) -> str:
+        from numstab.report.lab import terminal_table, view  # lazy: rich only when printed
+        from numstab.report.terminal import to_text
+
+        try:
+            view(self)
+        except TypeError:  # a part of a result (one curve, one run): its short repr
+            return repr(self)
+        return to_text(terminal_table(self))
 
     def to_dict(self) -> dict[str, Any]:
         """Return every field as plain Python values (arrays become nested lists)."""

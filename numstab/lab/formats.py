@@ -16,9 +16,10 @@ import numpy as np
 import torch
 
 from numstab import precision as _precision
-from numstab.errors import check_int_at_least
+from numstab.errors import check_int_at_least, check_seed
 from numstab.lab._result import LabResult
 from numstab.lab._validate import scales_tuple
+from numstab.resources import check_memory
 
 __all__ = ["precision", "Precision", "PowerRow", "DeepProduct", "RUN_FORMATS"]
 
@@ -26,7 +27,7 @@ __all__ = ["precision", "Precision", "PowerRow", "DeepProduct", "RUN_FORMATS"]
 RUN_FORMATS = ("float16", "bfloat16", "float32")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class PowerRow(LabResult):
     """base**exponent in one format.
 
@@ -54,7 +55,7 @@ class PowerRow(LabResult):
     first_zero: int | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class DeepProduct(LabResult):
     """A product of ``depth`` random k x k matrices (N(0, scale^2)) run in several formats.
 
@@ -85,7 +86,7 @@ class DeepProduct(LabResult):
     lyapunov: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Precision(LabResult):
     """Result of :func:`precision`.
 
@@ -151,11 +152,15 @@ def precision(
     rows = tuple(
         _power(float(b), check_int_at_least("exponent", e, 1), f) for b, e in powers for f in table.values()
     )
-    gen = torch.Generator().manual_seed(int(seed))
+    seed = check_seed("seed", seed)
+    # the (depth, k, k) draws, a scaled copy per format, the log curves; two products alive per layer
+    need = 8.0 * depth * k * k * (2 + len(fmts)) + 64.0 * depth * len(fmts) * len(scale_values)
+    check_memory(f"depth={depth}, k={k}", need, "pass a smaller depth or k")
+    gen = torch.Generator().manual_seed(seed)
     draws = torch.randn(depth, k, k, generator=gen, dtype=torch.float64)
     products = tuple(_deep(s, draws, fmts) for s in scale_values)
     return Precision(
-        formats=tuple(table.values()), powers=rows, products=products, k=k, depth=depth, seed=int(seed)
+        formats=tuple(table.values()), powers=rows, products=products, k=k, depth=depth, seed=seed
     )
 
 

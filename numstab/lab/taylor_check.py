@@ -22,7 +22,7 @@ __all__ = ["taylor", "TaylorTable", "CHAPTER_VERDICTS"]
 CHAPTER_VERDICTS = {"tanh": True, "relu": True, "sigmoid": False, "scaled_sigmoid": True}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class TaylorTable(LabResult):
     """Result of :func:`taylor`.
 

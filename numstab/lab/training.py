@@ -45,15 +45,19 @@ from typing import Any
 import torch
 
 from numstab import activations
+from numstab._repr import short_repr
 from numstab.errors import (
     InvalidArgumentError,
+    NumstabTypeError,
     UnknownNameError,
     check_int_at_least,
     check_nonnegative,
     check_positive,
+    check_seed,
 )
 from numstab.lab import _batched, _digits
 from numstab.lab._batched import Architecture, InitSpec, Rule
+from numstab.resources import check_memory
 
 __all__ = [
     "Setup",
@@ -141,7 +145,7 @@ DEFAULT_SETUPS = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Run:
     """One trained model and what was measured on it.
 
@@ -187,6 +191,8 @@ class Run:
         """Whether the run reached :data:`TRAINED_ACCURACY` without diverging."""
         return not self.diverged and self.test_accuracy >= TRAINED_ACCURACY
 
+    __repr__ = short_repr
+
     def to_dict(self) -> dict[str, Any]:
         """The fields as a dict (lists for tuples)."""
         return _plain(asdict(self))
@@ -201,7 +207,15 @@ def _plain(value: Any) -> Any:
 
 
 class _Html:
-    """Mixin: notebooks render results through :mod:`numstab.report.training`."""
+    """Mixin: notebooks render results through :mod:`numstab.report.training`; ``str`` is the table."""
+
+    __repr__ = short_repr
+
+    def __str__(self) -> str:
+        from numstab.report import training as report
+        from numstab.report.terminal import to_text
+
+        return to_text(report.terminal_table(self))
 
     def _repr_html_(self) -> str:
         from numstab.report import training as report
@@ -213,11 +227,18 @@ def _select(runs: Iterable[Run], **where: Any) -> list[Run]:
     return [r for r in runs if all(getattr(r, k) == v for k, v in where.items())]
 
 
+def _known(what: str, value: Any, valid: Sequence[Any]) -> Any:
+    """``value`` if it is one of ``valid``; else UnknownNameError listing them (a typo never reads as NaN)."""
+    if value not in valid:
+        raise UnknownNameError(what, value, [repr(v) if isinstance(v, str) else str(v) for v in valid])
+    return value
+
+
 def _mean_accuracy(runs: Sequence[Run]) -> float:
     return sum(r.test_accuracy for r in runs) / len(runs) if runs else math.nan
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class DepthSweep(_Html):
     """Test accuracy, loss curves and per-layer gradient norms of each setup at each depth.
 
@@ -240,7 +261,13 @@ class DepthSweep(_Html):
     runs: tuple[Run, ...]
 
     def accuracy(self, label: str, depth: int) -> float:
-        """Mean test accuracy over seeds of one setup at one depth."""
+        """Mean test accuracy over seeds of one setup at one depth.
+
+        Raises:
+            UnknownNameError: ``label`` is not a setup's label or ``depth`` was not trained.
+        """
+        _known("setup label", label, [s.label for s in self.setups])
+        _known("depth", depth, self.depths)
         return _mean_accuracy(_select(self.runs, label=label, depth=depth))
 
     def to_dict(self) -> dict[str, Any]:
@@ -248,7 +275,7 @@ class DepthSweep(_Html):
         return _plain({**asdict(self), "setups": [s.to_dict() for s in self.setups]})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class LrSweep(_Html):
     """Learning rates at a fixed depth: the window that trains, and where each diverging run failed.
 
@@ -271,11 +298,22 @@ class LrSweep(_Html):
     runs: tuple[Run, ...]
 
     def accuracy(self, label: str, lr: float) -> float:
-        """Mean test accuracy over seeds of one setup at one learning rate."""
+        """Mean test accuracy over seeds of one setup at one learning rate.
+
+        Raises:
+            UnknownNameError: ``label`` is not a setup's label or ``lr`` was not tried.
+        """
+        _known("setup label", label, [s.label for s in self.setups])
+        _known("learning rate", lr, self.lrs)
         return _mean_accuracy(_select(self.runs, label=label, lr=lr))
 
     def window(self, label: str) -> tuple[float, float] | None:
-        """Smallest and largest learning rate at which every seed of ``label`` trained; None if none did."""
+        """Smallest and largest learning rate at which every seed of ``label`` trained; None if none did.
+
+        Raises:
+            UnknownNameError: ``label`` is not a setup's label (the message lists them).
+        """
+        _known("setup label", label, [s.label for s in self.setups])
         good = [lr for lr in self.lrs if all(r.trained for r in _select(self.runs, label=label, lr=lr))]
         return (min(good), max(good)) if good else None
 
@@ -286,7 +324,7 @@ class LrSweep(_Html):
         return _plain(out)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Remedies(_Html):
     """One deep network trained as is ("none") and with each remedy, same seeds and budget.
 
@@ -311,7 +349,12 @@ class Remedies(_Html):
     runs: tuple[Run, ...]
 
     def accuracy(self, remedy: str) -> float:
-        """Mean test accuracy over seeds with ``remedy`` ("none" for the base)."""
+        """Mean test accuracy over seeds with ``remedy`` ("none" for the base).
+
+        Raises:
+            UnknownNameError: ``remedy`` was not tried (the message lists the remedies that were).
+        """
+        _known("remedy", remedy, self.remedies)
         return _mean_accuracy(_select(self.runs, remedy=remedy))
 
     def effect(self, remedy: str) -> float:
@@ -320,7 +363,7 @@ class Remedies(_Html):
 
     def bottom_change(self, remedy: str) -> float:
         """Mean over seeds of the input layer's relative parameter change: did the bottom layer train?"""
-        runs = _select(self.runs, remedy=remedy)
+        runs = _select(self.runs, remedy=_known("remedy", remedy, self.remedies))
         return sum(r.weight_change[0] for r in runs) / len(runs)
 
     def to_dict(self) -> dict[str, Any]:
@@ -330,7 +373,7 @@ class Remedies(_Html):
         return _plain(out)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class TrainabilityMap(_Html):
     """Test accuracy over depth x sigma_w for one activation, with the 6 xi_c boundary of the theory.
 
@@ -435,12 +478,12 @@ class _Budget:
         check_int_at_least("steps", self.steps, 1)
         check_int_at_least("batch_size", self.batch_size, 1)
         check_int_at_least("width", self.width, 1)
-        check_int_at_least("data_seed", self.data_seed, 0)
+        check_seed("data_seed", self.data_seed)
         object.__setattr__(self, "record_every", max(1, self.steps // 50))
 
 
 def _check_seeds(seeds: Iterable[int]) -> tuple[int, ...]:
-    return tuple(check_int_at_least("seed", s, 0) for s in _nonempty("seeds", seeds, "seeds=[0, 1]"))
+    return tuple(check_seed("seed", s) for s in _nonempty("seeds", seeds, "seeds=[0, 1]"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -521,12 +564,29 @@ class _Plan:
     budget: _Budget
     finish: Callable[[tuple[Run, ...]], Any]
 
+    def __post_init__(self) -> None:
+        # Per model: float32 parameters four times (weights, their start copy, gradients, update) and the
+        # activations of a batch kept for the backward pass; every model counted, as if trained at once.
+        b = self.budget
+        per_model = [
+            4.0 * (4 * (j.arch.depth * b.width * (b.width + 1) + 74 * b.width) + 3 * b.batch_size * b.width
+                   * (j.arch.depth + 2))
+            for j in self.jobs
+        ]  # fmt: skip
+        check_memory(f"{len(self.jobs)} models of width={b.width}, batch_size={b.batch_size}", sum(per_model),
+                     "pass a smaller width or depth, or fewer seeds")
+
 
 def _arguments(scope: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in scope.items() if k != "progress"}
 
 
 def _execute(plan: _Plan, progress: Progress | None) -> Any:
+    if progress is not None and not callable(progress):
+        raise NumstabTypeError(
+            f"progress must be None or a callable progress(done, total), got {progress!r}: pass None for no "
+            "progress reports"
+        )
     return plan.finish(_run_jobs(plan.jobs, plan.budget, progress))
 
 
@@ -733,6 +793,7 @@ def remedies(
 
 
 def _plan_remedies(names, base, depth, steps, lr, seeds, width, batch_size, data_seed) -> _Plan:  # noqa: ANN001
+    names = (names,) if isinstance(names, str) else names
     names = tuple(_nonempty("remedies", names, "remedies=['residual']"))
     for name in names:
         if name not in REMEDIES:

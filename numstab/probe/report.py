@@ -16,6 +16,8 @@ import pathlib
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from numstab._repr import short_repr
+
 __all__ = ["LayerReport", "Finding", "NonfiniteOrigin", "Report", "FixComparison", "SEVERITIES", "KINDS"]
 
 #: Severities from most to least severe.
@@ -25,7 +27,7 @@ SEVERITIES: tuple[str, ...] = ("error", "warning", "info")
 KINDS: tuple[str, ...] = ("nonfinite", "exploding", "vanishing", "out_of_range", "dead", "symmetric", "init")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class LayerReport:
     """The statistics of one call of one module.
 
@@ -104,6 +106,13 @@ class LayerReport:
     theory_grad_factor: float | None = None
     measured_grad_factor: float | None = None
 
+    def __repr__(self) -> str:
+        return (
+            f"LayerReport(name={self.name!r}, kind={self.kind!r}, activation_std={self.activation_std:.4g}, "
+            f"grad_std={'None' if self.grad_std is None else format(self.grad_std, '.4g')}, "
+            f"nonfinite={self.nonfinite})"
+        )
+
     @property
     def module_name(self) -> str:
         """The name without the ``#k`` call suffix."""
@@ -155,7 +164,7 @@ class NonfiniteOrigin:
         return asdict(self)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Report:
     """Per-layer statistics of one forward and backward pass, the findings and the verdict.
 
@@ -260,6 +269,13 @@ class Report:
             )
         return FixComparison(scheme, self, self._recheck(scheme, init_options))
 
+    __repr__ = short_repr
+
+    def __str__(self) -> str:
+        from numstab.report.terminal import to_text
+
+        return to_text(self.__rich__())
+
     def __rich__(self) -> Any:
         from numstab.report.check import rich_table
 
@@ -271,7 +287,7 @@ class Report:
         return html_report(self).render(fragment=True)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class FixComparison:
     """A report before and after an initialization fix applied to a copy of the model.
 
@@ -293,6 +309,13 @@ class FixComparison:
     def to_dict(self) -> dict[str, Any]:
         """Return the comparison as plain Python values."""
         return {"scheme": self.scheme, "before": self.before.to_dict(), "after": self.after.to_dict()}
+
+    __repr__ = short_repr
+
+    def __str__(self) -> str:
+        from numstab.report.terminal import to_text
+
+        return to_text(self.__rich__())
 
     def __rich__(self) -> Any:
         from numstab.report.check import rich_fix

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import scipy.special
 
-from numstab.errors import check_int_at_least, check_positive
+from numstab.errors import check_int_at_least, check_positive, check_seed
+from numstab.resources import check_memory
 
 __all__ = ["lyapunov_exponent", "critical_scale", "LogGrowth", "sample_log_growth"]
 
@@ -122,6 +123,9 @@ def sample_log_growth(
     check_positive("scale", scale)
     check_int_at_least("steps", steps, 1)
     check_int_at_least("trials", trials, 2)
+    seed = check_seed("seed", seed)
+    check_memory(f"trials={trials}, k={k}", 8.0 * trials * (3 * k * k + 4 * k + 3),
+                 "pass fewer trials or a smaller k")
     rng = np.random.default_rng(seed)
     v = np.zeros((trials, k))
     v[:, 0] = 1.0

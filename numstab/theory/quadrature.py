@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from numstab.errors import BadInputError, InvalidArgumentError, check_int_at_least
+from numstab.errors import BadInputError, InvalidArgumentError, check_int_at_least, check_real_array
 
 __all__ = [
     "DEFAULT_NODES",
@@ -91,11 +91,15 @@ def half_line_rule(nodes: int = DEFAULT_NODES) -> tuple[np.ndarray, np.ndarray]:
     return z_all, w_all
 
 
+#: The largest variance taken: sqrt(q) z and f(sqrt(q) z)**2 stay finite in float64 for |f(x)| <= |x|.
+Q_MAX = 1e200
+
+
 def _as_variance(name: str, q: Any) -> np.ndarray:
-    arr = np.asarray(q, dtype=np.float64)
-    if arr.size and not (np.all(np.isfinite(arr)) and np.all(arr >= 0)):
-        bad = float(arr[~(np.isfinite(arr) & (arr >= 0))].flat[0])
-        raise InvalidArgumentError(f"{name} must be finite and >= 0 (a variance), got {bad!r}")
+    arr = check_real_array(name, q)
+    if arr.size and not (np.all(np.isfinite(arr)) and np.all(arr >= 0) and np.all(arr <= Q_MAX)):
+        bad = float(arr[~(np.isfinite(arr) & (arr >= 0) & (arr <= Q_MAX))].flat[0])
+        raise InvalidArgumentError(f"{name} must be finite and >= 0 (a variance, at most 1e200), got {bad!r}")
     return arr
 
 
@@ -218,7 +222,7 @@ def _polar_points(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(u1, u2, weights, broadcast c) of the polar rule, after checking the arguments."""
     q1_arr, q2_arr = _as_variance("q1", q1), _as_variance("q2", q2)
-    c_arr = np.asarray(c, dtype=np.float64)
+    c_arr = check_real_array("c", c)
     if not np.all(np.abs(c_arr) <= 1.0):
         bad = float(c_arr[~(np.abs(c_arr) <= 1)].flat[0])
         raise InvalidArgumentError(f"c must be a correlation in [-1, 1], got {bad!r}")

@@ -69,6 +69,12 @@ class TheorySummary:
         """The fields as a plain dict (floats may be inf or NaN)."""
         return asdict(self)
 
+    def __str__(self) -> str:
+        from numstab.report.terminal import to_text
+        from numstab.report.theory import summary_table  # lazy: rich only when printed
+
+        return to_text(summary_table(self))
+
     def _repr_html_(self) -> str:
         from numstab.report.theory import summary_html
 
