@@ -11,7 +11,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 __all__ = [
-    "fmt", "is_number", "verdict_kind", "check_table", "numeric_columns", "VerdictKind", "VERDICT_WORDS",
+    "fmt", "is_number", "verdict_kind", "check_table", "numeric_columns", "printable", "VerdictKind",
+    "VERDICT_WORDS",
 ]
 
 VerdictKind = Literal["ok", "warn", "bad"]
@@ -34,6 +35,23 @@ VERDICT_WORDS: dict[str, VerdictKind] = {
 }
 
 _FIXED_LOW, _FIXED_HIGH = -3, 4  # fixed notation for 1e-3 <= |x| < 1e4, scientific elsewhere
+
+
+def printable(text: str) -> str:
+    r"""``text`` with every control character written as an escape (``\x1b``, ``\n``), for a terminal.
+
+    A module name or a message can carry terminal escape sequences (``"\x1b[2J"`` clears the screen); a
+    table shows them escaped, the way ``repr`` would, and never sends them to the terminal.
+
+    Examples:
+        >>> printable("fc\x1b[31m1\n")
+        'fc\\x1b[31m1\\n'
+        >>> printable("σ_w² ok")
+        'σ_w² ok'
+    """
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in text)
 
 
 def is_number(value: object) -> bool:

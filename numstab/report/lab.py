@@ -679,8 +679,8 @@ def add_section(
     return section.figure(fig, alt=alt, caption=caption)
 
 
-def to_html(result: Any) -> str:
-    """Return the result as an HTML fragment (for ``_repr_html_`` in notebooks)."""
+def to_html(result: Any, *, fragment: bool = True) -> str:
+    """Return the result as HTML: a fragment (for ``_repr_html_`` in notebooks) or a whole page."""
     report = HtmlReport(f"numstab lab: {view(result).title}")
     add_section(report, result)
-    return report.render(fragment=True)
+    return report.render(fragment=fragment)
