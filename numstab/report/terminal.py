@@ -6,6 +6,8 @@ piped into a file or another program, the same tables come out as plain text.
 
 from __future__ import annotations
 
+import numstab.report._rich_import  # noqa: F401  isort: skip  (before rich: keeps the global RNG)
+
 import os
 from collections.abc import Iterable, Sequence
 from typing import IO, Any

@@ -11,6 +11,8 @@ Examples:
 
 from __future__ import annotations
 
+import numstab.report._rich_import  # noqa: F401  isort: skip  (before rich: keeps the global RNG)
+
 import math
 from typing import Any
 
