@@ -27,13 +27,10 @@ QUIET = typer.Option(False, "--quiet", "-q", help="Print only the requested docu
 STDOUT = "-"
 
 
-def is_quiet(flag: bool) -> bool:
-    """True when ``--quiet`` was given to the command or to ``numstab`` itself."""
-    import click
-
-    ctx = click.get_current_context(silent=True)
-    root = ctx.find_root() if ctx is not None else None
-    return bool(flag or (root is not None and isinstance(root.obj, dict) and root.obj.get("quiet")))
+def is_quiet(ctx: typer.Context, flag: bool) -> bool:
+    """True when ``--quiet`` was given to the command (``flag``) or to ``numstab`` itself (``ctx``)."""
+    root = ctx.find_root().obj
+    return bool(flag or (isinstance(root, dict) and root.get("quiet")))
 
 
 @dataclass

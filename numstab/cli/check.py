@@ -34,6 +34,7 @@ _FAILING = {FailOn.warning: ("error", "warning"), FailOn.error: ("error",)}
 
 @app.command("check")
 def check(
+    ctx: typer.Context,
     target: str = typer.Argument(..., help=_TARGET_HELP, show_default=False),
     input_shape: str | None = typer.Option(
         None, "--input-shape", help="Shape of a random N(0, 1) input batch, e.g. 8,3,32,32.",
@@ -74,7 +75,7 @@ def check(
     # everything the user typed is checked before their code runs or anything is computed
     seed = check_seed("--seed", seed)
     _check_fix(fix)
-    outputs = Outputs(is_quiet(quiet))
+    outputs = Outputs(is_quiet(ctx, quiet))
     outputs.expect("--json", json_path)
     outputs.expect("--html", html_path)
     shape = parse_shape(input_shape) if input_shape is not None else None

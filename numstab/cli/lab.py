@@ -25,9 +25,11 @@ _HTML = typer.Option(
 _SEED = typer.Option(0, "--seed", help="Seed of the random generator, in [0, 2**63 - 1].")
 
 
-def _outputs(json_path: pathlib.Path | None, html_path: pathlib.Path | None, quiet: bool) -> Outputs:
+def _outputs(
+    ctx: typer.Context, json_path: pathlib.Path | None, html_path: pathlib.Path | None, quiet: bool
+) -> Outputs:
     """The command's outputs, checked now: before the experiment runs."""
-    outputs = Outputs(is_quiet(quiet))
+    outputs = Outputs(is_quiet(ctx, quiet))
     outputs.expect("--json", json_path)
     outputs.expect("--html", html_path)
     return outputs
@@ -46,6 +48,7 @@ def _show(kind: str, result: Any, outputs: Outputs) -> None:
 
 @lab_app.command("activation-curves")
 def activation_curves(
+    ctx: typer.Context,
     names: str = typer.Option(
         "sigmoid,tanh,relu,scaled_sigmoid", "--names", help="Activations, comma-separated."
     ),
@@ -59,13 +62,14 @@ def activation_curves(
     """Activations and their autograd gradients on arange(lo, hi, step); where the gradient vanishes."""
     from numstab import lab
 
-    outputs = _outputs(json_path, html_path, quiet)
+    outputs = _outputs(ctx, json_path, html_path, quiet)
     result = lab.activation_curves(split_list("--names", names, example="relu,tanh"), lo, hi, step)
     _show("activation-curves", result, outputs)
 
 
 @lab_app.command("matrix-products")
 def matrix_products(
+    ctx: typer.Context,
     scales: str = typer.Option(
         "0.4,0.45,0.5,0.55,0.6,0.65,0.7,0.8,0.9,1.0", help="Entry standard deviations."
     ),
@@ -80,13 +84,14 @@ def matrix_products(
     """Products of n random k x k matrices beside the top Lyapunov exponent."""
     from numstab import lab
 
-    outputs = _outputs(json_path, html_path, quiet)
+    outputs = _outputs(ctx, json_path, html_path, quiet)
     result = lab.matrix_products(split_list("--scales", scales, float), k, n, trials=trials, seed=seed)
     _show("matrix-products", result, outputs)
 
 
 @lab_app.command("mlp-gradients")
 def mlp_gradients(
+    ctx: typer.Context,
     activations: str = typer.Option("relu,sigmoid,scaled_sigmoid", help="Activations, comma-separated."),
     scales: str = typer.Option("0.1,0.2,0.4,0.8", help="Weight standard deviations, comma-separated."),
     width: int = typer.Option(100, help="Layer width K."),
@@ -103,7 +108,7 @@ def mlp_gradients(
     """The lecture's synthetic 50-layer MLP gradient beside chi_1 ** l."""
     from numstab import lab
 
-    outputs = _outputs(json_path, html_path, quiet)
+    outputs = _outputs(ctx, json_path, html_path, quiet)
     result = lab.mlp_gradients(
         split_list("--activations", activations, example="relu,tanh"),
         split_list("--scales", scales, float),
@@ -118,6 +123,7 @@ def mlp_gradients(
 
 @lab_app.command("taylor")
 def taylor(
+    ctx: typer.Context,
     names: str = typer.Option(
         None, "--names", help="Activations, comma-separated (default: all).", show_default=False
     ),
@@ -128,12 +134,13 @@ def taylor(
     """f(0) and f'(0) of each activation: is it the identity near 0?"""
     from numstab import lab
 
-    outputs = _outputs(json_path, html_path, quiet)
+    outputs = _outputs(ctx, json_path, html_path, quiet)
     _show("taylor", lab.taylor(split_list("--names", names, example="relu,tanh")), outputs)
 
 
 @lab_app.command("xavier")
 def xavier(
+    ctx: typer.Context,
     width: int = typer.Option(128, help="Equal width (and the first alternating width)."),
     other_width: int = typer.Option(512, help="Second alternating width."),
     depth: int = typer.Option(20, help="Number of layers."),
@@ -146,13 +153,14 @@ def xavier(
     """Forward and backward variance through a deep Xavier-initialized linear stack."""
     from numstab import lab
 
-    outputs = _outputs(json_path, html_path, quiet)
+    outputs = _outputs(ctx, json_path, html_path, quiet)
     result = lab.xavier(width=width, other_width=other_width, depth=depth, trials=trials, seed=seed)
     _show("xavier", result, outputs)
 
 
 @lab_app.command("symmetry")
 def symmetry(
+    ctx: typer.Context,
     steps: int = typer.Option(1000, help="SGD steps."),
     dropout: float = typer.Option(0.5, help="Drop probability of the dropout case."),
     seed: int = _SEED,
@@ -163,12 +171,13 @@ def symmetry(
     """Two hidden units with constant init stay identical under SGD; dropout separates them."""
     from numstab import lab
 
-    outputs = _outputs(json_path, html_path, quiet)
+    outputs = _outputs(ctx, json_path, html_path, quiet)
     _show("symmetry", lab.symmetry(steps=steps, dropout=dropout, seed=seed), outputs)
 
 
 @lab_app.command("precision")
 def precision(
+    ctx: typer.Context,
     depth: int = typer.Option(200, help="Layers of the deep products."),
     scales: str = typer.Option("1.0,0.25", help="Entry standard deviations of the deep products."),
     seed: int = _SEED,
@@ -179,6 +188,6 @@ def precision(
     """1.5^100 and 0.8^100 in every format; the layer where a deep product leaves each format's range."""
     from numstab import lab
 
-    outputs = _outputs(json_path, html_path, quiet)
+    outputs = _outputs(ctx, json_path, html_path, quiet)
     result = lab.precision(depth=depth, scales=split_list("--scales", scales, float), seed=seed)
     _show("precision", result, outputs)

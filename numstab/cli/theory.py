@@ -16,6 +16,7 @@ _PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 
 @app.command("theory")
 def theory(
+    ctx: typer.Context,
     activation: str = typer.Argument(..., help="An activation name (relu, tanh, gelu, selu, ...).",
                                      show_default=False),
     bias_std: float = typer.Option(0.0, "--bias-std", help="sigma_b: biases ~ N(0, sigma_b^2)."),
@@ -43,7 +44,7 @@ def theory(
     from numstab.report.theory import summary_page, summary_table
 
     check_int_at_least("--grid", grid, 2)
-    outputs = Outputs(is_quiet(quiet))
+    outputs = Outputs(is_quiet(ctx, quiet))
     outputs.expect("--json", json_path)
     outputs.expect("--html", html_path)
     outputs.expect("--plot", plot, suffixes=_PLOT_SUFFIXES)

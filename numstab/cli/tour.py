@@ -12,6 +12,7 @@ from numstab.cli._output import QUIET, is_quiet
 
 @app.command("tour")
 def tour(
+    ctx: typer.Context,
     out: pathlib.Path = typer.Option(
         pathlib.Path("numstab-report"), "--out", help="Report folder (created if missing; its parent must "
         "exist). An earlier numstab report there is replaced; a folder of other files is refused."
@@ -26,7 +27,7 @@ def tour(
     from numstab.report.tour import run_tour
 
     small_work_threads()
-    silent = is_quiet(quiet)
+    silent = is_quiet(ctx, quiet)
     console = make_console(file=io.StringIO()) if silent else make_console()
     summary = run_tour(out, quick=quick, console=console)
     if silent:

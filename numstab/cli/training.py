@@ -109,6 +109,7 @@ def _json(results: list[Any]) -> str:
 
 @lab_app.command("training")
 def training_command(
+    ctx: typer.Context,
     experiment: str = typer.Option(
         "all", "--experiment", "-e", help="depth, lr, remedies, map (comma-separated) or all."
     ),
@@ -161,7 +162,7 @@ def training_command(
         "data_seed": data_seed,
     }
     plans = _plans(_experiments(experiment), opts)
-    outputs = Outputs(is_quiet(quiet))
+    outputs = Outputs(is_quiet(ctx, quiet))
     outputs.expect("--json", json_path)
     outputs.expect("--html", html_path)
     folder = None if out is None else ReportFolder(out, kind="lab-training")  # refused before training
