@@ -129,8 +129,8 @@ def check_nonnegative(name: str, value: float) -> float:
     return value
 
 
-def check_int_at_least(name: str, value: int, minimum: int) -> int:
-    """Return ``value`` if it is an integer >= ``minimum``, else raise naming ``name``.
+def check_int_at_least(name: str, value: int, minimum: int, maximum: int | None = None) -> int:
+    """Return ``value`` if it is an integer >= ``minimum`` (and <= ``maximum``), else raise naming ``name``.
 
     Examples:
         >>> check_int_at_least("depth", 3, 1)
@@ -153,6 +153,8 @@ def check_int_at_least(name: str, value: int, minimum: int) -> int:
         raise InvalidArgumentError(
             f"{name} must be >= {minimum}, got {_short(value)}: pass {name}={minimum} or more"
         )
+    if maximum is not None and value > maximum:
+        raise InvalidArgumentError(f"{name} must be <= {maximum}, got {_short(value)}: pass a smaller {name}")
     return value
 
 

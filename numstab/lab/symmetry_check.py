@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from numstab.errors import InvalidArgumentError, check_int_at_least, check_positive, check_seed
+from numstab.errors import InvalidArgumentError, check_finite, check_int_at_least, check_positive, check_seed
 from numstab.lab._result import LabResult
 from numstab.lab._validate import activation_list
 from numstab.resources import check_memory
@@ -104,7 +104,7 @@ def symmetry(
     batch_size = check_int_at_least("batch_size", batch_size, 1)
     inputs = check_int_at_least("inputs", inputs, 1)
     samples = check_int_at_least("samples", samples, 1)
-    lr, constant = check_positive("lr", lr), float(constant)
+    lr, constant = check_positive("lr", lr), check_finite("constant", constant)
     dropout = check_positive("dropout", dropout)
     if dropout >= 1:
         raise InvalidArgumentError(f"dropout must be in (0, 1), got {dropout}: pass e.g. dropout=0.5")

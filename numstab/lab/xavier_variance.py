@@ -15,7 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from numstab.errors import UnknownNameError, check_int_at_least, check_positive, check_seed
+from numstab.errors import (
+    InvalidArgumentError,
+    UnknownNameError,
+    check_int_at_least,
+    check_positive,
+    check_seed,
+)
 from numstab.lab._result import LabResult
 from numstab.resources import check_memory
 
@@ -66,6 +72,10 @@ class XavierVariance(LabResult):
     seed: int
 
 
+#: The largest input std: its square, the predicted forward variance, stays finite in float64.
+_GAMMA_MAX = 1e100
+
+
 def xavier(
     *,
     width: int = 128,
@@ -111,6 +121,10 @@ def xavier(
     batch = check_int_at_least("batch", batch, 1)
     trials = check_int_at_least("trials", trials, 1)
     gamma = check_positive("gamma", gamma)
+    if gamma > _GAMMA_MAX:
+        raise InvalidArgumentError(
+            f"gamma must be <= 1e100, got {gamma!r}: gamma**2 would overflow; pass a smaller gamma"
+        )
     for s in schemes:
         if s not in SCHEMES:
             raise UnknownNameError("scheme", s, SCHEMES)

@@ -27,6 +27,10 @@ from numstab.resources import check_memory
 __all__ = ["lyapunov_exponent", "critical_scale", "LogGrowth", "sample_log_growth"]
 
 
+#: The largest matrix size the formulas take: k / 2 must be a float (k = 10**400 is not).
+_K_MAX = 2**53
+
+
 def lyapunov_exponent(k: int, scale: float) -> float:
     """Top Lyapunov exponent of products of k x k matrices with iid N(0, scale^2) entries (Newman 1986).
 
@@ -48,7 +52,7 @@ def lyapunov_exponent(k: int, scale: float) -> float:
         >>> math.isclose(lyapunov_exponent(2, 1.0), 0.5 * (math.log(2) - euler_gamma))
         True
     """
-    check_int_at_least("k", k, 1)
+    check_int_at_least("k", k, 1, _K_MAX)
     s = check_positive("scale", scale)
     return math.log(s) + 0.5 * (math.log(2.0) + float(scipy.special.digamma(0.5 * k)))
 
@@ -65,7 +69,7 @@ def critical_scale(k: int) -> float:
         >>> round(critical_scale(4), 4)
         0.5724
     """
-    check_int_at_least("k", k, 1)
+    check_int_at_least("k", k, 1, _K_MAX)
     return math.exp(-0.5 * (math.log(2.0) + float(scipy.special.digamma(0.5 * k))))
 
 

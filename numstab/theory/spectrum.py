@@ -104,7 +104,7 @@ def jacobian_spectrum(
         >>> round(jacobian_spectrum("relu", 4, weights="orthogonal").variance, 9)  # relu: mu2 / mu1^2 = 2
         4.0
     """
-    check_int_at_least("depth", depth, 1)
+    check_int_at_least("depth", depth, 1, 2**53)  # a float-sized depth: the moments grow linearly in it
     meanfield.check_std("bias_std", bias_std)
     if weights not in S_TRANSFORM_S1:
         raise UnknownNameError("weights", weights, S_TRANSFORM_S1)
