@@ -40,6 +40,7 @@ __all__ = [
     "write_files",
     "check_output_file",
     "written_by_numstab",
+    "report_kind",
 ]
 
 PathLike = str | os.PathLike
