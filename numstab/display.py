@@ -13,6 +13,8 @@ Examples:
     'Which activations look like the identity near 0'
     >>> html(lab.taylor(["relu"])).startswith('<div class="numstab-report">')
     True
+    >>> text(lab.taylor(["relu"])).splitlines()[0]
+    'Which activations look like the identity near 0'
 """
 
 from __future__ import annotations
@@ -26,10 +28,12 @@ from typing import Any
 
 from numstab.errors import NumstabTypeError
 
-__all__ = ["Renderer", "register", "renderer", "html", "write_html", "rich", "REGISTRY"]
+__all__ = ["Renderer", "register", "renderer", "html", "write_html", "rich", "text", "REGISTRY", "TERMINAL"]
 
 #: The module that registers every renderer, imported on first use.
 REGISTRY = "numstab.render.registry"
+#: The module that writes a rich renderable as plain text (``to_text``), imported on first use.
+TERMINAL = "numstab.render.terminal"
 
 
 @dataclass(frozen=True)
@@ -94,3 +98,16 @@ def rich(result: Any) -> Any:
     if terminal is None:
         raise NumstabTypeError(f"a {type(result).__name__} has no terminal form: show it in a notebook")
     return terminal(result)
+
+
+def text(result: Any) -> str:
+    """Return ``result``'s terminal table as plain text (no colour), what ``str(result)`` gives.
+
+    ``str`` must not fail, so a result with no table (a part of a result: one curve, one run) gives its
+    ``repr`` instead.
+    """
+    try:
+        renderable = rich(result)
+    except NumstabTypeError:
+        return repr(result)
+    return importlib.import_module(TERMINAL).to_text(renderable)

@@ -17,7 +17,9 @@ Examples:
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable
+from typing import Any
 
 __all__ = [
     "NumstabError",
@@ -28,10 +30,19 @@ __all__ = [
     "NoCriticalPointError",
     "ModelError",
     "MonitorStateError",
+    "InsufficientMemoryError",
+    "SEED_MAX",
+    "check_finite",
     "check_positive",
     "check_nonnegative",
     "check_int_at_least",
+    "check_seed",
+    "check_real_array",
 ]
+
+#: The largest seed numstab accepts: torch.Generator.manual_seed and numpy.random.default_rng both take
+#: every integer in [0, 2**63 - 1] as it is (torch wraps negative seeds and fails beyond 2**64 - 1).
+SEED_MAX = 2**63 - 1
 
 
 class NumstabError(Exception):
@@ -81,8 +92,25 @@ class ModelError(NumstabError, ValueError):
     """The model cannot be analysed as given (no parameters, no floating-point output)."""
 
 
+class InsufficientMemoryError(InvalidArgumentError):
+    """The arguments ask for more memory than the machine has available (see :mod:`numstab.resources`)."""
+
+
 class MonitorStateError(NumstabError, RuntimeError):
     """A GradientMonitor was used out of order: attached twice, or ``step()`` without a backward."""
+
+
+def check_finite(name: str, value: float) -> float:
+    """Return ``float(value)`` if it is a finite number, else raise naming ``name``.
+
+    Examples:
+        >>> check_finite("lo", -8)
+        -8.0
+    """
+    value = _as_float(name, value)
+    if not math.isfinite(value):
+        raise InvalidArgumentError(f"{name} must be a finite number, got {value!r}: pass a finite value")
+    return value
 
 
 def check_positive(name: str, value: float) -> float:
@@ -111,8 +139,8 @@ def check_nonnegative(name: str, value: float) -> float:
     return value
 
 
-def check_int_at_least(name: str, value: int, minimum: int) -> int:
-    """Return ``value`` if it is an integer >= ``minimum``, else raise naming ``name``.
+def check_int_at_least(name: str, value: int, minimum: int, maximum: int | None = None) -> int:
+    """Return ``value`` if it is an integer >= ``minimum`` (and <= ``maximum``), else raise naming ``name``.
 
     Examples:
         >>> check_int_at_least("depth", 3, 1)
@@ -129,11 +157,82 @@ def check_int_at_least(name: str, value: int, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         kind = type(value).__name__
         raise NumstabTypeError(
-            f"{name} must be an integer >= {minimum}, got {value!r} ({kind}): pass e.g. {minimum}"
+            f"{name} must be an integer >= {minimum}, got {_short(value)} ({kind}): pass e.g. {minimum}"
         )
     if value < minimum:
-        raise InvalidArgumentError(f"{name} must be >= {minimum}, got {value}: pass {name}={minimum} or more")
+        raise InvalidArgumentError(
+            f"{name} must be >= {minimum}, got {_short(value)}: pass {name}={minimum} or more"
+        )
+    if maximum is not None and value > maximum:
+        raise InvalidArgumentError(f"{name} must be <= {maximum}, got {_short(value)}: pass a smaller {name}")
     return value
+
+
+def check_seed(name: str, value: int) -> int:
+    """Return ``value`` if it is an integer seed in [0, :data:`SEED_MAX`], else raise naming ``name``.
+
+    Examples:
+        >>> check_seed("seed", 7)
+        7
+        >>> check_seed("seed", 2**64)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        numstab.errors.InvalidArgumentError: seed must be <= 2**63 - 1, got 18446744073709551616: ...
+    """
+    value = check_int_at_least(name, value, 0)
+    if value > SEED_MAX:
+        raise InvalidArgumentError(f"{name} must be <= 2**63 - 1, got {_short(value)}: pass a smaller seed")
+    return value
+
+
+def check_real_array(name: str, values: Any) -> Any:
+    """Return ``values`` as a float64 numpy array of real numbers, or raise naming ``name``.
+
+    numpy alone would read ``None`` as NaN, drop the imaginary part of complex numbers (with only a
+    warning), parse strings ("1.5") and fail on an integer beyond float64 with a bare OverflowError;
+    each of those is refused here with a message that says what to pass instead.
+
+    Raises:
+        NumstabTypeError: None, strings, booleans, complex numbers, ragged nesting or other objects.
+        InvalidArgumentError: an integer too large for float64 (e.g. 10**400).
+
+    Examples:
+        >>> check_real_array("q", [1, 2.5]).tolist()
+        [1.0, 2.5]
+        >>> check_real_array("q", [1 + 2j])  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        numstab.errors.NumstabTypeError: q holds complex numbers...
+    """
+    import numpy as np
+
+    if values is None or isinstance(values, (str, bytes)):
+        raise NumstabTypeError(
+            f"{name} must be real numbers (a number, a list or an array), got {_short(values)}"
+        )
+    try:
+        raw = np.asarray(values)
+    except (TypeError, ValueError, RuntimeError):
+        message = f"{name} must be real numbers in a rectangular array, got {_short(values)}"
+        raise NumstabTypeError(message) from None
+    if raw.dtype.kind == "c":
+        raise NumstabTypeError(
+            f"{name} holds complex numbers ({raw.dtype}): pass the real part (x.real) and the imaginary part "
+            "(x.imag) separately"
+        )
+    if raw.dtype.kind == "O":  # Python ints beyond 64 bits, None or other objects among the numbers
+        odd = [v for v in raw.ravel() if isinstance(v, bool) or not isinstance(v, numbers.Real)]
+        if odd:
+            raise NumstabTypeError(f"{name} must be real numbers, got {_short(odd[0])} among them")
+        try:
+            raw = raw.astype(np.float64)
+        except OverflowError:
+            raise InvalidArgumentError(
+                f"{name} holds an integer too large for a float64 (beyond 1.8e308): pass numbers within range"
+            ) from None
+        except (TypeError, ValueError):
+            raise NumstabTypeError(f"{name} must be real numbers, got {_short(values)}") from None
+    if raw.dtype.kind not in "iuf":
+        raise NumstabTypeError(f"{name} must be real numbers, got {raw.dtype} values: pass floats or ints")
+    return raw.astype(np.float64, copy=False)
 
 
 def _as_float(name: str, value: object) -> float:
@@ -141,5 +240,15 @@ def _as_float(name: str, value: object) -> float:
         raise NumstabTypeError(f"{name} must be a number, got {value!r}")
     try:
         return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise NumstabTypeError(f"{name} must be a number, got {value!r} ({type(value).__name__})") from None
+    except OverflowError:  # an int beyond float64, e.g. 10**400
+        message = f"{name} is too large for a float64, got {_short(value)}: pass a smaller number"
+        raise InvalidArgumentError(message) from None
+    except (TypeError, ValueError, RuntimeError):
+        message = f"{name} must be a number, got {_short(value)} ({type(value).__name__})"
+        raise NumstabTypeError(message) from None
+
+
+def _short(value: object, limit: int = 40) -> str:
+    """repr(value) cut to ``limit`` characters, so a huge argument never floods an error message."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."

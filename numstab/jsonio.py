@@ -18,7 +18,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from numstab.errors import InvalidArgumentError, NumstabTypeError
-from numstab.files import atomic_write_text
+from numstab.files import atomic_write_text, check_output_file, check_path
+from numstab.resources import check_memory
 
 __all__ = ["SCHEMA", "dump", "load", "dumps", "loads", "encode", "decode", "plain"]
 
@@ -27,6 +28,14 @@ SCHEMA = "numstab.report/1"
 
 _NONFINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
 _RESERVED = ("schema", "kind")
+
+#: Nesting deeper than this is refused on reading: numstab writes at most ~6 levels, and Python's
+#: recursion limit would otherwise turn a hostile file into a RecursionError.
+MAX_DEPTH = 64
+#: Integers longer than this many digits are refused on reading (CPython refuses > 4300 with a ValueError).
+_MAX_INT_DIGITS = 400
+#: A parsed report takes ~10x its file size in Python objects; larger files are refused up front.
+_PARSED_PER_BYTE = 10
 
 
 def plain(value: Any) -> Any:
@@ -108,12 +117,21 @@ def decode(value: Any) -> Any:
         >>> decode({"norms": [1.0, "inf", "-inf"], "name": "fc1"})
         {'norms': [1.0, inf, -inf], 'name': 'fc1'}
     """
+    return _decode(value, 0, "the document")
+
+
+def _decode(value: Any, depth: int, source: str) -> Any:
     if isinstance(value, str):
         return _NONFINITE.get(value, value)
+    if isinstance(value, (list, dict)) and depth >= MAX_DEPTH:
+        raise InvalidArgumentError(
+            f"{source} is nested deeper than {MAX_DEPTH} levels: it is not a numstab report; pass a "
+            "file written by numstab"
+        )
     if isinstance(value, list):
-        return [decode(v) for v in value]
+        return [_decode(v, depth + 1, source) for v in value]
     if isinstance(value, dict):
-        return {k: decode(v) for k, v in value.items()}
+        return {k: _decode(v, depth + 1, source) for k, v in value.items()}
     return value
 
 
@@ -128,7 +146,12 @@ def _document(kind: str, payload: Mapping[str, Any]) -> dict[str, Any]:
             f"payload must not contain the key(s) {', '.join(map(repr, clash))}: they are set by the report "
             "layer; rename them"
         )
-    return {"schema": SCHEMA, "kind": kind, **encode(dict(payload))}
+    try:
+        return {"schema": SCHEMA, "kind": kind, **encode(dict(payload))}
+    except RecursionError:
+        raise InvalidArgumentError(
+            "payload is nested too deeply or contains itself: pass plain data (dicts, lists, numbers)"
+        ) from None
 
 
 def dumps(kind: str, payload: Mapping[str, Any]) -> str:
@@ -161,6 +184,10 @@ def dump(kind: str, payload: Mapping[str, Any], path: str | os.PathLike) -> path
     Returns:
         The path written.
 
+    Raises:
+        InvalidArgumentError: the folder is missing or not writable, or ``path`` holds a file numstab
+            did not write (a user's file is never replaced).
+
     Examples:
         >>> import tempfile, pathlib
         >>> with tempfile.TemporaryDirectory() as tmp:
@@ -168,7 +195,7 @@ def dump(kind: str, payload: Mapping[str, Any], path: str | os.PathLike) -> path
         ...     load(path, kind="tour")["loss"]
         [0.5, nan]
     """
-    return atomic_write_text(path, dumps(kind, payload) + "\n")
+    return atomic_write_text(check_output_file("path", path), dumps(kind, payload) + "\n")
 
 
 def loads(text: str, *, kind: str | None = None, source: str = "<string>") -> dict[str, Any]:
@@ -186,18 +213,38 @@ def loads(text: str, *, kind: str | None = None, source: str = "<string>") -> di
         >>> loads('{"schema": "numstab.report/1", "kind": "check", "verdict": "healthy"}')["verdict"]
         'healthy'
     """
+    if not isinstance(text, (str, bytes, bytearray)):
+        raise NumstabTypeError(f"text must be a str, got {type(text).__name__}")
+    document = _parse(text, source)
+    if not isinstance(document, dict) or "schema" not in document:
+        raise InvalidArgumentError(f"{source} is not a numstab report (no \"schema\" field): pass a file "
+                                   "written by numstab")
+    _check_header(document, kind, source)
+    return _decode(document, 0, source)
+
+
+def _parse(text: str | bytes | bytearray, source: str) -> Any:
     try:
-        document = json.loads(text)
+        return json.loads(text, parse_int=_bounded_int)
     except json.JSONDecodeError as err:
         raise InvalidArgumentError(
             f"{source} is not valid JSON (line {err.lineno}, column {err.colno}: {err.msg}): "
             "pass a file written by numstab"
         ) from err
-    if not isinstance(document, dict) or "schema" not in document:
-        raise InvalidArgumentError(f"{source} is not a numstab report (no \"schema\" field): pass a file "
-                                   "written by numstab")
-    _check_header(document, kind, source)
-    return decode(document)
+    except RecursionError:
+        raise InvalidArgumentError(
+            f"{source} is nested too deeply to read: it is not a numstab report; pass a file written by "
+            "numstab"
+        ) from None
+    except (ValueError, UnicodeDecodeError) as err:  # _bounded_int, bytes that are not UTF-8
+        message = f"{source} cannot be read as a report ({err}): pass a file written by numstab"
+        raise InvalidArgumentError(message) from None
+
+
+def _bounded_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > _MAX_INT_DIGITS:
+        raise ValueError(f"an integer with {len(digits)} digits")
+    return int(digits)
 
 
 def _check_header(document: dict[str, Any], kind: str | None, source: str) -> None:
@@ -235,8 +282,10 @@ def load(path: str | os.PathLike, *, kind: str | None = None) -> dict[str, Any]:
         ...     load(path)["kind"]
         'check'
     """
-    source = pathlib.Path(path)
+    source = check_path("path", path)
     try:
+        check_memory(f"report {str(source)!r}", _PARSED_PER_BYTE * source.stat().st_size,
+                     "pass a report.json written by numstab")
         text = source.read_text(encoding="utf-8")
     except OSError as err:
         raise InvalidArgumentError(

@@ -27,10 +27,16 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
 import torch
 
-from numstab.errors import NumstabTypeError, UnknownNameError, check_nonnegative
+from numstab.errors import (
+    InvalidArgumentError,
+    NumstabTypeError,
+    UnknownNameError,
+    check_nonnegative,
+    check_real_array,
+)
+from numstab.resources import check_memory
 
 __all__ = [
     "CATEGORIES",
@@ -182,21 +188,51 @@ def get_format(fmt: str | Format | torch.dtype) -> Format:
     return table[name]
 
 
+#: Bytes per value while categorizing: the float64 copy, its magnitude, int8 codes, masks, int64 codes.
+_BYTES_PER_VALUE = 32
+
+
 def _as_float64(values: Any) -> torch.Tensor:
-    """values as a float64 tensor, exactly; a tensor keeps its device (MPS has no float64: CPU)."""
-    if isinstance(values, torch.Tensor):
-        tensor = values.detach()
-        if tensor.device.type == "mps":
-            tensor = tensor.cpu()
-        return tensor.to(torch.float64)
-    try:
-        array = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
+    """values as a float64 tensor, exactly; a tensor keeps its device (MPS has no float64: CPU).
+
+    Only real numbers with data are accepted: a complex, boolean, sparse, quantized or meta tensor, None,
+    strings and integers beyond float64 raise an error that says what to pass instead.
+    """
+    if not isinstance(values, torch.Tensor):
+        array = check_real_array("values", values)
+        check_memory(f"values with {array.size} elements", _BYTES_PER_VALUE * array.size,
+                     "classify in chunks")
+        return torch.from_numpy(array)
+    tensor = values.detach()
+    _check_tensor(tensor)
+    if tensor.device.type == "cpu":
+        check_memory(f"values with {tensor.numel()} elements", _BYTES_PER_VALUE * tensor.numel(),
+                     "classify in chunks (e.g. over values.split(...))")
+    if tensor.device.type == "mps":
+        tensor = tensor.cpu()
+    return tensor.to(torch.float64)
+
+
+def _check_tensor(tensor: torch.Tensor) -> None:
+    if tensor.device.type == "meta":
+        raise InvalidArgumentError(
+            "values is a meta tensor (a shape without data): materialize it first, e.g. "
+            "model.to_empty(device='cpu') and initialize the weights"
+        )
+    if tensor.layout != torch.strided or tensor.is_quantized:
         raise NumstabTypeError(
-            f"values must be a tensor, an array or numbers, got {type(values).__name__}: "
-            "pass a torch.Tensor, a numpy array, a float or a list of floats"
-        ) from None
-    return torch.from_numpy(array)
+            f"values is a {tensor.layout} {'quantized ' if tensor.is_quantized else ''}tensor: pass a dense "
+            "real tensor (values.to_dense(), or values.dequantize() for a quantized one)"
+        )
+    if tensor.is_complex():
+        raise NumstabTypeError(
+            f"values is complex ({tensor.dtype}): classify the real and imaginary parts separately "
+            "(values.real, values.imag)"
+        )
+    if tensor.dtype == torch.bool:
+        raise NumstabTypeError(
+            "values is a boolean tensor: pass numbers (values.float() if you mean 0 and 1)"
+        )
 
 
 def categorize(values: Any, fmt: str | Format | torch.dtype) -> torch.Tensor:
@@ -261,6 +297,7 @@ def classify(values: Any, fmt: str | Format | torch.dtype) -> dict[str, int]:
     Examples:
         >>> classify(torch.tensor([1.5**100, 0.8**100]), "float32")["normal"]
         2
+        >>> import numpy as np
         >>> classify(np.array([448.0, 464.0, 465.0]), "float8_e4m3fn")["overflow"]
         1
     """

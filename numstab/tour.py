@@ -18,15 +18,16 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-import rich.console
+from typing import TYPE_CHECKING, Any
 
 from numstab import display, jsonio
 from numstab.errors import InvalidArgumentError
-from numstab.files import prepare_output_dir
+from numstab.files import ReportFolder
 from numstab.render.html import HtmlPage
-from numstab.render.terminal import make_progress
+from numstab.render.terminal import make_progress  # rich through render: the global RNG is kept
+
+if TYPE_CHECKING:
+    import rich.console
 
 __all__ = ["TourStep", "TourResults", "TourSummary", "TOUR_STEPS", "CHAPTER_STEPS", "run_tour", "render_step"]
 
@@ -83,7 +84,8 @@ class TourSummary:
         folder: the report folder.
         index: the HTML report (folder / "index.html").
         json: the JSON report (folder / "report.json").
-        replaced: entries of an earlier numstab report that were in the folder (now replaced).
+        replaced: files of an earlier numstab report that this run replaced (``index.html``,
+            ``report.json``); other files in the folder are left as they are and not listed.
         seconds: wall time per step, by step name.
         quick: whether the quick settings were used.
     """
@@ -178,9 +180,10 @@ CHAPTER_STEPS: tuple[str, ...] = tuple(step.name for step in TOUR_STEPS if step.
 def run_tour(out_dir: str | pathlib.Path, *, quick: bool, console: rich.console.Console) -> TourSummary:
     """Run every step of :data:`TOUR_STEPS`, print a table each, write index.html and report.json.
 
-    The folder is prepared by :func:`numstab.files.prepare_output_dir`: a new or empty folder
-    is used, an earlier numstab report is replaced (its entries are returned so the caller can say so),
-    a folder of someone else's files is refused before anything runs.
+    The folder is a :class:`numstab.files.ReportFolder`, checked before anything runs: a new or
+    empty folder is used, an earlier numstab report is replaced (the files replaced are returned so the
+    caller can say so), a folder of someone else's files is refused. ``index.html`` and ``report.json``
+    are written as one unit at the end: an interrupted tour leaves the folder as it was.
 
     Args:
         out_dir: the report folder.
@@ -190,7 +193,7 @@ def run_tour(out_dir: str | pathlib.Path, *, quick: bool, console: rich.console.
     Raises:
         InvalidArgumentError: ``out_dir`` is a file, holds foreign files or is not writable.
     """
-    folder, replaced = prepare_output_dir(out_dir)
+    folder = ReportFolder(out_dir, kind="tour")
     mode = "quick settings" if quick else "the chapter's settings"
     page = HtmlPage("numstab tour", subtitle=f"D2L Numerical Stability, at {mode}")
     payload: dict[str, Any] = {}
@@ -203,6 +206,7 @@ def run_tour(out_dir: str | pathlib.Path, *, quick: bool, console: rich.console.
             render_step(step, step.run(quick), console=console, page=page, payload=payload)
             seconds[step.name] = time.perf_counter() - start
             bar.advance(task)
-    index = page.write(folder / "index.html")
-    data = jsonio.dump("tour", {"quick": quick, "seconds": seconds, "steps": payload}, folder / "report.json")
-    return TourSummary(folder, index, data, replaced, seconds, quick)
+    data = jsonio.dumps("tour", {"quick": quick, "seconds": seconds, "steps": payload}) + "\n"
+    replaced = folder.commit({"index.html": page.render().encode(), "report.json": data.encode()})
+    path = folder.path
+    return TourSummary(path, path / "index.html", path / "report.json", replaced, seconds, quick)

@@ -47,7 +47,7 @@ def test_small_work_runs_single_threaded_unless_asked(monkeypatch):
 
 def test_lab_commands_accept_the_python_spelling(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["lab", "matrix_products", "--scales", "0.5", "--n", "5", "--trials", "4", "--json"])
+        main(["lab", "matrix_products", "--scales", "0.5", "--n", "5", "--trials", "4", "--json", "-"])
     assert exit_info.value.code == 0
     assert '"k": 4' in capsys.readouterr().out
     with pytest.raises(SystemExit) as exit_info:

@@ -46,9 +46,11 @@ def test_mlp_gradients_json(capsys):
         "--repeats",
         "2",
         "--json",
+        "-",
     )
     assert code == 0
     data = json.loads(out)
+    assert data["schema"] == "numstab.report/1" and data["kind"] == "mlp-gradients"
     assert data["activations"] == ["relu"] and data["inits"] == ["0.1", "xavier_uniform"]
     assert len(data["log10_magnitude"][0][0]) == 4
 

@@ -10,17 +10,18 @@ from numstab import theory
 from numstab.render.terminal import make_console
 from numstab.render.theory import phase_diagram_figure, summary_html, summary_table
 
-# relu at sigma_w = 1, sigma_b = 0: q* = 0, chi_1 = 1/2, xi_q = xi_c = 1 / ln 2 = 1.4427, 6 xi_c = 8.656
+# relu at sigma_w = 1, sigma_b = 0: q* = 0, chi_1 = 1/2, xi_q = xi_c = 1 / ln 2 = 1.4427, 6 xi_c = 8.656;
+# four significant digits: the values are meant to be copied into an init (critical sqrt(2) = 1.414)
 RELU_TABLE = """\
-relu: weight_std = 1.00, bias_std = 0
+relu: weight_std = 1.000, bias_std = 0
  quantity              value     meaning
 ────────────────────────────────────────────────────────────────────────────
- critical weight_std   1.41      chi_1 = 1 at this bias_std
+ critical weight_std   1.414     chi_1 = 1 at this bias_std
  q*                    0         fixed point of the pre-activation variance
- chi_1                 0.500     squared-gradient growth per layer
- xi_q                  1.44      layers for the variance to settle
- xi_c                  1.44      layers two inputs stay distinguishable
- trainable depth       8.66      about 6 xi_c
+ chi_1                 0.5000    squared-gradient growth per layer
+ xi_q                  1.443     layers for the variance to settle
+ xi_c                  1.443     layers two inputs stay distinguishable
+ trainable depth       8.656     about 6 xi_c
  phase                 ordered   gradients vanish geometrically
 """
 
@@ -35,7 +36,7 @@ def test_summary_table_golden_string():
 def test_repr_html_is_a_fragment_with_the_numbers():
     html = theory.summary("tanh", 1.5**0.5, 0.05**0.5)._repr_html_()
     assert "<html" not in html and "<table" in html
-    assert "0.939" in html and "ordered" in html
+    assert "0.9386" in html and "ordered" in html  # chi_1, four significant digits
 
 
 def test_phase_diagram_figure_marks_the_point_and_the_critical_line():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 
 import pytest
 
@@ -64,11 +63,12 @@ def test_depth_experiment_prints_its_table(capsys, monkeypatch) -> None:  # noqa
 
 
 def test_json_and_report_folder(tmp_path, capsys) -> None:  # noqa: ANN001
-    args = [*SMALL, "-e", "remedies,map", "--remedies", "clip", "--remedy-depth", "2", "--json"]
+    args = [*SMALL, "-e", "remedies,map", "--remedies", "clip", "--remedy-depth", "2", "--json", "-"]
     args += ["--remedy-base", "relu:normal:0.4"]
-    code, out, _ = _cli([*args, "--out", str(tmp_path / "r")], capsys)
+    code, out, err = _cli([*args, "--out", str(tmp_path / "r")], capsys)
     assert code == 0
-    results = json.loads(out[: out.rindex("]") + 1])
+    results = jsonio.loads(out, kind="lab-training")["results"]  # stdout holds the JSON document only
+    assert "report: " in err  # the notes go to stderr then
     assert results[0]["base"] == {"activation": "relu", "init": "normal", "scale": 0.4, "bias_std": 0.0,
                                   "label": "relu, N(0, 0.4²)"}  # fmt: skip
     assert "boundary" in results[1]

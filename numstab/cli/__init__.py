@@ -35,8 +35,24 @@ _UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "Usage
 
 
 def _fail(message: str) -> None:
-    print(f"numstab: error: {' '.join(str(message).split())}", file=sys.stderr)
+    from numstab.render.formatting import printable
+
+    # one line, whatever the message holds: runs of whitespace become one space, control characters
+    # (a module name with terminal escapes) are shown escaped
+    print(f"numstab: error: {printable(' '.join(str(message).split()))}", file=sys.stderr)
     sys.exit(2)
+
+
+def _usage_message(err: Exception) -> str:
+    """The parser's message, with the valid sub-commands listed when a command name was not found."""
+    message = err.format_message().rstrip(".")
+    ctx = getattr(err, "ctx", None)
+    group = getattr(ctx, "command", None)
+    if message.startswith("No such command") and hasattr(group, "list_commands"):
+        names = [n for n in group.list_commands(ctx) if not group.get_command(ctx, n).hidden]
+        message += f": use one of {', '.join(names)}"
+    where = ctx.command_path if ctx is not None else "numstab"
+    return f"{message} (see '{where} --help')"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -47,8 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     except _UsageError as err:
         if not err.format_message():  # bare `numstab`: the help was shown, nothing went wrong
             sys.exit(0)
-        where = err.ctx.command_path if getattr(err, "ctx", None) is not None else "numstab"
-        _fail(f"{err.format_message()} (see '{where} --help')")
+        _fail(_usage_message(err))
     except NumstabError as err:
         _fail(str(err))
     except (KeyboardInterrupt, typer.Abort):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import enum
 import pathlib
 from typing import Any
 
 import typer
 
 from numstab.cli._app import app
+from numstab.cli._output import QUIET, Outputs, is_quiet
 
 _TARGET_HELP = (
     "A built-in example (`numstab examples` lists them) or path/to/file.py:factory. Loading a file RUNS "
@@ -15,9 +17,24 @@ _TARGET_HELP = (
     "called with no arguments and returns a model (then --input-shape is required) or a (model, inputs) pair."
 )
 
+#: Schemes --fix can apply: apply_'s, less those that need a number the command line does not take.
+FIX_SCHEMES_EXCLUDED = ("normal", "constant")
+
+
+class FailOn(str, enum.Enum):
+    """The severity from which `numstab check --fail-on` exits with status 1."""
+
+    warning = "warning"
+    error = "error"
+
+
+#: Severities at or above each --fail-on level.
+_FAILING = {FailOn.warning: ("error", "warning"), FailOn.error: ("error",)}
+
 
 @app.command("check")
 def check(
+    ctx: typer.Context,
     target: str = typer.Argument(..., help=_TARGET_HELP, show_default=False),
     input_shape: str | None = typer.Option(
         None, "--input-shape", help="Shape of a random N(0, 1) input batch, e.g. 8,3,32,32.",
@@ -33,63 +50,82 @@ def check(
         show_default=False,
     ),
     html_path: pathlib.Path | None = typer.Option(
-        None, "--html", help="Write a self-contained HTML report.", show_default=False
+        None, "--html", help="Write a self-contained HTML report ('-': stdout).", show_default=False
     ),
     weights: pathlib.Path | None = typer.Option(
         None, "--weights", help="A state dict to load first, read with torch.load(weights_only=True) "
         "(nothing is unpickled).", show_default=False,
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the example's weights, the random inputs and the "
-                             "random backward vector."),
+                             "random backward vector, in [0, 2**63 - 1]."),
+    fail_on: FailOn | None = typer.Option(
+        None, "--fail-on", help="Exit with status 1 when a finding of this severity (or a worse one) is "
+        "found, for CI; without it the exit status is 0 whatever the verdict.", show_default=False,
+    ),
+    quiet: bool = QUIET,
 ) -> None:
     """Diagnose a model in one forward and backward pass: per-layer statistics, verdicts and the fix.
 
     Loading path/to/file.py:factory runs the code in that file.
     """
+    from numstab.errors import check_seed
     from numstab.probe import diagnose
     from numstab.probe.target import load_target, load_weights, parse_shape
 
+    # everything the user typed is checked before their code runs or anything is computed
+    seed = check_seed("--seed", seed)
+    _check_fix(fix)
+    outputs = Outputs(is_quiet(ctx, quiet))
+    outputs.expect("--json", json_path)
+    outputs.expect("--html", html_path)
     shape = parse_shape(input_shape) if input_shape is not None else None
     model, inputs = load_target(target, input_shape=shape, seed=seed)
     if weights is not None:
         load_weights(model, weights)
     report = diagnose(model, inputs, seed=seed)
     comparison = report.with_fix(fix) if fix is not None else None
-    to_stdout = json_path is not None and str(json_path) == "-"
-    if not to_stdout:
+    if outputs.show_tables:
         _render(report, comparison, target)
-    _write(report, comparison, json_path=json_path, html_path=html_path)
+    outputs.write({"--json": lambda: _json(report, comparison), "--html": lambda: _html(report, comparison)})
+    if fail_on is not None and any(f.severity in _FAILING[fail_on] for f in report.findings):
+        raise typer.Exit(1)
+
+
+def _check_fix(fix: str | None) -> None:
+    if fix is None:
+        return
+    from numstab.errors import UnknownNameError
+    from numstab.init import SCHEMES
+
+    valid = [s for s in SCHEMES if s not in FIX_SCHEMES_EXCLUDED]
+    if fix not in valid:
+        raise UnknownNameError("--fix scheme", fix, valid, "normal and constant need a number: use the API")
 
 
 def _render(report: Any, comparison: Any, target: str) -> None:
+    from numstab.render.formatting import printable
     from numstab.render.terminal import make_console
 
     console = make_console()
-    console.print(f"numstab check {target}", style="bold", markup=False, highlight=False)
+    console.print(f"numstab check {printable(target)}", style="bold", markup=False, highlight=False)
     console.print(report)
     if comparison is not None:
         console.print(comparison)
 
 
-def _write(
-    report: Any, comparison: Any, *, json_path: pathlib.Path | None, html_path: pathlib.Path | None
-) -> None:
+def _json(report: Any, comparison: Any) -> str:
     from numstab import jsonio
+
+    payload = report.to_dict()
+    if comparison is not None:
+        payload["fix"] = {"scheme": comparison.scheme, "after": comparison.after.to_dict()}
+    return jsonio.dumps("check", payload)
+
+
+def _html(report: Any, comparison: Any) -> str:
     from numstab.render.check import html_report
 
-    if json_path is not None:
-        payload = report.to_dict()
-        if comparison is not None:
-            payload["fix"] = {"scheme": comparison.scheme, "after": comparison.after.to_dict()}
-        if str(json_path) == "-":
-            typer.echo(jsonio.dumps("check", payload))
-        else:
-            jsonio.dump("check", payload, json_path)
-            typer.echo(f"wrote {json_path}")
-    if html_path is not None:
-        html_report(report, fix=comparison).write(html_path)
-        # with '--json -' stdout carries only the JSON
-        typer.echo(f"wrote {html_path}", err=json_path is not None and str(json_path) == "-")
+    return html_report(report, fix=comparison).render()
 
 
 @app.command("examples")

@@ -7,7 +7,8 @@ A user's mistake raises a NumstabError, which ``numstab.cli.main`` prints as one
 
 from __future__ import annotations
 
-import json
+import io
+import pathlib
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import typer
 
 from numstab.cli._app import lab_app, split_list
+from numstab.cli._output import QUIET, Outputs, is_quiet
 from numstab.errors import InvalidArgumentError, UnknownNameError
 
 EXPERIMENTS = ("depth", "lr", "remedies", "map")
@@ -94,34 +96,37 @@ def _run(plans: list, console: Any) -> list[Any]:
     return results
 
 
-def _write_report(prepared: tuple[Any, list[str]], results: list[Any], console: Any) -> None:
-    from numstab import jsonio
+def _html(results: list[Any]) -> str:
     from numstab.render import training as report
     from numstab.render.html import HtmlPage
 
-    folder, replaced = prepared
     html = HtmlPage("numstab lab training", subtitle="deep MLPs on scikit-learn's digits")
     for result in results:
         report.add_section(html, result)
-    index = html.write(folder / "index.html")
-    jsonio.dump("lab-training", {"results": [r.to_dict() for r in results]}, folder / "report.json")
-    if replaced:
-        console.print(f"replaced an earlier report in {folder}")
-    console.print(f"report: {index}")
+    return html.render()
+
+
+def _json(results: list[Any]) -> str:
+    from numstab import jsonio
+
+    return jsonio.dumps("lab-training", {"results": [r.to_dict() for r in results]})
 
 
 @lab_app.command("training")
 def training_command(
+    ctx: typer.Context,
     experiment: str = typer.Option(
         "all", "--experiment", "-e", help="depth, lr, remedies, map (comma-separated) or all."
     ),
     depths: str = typer.Option(
-        "", help="Depth sweep: hidden-layer counts, e.g. 2,5,10,20 (default: the library's)."
+        None, help="Depth sweep: hidden-layer counts, e.g. 2,5,10,20 (default: the library's).",
+        show_default=False,
     ),
-    lrs: str = typer.Option("", help="Learning-rate sweep: rates, e.g. 0.01,0.1,1."),
+    lrs: str = typer.Option(None, help="Learning-rate sweep: rates, e.g. 0.01,0.1,1.", show_default=False),
     depth: int = typer.Option(None, help="Learning-rate sweep: hidden layers."),
     remedies: str = typer.Option(
-        "", help="Remedies: residual,layernorm,clip,lars,scaled_sigmoid,orthogonal,critical."
+        None, help="Remedies: residual,layernorm,clip,lars,scaled_sigmoid,orthogonal,critical.",
+        show_default=False,
     ),
     remedy_depth: int = typer.Option(None, "--remedy-depth", help="Remedies: hidden layers."),
     remedy_base: str = typer.Option(
@@ -130,38 +135,51 @@ def training_command(
     ),
     activation: str = typer.Option(None, help="Trainability map: the activation (default tanh)."),
     steps: int = typer.Option(None, help="SGD steps per model (default: each experiment's)."),
-    seeds: str = typer.Option("", help="Initialization seeds, e.g. 0,1."),
+    seeds: str = typer.Option(None, help="Initialization seeds, e.g. 0,1.", show_default=False),
     data_seed: int = typer.Option(None, "--data-seed", help="Seed of the train/test split and batch order."),
-    out: str = typer.Option(None, "--out", help="Also write index.html and report.json into this folder."),
-    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON instead of tables."),
+    out: pathlib.Path = typer.Option(
+        None, "--out", help="Also write index.html and report.json into this folder (a numstab report "
+        "folder: an earlier one is replaced, a folder of other files refused).", show_default=False,
+    ),
+    json_path: pathlib.Path = typer.Option(
+        None, "--json", help="Write the results as JSON (kind \"lab-training\"); '--json -' prints them on "
+        "stdout instead of the tables.", show_default=False,
+    ),
+    html_path: pathlib.Path = typer.Option(
+        None, "--html", help="Write the HTML report to this file ('-': stdout).", show_default=False
+    ),
+    quiet: bool = QUIET,
 ) -> None:
     """Train deep MLPs on the digits: depth x init, the learning-rate window, remedies, trainability map."""
-    from numstab.files import prepare_output_dir
+    from numstab.files import ReportFolder
     from numstab.render import training as report
     from numstab.render.terminal import make_console
 
     opts = {
-        "depths": split_list("--depths", depths, int, example="2,10") or None,
-        "lrs": split_list("--lrs", lrs, float, example="0.01,0.1") or None,
+        "depths": split_list("--depths", depths, int, example="2,10"),
+        "lrs": split_list("--lrs", lrs, float, example="0.01,0.1"),
         "depth": depth,
-        "remedies": split_list("--remedies", remedies, example="residual,clip") or None,
+        "remedies": split_list("--remedies", remedies, example="residual,clip"),
         "remedy_depth": remedy_depth,
         "base": _setup(remedy_base),
         "activation": activation,
         "steps": steps,
-        "seeds": split_list("--seeds", seeds, int, example="0,1") or None,
+        "seeds": split_list("--seeds", seeds, int, example="0,1"),
         "data_seed": data_seed,
     }
     plans = _plans(_experiments(experiment), opts)
-    folder = None if out is None else prepare_output_dir(out)  # refuse a foreign folder before training
-    console = make_console()
-    results = _run(plans, make_console(file=sys.stderr))
-    if as_json:
-        from numstab import jsonio
-
-        typer.echo(json.dumps(jsonio.encode([r.to_dict() for r in results]), indent=2, allow_nan=False))
-    else:
-        for result in results:
-            console.print(report.terminal_table(result))
+    outputs = Outputs(is_quiet(ctx, quiet))
+    outputs.expect("--json", json_path)
+    outputs.expect("--html", html_path)
+    folder = None if out is None else ReportFolder(out, kind="lab-training")  # refused before training
+    progress = make_console(file=sys.stderr) if not outputs.quiet else make_console(file=io.StringIO())
+    results = _run(plans, progress)
+    for result in results:
+        outputs.table(report.terminal_table(result))
+    outputs.write({"--json": lambda: _json(results), "--html": lambda: _html(results)})
     if folder is not None:
-        _write_report(folder, results, console)
+        files = {"index.html": _html(results), "report.json": _json(results) + "\n"}
+        replaced = folder.commit({name: text.encode() for name, text in files.items()})
+        if replaced:
+            outputs.note(f"replaced an earlier report in {folder.path}: {', '.join(replaced)}")
+        outputs.note(f"report: {folder.path / 'index.html'}")

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from numstab.errors import UnknownNameError
+from numstab.errors import UnknownNameError, check_seed
 
 __all__ = ["Example", "EXAMPLES", "build", "names", "get"]
 
@@ -190,6 +190,7 @@ def build(name: str, *, seed: int = 0) -> tuple[nn.Module, torch.Tensor]:
         True
     """
     example = get(name)
+    seed = check_seed("seed", seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = example.factory()

@@ -1,7 +1,9 @@
-"""What every lab result shares: ``to_dict()`` (JSON-ready) and ``_repr_html_`` (notebooks).
+"""What every lab result shares: a short ``repr``, ``str`` as its table, ``to_dict()`` (JSON-ready) and
+``_repr_html_`` (notebooks).
 
-The HTML comes from the renderer registered for the result's type (:mod:`numstab.display`), loaded only
-when a notebook asks for it, so the lab itself never imports matplotlib or the rendering layer.
+The table and the HTML come from the renderer registered for the result's type (:mod:`numstab.display`),
+loaded only when the result is printed or a notebook asks for it, so the lab itself never imports rich,
+matplotlib or the rendering layer.
 """
 
 from __future__ import annotations
@@ -9,12 +11,23 @@ from __future__ import annotations
 from typing import Any
 
 from numstab import display, jsonio
+from numstab._repr import short_repr
 
 __all__ = ["LabResult"]
 
 
 class LabResult:
-    """Mixin for the frozen result dataclasses of :mod:`numstab.lab`."""
+    """Mixin for the frozen result dataclasses of :mod:`numstab.lab` (declared with ``repr=False``).
+
+    ``repr`` is one short line (arrays by their shape); ``str`` is the result's table, the one
+    ``numstab lab NAME`` prints, so ``print(result)`` in a plain script shows it (a part of a result, one
+    curve or one run, has no table: its ``str`` is its short repr).
+    """
+
+    __repr__ = short_repr
+
+    def __str__(self) -> str:
+        return display.text(self)
 
     def to_dict(self) -> dict[str, Any]:
         """Return every field as plain Python values (arrays become nested lists)."""

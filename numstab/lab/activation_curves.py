@@ -16,11 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from numstab.errors import InvalidArgumentError, check_positive
+from numstab.errors import InvalidArgumentError, check_finite, check_positive
 from numstab.lab._result import LabResult
 from numstab.lab._validate import activation_list
 from numstab.lab.comparison import Comparison
 from numstab.notation import fmt
+from numstab.resources import check_memory
 
 __all__ = ["activation_curves", "ActivationCurves", "Curve", "CHAPTER_CURVES"]
 
@@ -28,7 +29,7 @@ __all__ = ["activation_curves", "ActivationCurves", "Curve", "CHAPTER_CURVES"]
 CHAPTER_CURVES = ("sigmoid", "tanh", "relu", "scaled_sigmoid")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Curve(LabResult):
     """One activation's values and autograd gradient on the grid.
 
@@ -57,7 +58,7 @@ class Curve(LabResult):
     vanishing_fraction: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ActivationCurves(LabResult):
     """Result of :func:`activation_curves`.
 
@@ -159,10 +160,15 @@ def activation_curves(
     """
     step = check_positive("step", step)
     threshold = check_positive("threshold", threshold)
-    if not float(hi) > float(lo):
+    lo, hi = check_finite("lo", lo), check_finite("hi", hi)
+    if not hi > lo:
         raise InvalidArgumentError(f"hi must be > lo, got lo={lo!r}, hi={hi!r}: pass e.g. lo=-8.0, hi=8.0")
     acts = activation_list(names)
-    x = torch.arange(float(lo), float(hi), step)
+    points = (hi - lo) / step  # inf when hi - lo overflows
+    # per activation its value, gradient and their float64 copies; the float32 and float64 grid
+    check_memory(f"step={step!r} on [{lo!r}, {hi!r})", 8.0 * points * (2 + 6 * len(acts)),
+                 "pass a larger step or a narrower [lo, hi)")
+    x = torch.arange(lo, hi, step)
     curves = tuple(_curve(act, x, threshold) for act in acts)
     return ActivationCurves(x=x.double().numpy(), threshold=threshold, curves=curves)
 

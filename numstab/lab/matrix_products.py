@@ -18,11 +18,12 @@ import numpy as np
 import scipy.special
 import torch
 
-from numstab.errors import check_int_at_least
+from numstab.errors import check_int_at_least, check_seed
 from numstab.lab._result import LabResult
 from numstab.lab._validate import scales_tuple
 from numstab.lab.comparison import Comparison
 from numstab.notation import power10
+from numstab.resources import check_memory
 
 __all__ = [
     "matrix_products",
@@ -38,7 +39,7 @@ CHAPTER_SCALES = (0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8, 0.9, 1.0)
 _LN10 = math.log(10.0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class BookProduct(LabResult):
     """The book's cell: one N(0, 1) k x k matrix times ``n`` more (n + 1 factors), scale 1.
 
@@ -65,7 +66,7 @@ class BookProduct(LabResult):
     theory_std_log10: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class MatrixProducts(LabResult):
     """Result of :func:`matrix_products`; per-scale arrays have shape (S,) in the order of ``scales``.
 
@@ -254,7 +255,11 @@ def matrix_products(
     k = check_int_at_least("k", k, 1)
     n = check_int_at_least("n", n, 1)
     trials = check_int_at_least("trials", trials, 1)
-    gen = torch.Generator().manual_seed(int(seed))
+    seed = check_seed("seed", seed)
+    # the paths (trials, n + 2) twice, ~6 (trials, k, k) products alive in a step, the per-scale outputs
+    need = 8.0 * trials * (2 * (n + 2) + 6 * k * k) + 16.0 * scale_values.size * (n + 1 + k * k)
+    check_memory(f"trials={trials}, k={k}, n={n}", need, "pass fewer trials, a smaller k or a smaller n")
+    gen = torch.Generator().manual_seed(seed)
     log_fro, log_col, kept = _unit_scale_paths(k, n + 1, trials, gen)
     shift = np.log(scale_values) / _LN10  # log10 s per factor
     lam = _lyapunov(k, scale_values)

@@ -25,11 +25,12 @@ import scipy.special
 import torch
 
 from numstab.activations import get as get_activation
-from numstab.errors import InvalidArgumentError, check_int_at_least
+from numstab.errors import InvalidArgumentError, check_int_at_least, check_seed
 from numstab.lab._result import LabResult
 from numstab.lab._validate import activation_list, scales_tuple
 from numstab.lab.comparison import Comparison, magnitude_regime
 from numstab.notation import power10
+from numstab.resources import check_memory
 
 __all__ = ["mlp_gradients", "MLPGradients", "CHAPTER_ACTIVATIONS", "CHAPTER_MLP_SCALES", "LECTURE_MLP"]
 
@@ -55,7 +56,7 @@ LECTURE_MLP = {
 _LN10 = math.log(10.0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class MLPGradients(LabResult):
     """Result of :func:`mlp_gradients`. ``A`` activations, ``I`` inits (the scales, then Xavier uniform).
 
@@ -190,14 +191,29 @@ def mlp_gradients(
     depth = check_int_at_least("depth", depth, 1)
     repeats = check_int_at_least("repeats", repeats, 1)
     torch_dtype = _dtype(dtype)
-    gen = torch.Generator().manual_seed(int(seed))
+    seed = check_seed("seed", seed)
+    _check_memory(len(acts), len(scale_values), width, depth, repeats, torch_dtype, xavier_uniform)
+    gen = torch.Generator().manual_seed(seed)
     groups = [_Group(acts, scale_values, "normal", width, repeats, torch_dtype)]
     if xavier_uniform:
         groups.append(_Group(acts, (1.0 / math.sqrt(width),), "uniform", width, repeats, torch_dtype))
     _run(groups, depth, width, repeats, gen)
     inits = tuple(_label(s) for s in scale_values) + ((XAVIER_UNIFORM,) if xavier_uniform else ())
     weight_scales = np.array(scale_values + ((1.0 / math.sqrt(width),) if xavier_uniform else ()))
-    return _result(acts, inits, weight_scales, groups, width, depth, repeats, int(seed), dtype)
+    return _result(acts, inits, weight_scales, groups, width, depth, repeats, seed, dtype)
+
+
+def _check_memory(
+    n_acts: int, n_scales: int, width: int, depth: int, repeats: int, dtype: torch.dtype, xavier: bool
+) -> None:
+    """Refuse sizes whose state cannot fit: per group two (R, K, C, K) products and (R, K, K) draws."""
+    item = torch.finfo(dtype).bits // 8
+    columns = n_acts * n_scales + (n_acts if xavier else 0)  # C summed over the groups
+    groups = 2 if xavier else 1
+    need = repeats * width * width * (2.0 * columns * item + groups * (8 + item))
+    need += 8.0 * repeats * columns * (3 * width + depth + 1)  # h, a, f'(a); the per-layer log scales
+    what = f"width={width}, depth={depth}, repeats={repeats}"
+    check_memory(what, need, "pass a smaller width or fewer repeats")
 
 
 class _Group:

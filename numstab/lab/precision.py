@@ -16,11 +16,12 @@ import numpy as np
 import torch
 
 from numstab import precision as _precision
-from numstab.errors import check_int_at_least
+from numstab.errors import InvalidArgumentError, check_finite, check_int_at_least, check_seed
 from numstab.lab._result import LabResult
 from numstab.lab._validate import scales_tuple
 from numstab.lab.comparison import Comparison
 from numstab.notation import fmt, power10
+from numstab.resources import check_memory
 
 __all__ = ["precision", "Precision", "PowerRow", "DeepProduct", "RUN_FORMATS"]
 
@@ -28,7 +29,7 @@ __all__ = ["precision", "Precision", "PowerRow", "DeepProduct", "RUN_FORMATS"]
 RUN_FORMATS = ("float16", "bfloat16", "float32")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class PowerRow(LabResult):
     """base**exponent in one format.
 
@@ -56,7 +57,7 @@ class PowerRow(LabResult):
     first_zero: int | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class DeepProduct(LabResult):
     """A product of ``depth`` random k x k matrices (N(0, scale^2)) run in several formats.
 
@@ -87,7 +88,7 @@ class DeepProduct(LabResult):
     lyapunov: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Precision(LabResult):
     """Result of :func:`precision`.
 
@@ -199,15 +200,37 @@ def precision(
     scale_values = scales_tuple("scales", scales)
     fmts = [_precision.get_format(f).name for f in run_formats]
     table = _precision.formats()
-    rows = tuple(
-        _power(float(b), check_int_at_least("exponent", e, 1), f) for b, e in powers for f in table.values()
-    )
-    gen = torch.Generator().manual_seed(int(seed))
+    seed = check_seed("seed", seed)
+    pairs = _check_powers(powers)
+    rows = tuple(_power(b, e, f) for b, e in pairs for f in table.values())
+    # the (depth, k, k) draws, a scaled copy per format, the log curves; two products alive per layer
+    need = 8.0 * depth * k * k * (2 + len(fmts)) + 64.0 * depth * len(fmts) * len(scale_values)
+    check_memory(f"depth={depth}, k={k}", need, "pass a smaller depth or k")
+    gen = torch.Generator().manual_seed(seed)
     draws = torch.randn(depth, k, k, generator=gen, dtype=torch.float64)
     products = tuple(_deep(s, draws, fmts) for s in scale_values)
     return Precision(
-        formats=tuple(table.values()), powers=rows, products=products, k=k, depth=depth, seed=int(seed)
+        formats=tuple(table.values()), powers=rows, products=products, k=k, depth=depth, seed=seed
     )
+
+
+#: Bytes per step of a running power kept (a 0-d float64 tensor and its list slot), per format run.
+_BYTES_PER_STEP = 4 * 200
+
+
+def _check_powers(powers: Sequence[tuple[float, int]]) -> list[tuple[float, int]]:
+    """(base, exponent) pairs with finite bases and exponents >= 1 whose running powers fit in memory."""
+    pairs = []
+    for i, pair in enumerate(powers):
+        if isinstance(pair, (str, bytes)) or not hasattr(pair, "__len__") or len(pair) != 2:
+            raise InvalidArgumentError(
+                f"powers[{i}] must be a (base, exponent) pair, got {pair!r}: e.g. (1.5, 100)"
+            )
+        base = check_finite(f"powers[{i}] base", pair[0])
+        pairs.append((base, check_int_at_least(f"powers[{i}] exponent", pair[1], 1)))
+    steps = sum(e for _, e in pairs)
+    check_memory(f"powers with {steps} steps in all", _BYTES_PER_STEP * steps, "use smaller exponents")
+    return pairs
 
 
 def _power(base: float, exponent: int, fmt: _precision.Format) -> PowerRow:

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from numstab.errors import InvalidArgumentError, check_int_at_least, check_positive
+from numstab.errors import InvalidArgumentError, check_finite, check_int_at_least, check_positive, check_seed
 from numstab.lab._result import LabResult
 from numstab.lab._validate import activation_list
 from numstab.lab.comparison import Comparison
+from numstab.resources import check_memory
 
 __all__ = ["symmetry", "Symmetry", "SymmetryRun", "CHAPTER_SYMMETRY"]
 
@@ -28,7 +29,7 @@ CHAPTER_SYMMETRY = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class SymmetryRun(LabResult):
     """One training run of the two-unit MLP.
 
@@ -46,7 +47,7 @@ class SymmetryRun(LabResult):
     hidden_weights: np.ndarray
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Symmetry(LabResult):
     """Result of :func:`symmetry`.
 
@@ -133,12 +134,17 @@ def symmetry(
     batch_size = check_int_at_least("batch_size", batch_size, 1)
     inputs = check_int_at_least("inputs", inputs, 1)
     samples = check_int_at_least("samples", samples, 1)
-    lr, constant = check_positive("lr", lr), float(constant)
+    lr, constant = check_positive("lr", lr), check_finite("constant", constant)
     dropout = check_positive("dropout", dropout)
     if dropout >= 1:
         raise InvalidArgumentError(f"dropout must be in (0, 1), got {dropout}: pass e.g. dropout=0.5")
     act = activation_list(activation)[0]
-    gen = torch.Generator().manual_seed(int(seed))
+    seed = check_seed("seed", seed)
+    # data and teacher (samples, inputs) float64, the minibatch indices, ~100 bytes a step per case kept
+    need = 16.0 * samples * inputs + 8.0 * steps * batch_size + 3 * 100.0 * steps
+    check_memory(f"steps={steps}, batch_size={batch_size}, samples={samples}, inputs={inputs}", need,
+                 "pass fewer steps or a smaller batch")
+    gen = torch.Generator().manual_seed(seed)
     x = torch.randn(samples, inputs, generator=gen, dtype=torch.float64)
     y = torch.sin(x @ torch.randn(inputs, 1, generator=gen, dtype=torch.float64))  # a teacher to fit
     batches = torch.randint(0, samples, (steps, batch_size), generator=gen)
@@ -156,7 +162,7 @@ def symmetry(
         dropout=dropout,
         constant=constant,
         activation=act.name,
-        seed=int(seed),
+        seed=seed,
     )
 
 

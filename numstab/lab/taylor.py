@@ -32,7 +32,7 @@ CHAPTER_TAYLOR = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class TaylorTable(LabResult):
     """Result of :func:`taylor`.
 

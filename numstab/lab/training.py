@@ -44,17 +44,21 @@ from typing import Any
 import torch
 
 from numstab import activations, display, jsonio
+from numstab._repr import short_repr
 from numstab.errors import (
     InvalidArgumentError,
     NoCriticalPointError,
     NumstabError,
+    NumstabTypeError,
     UnknownNameError,
     check_int_at_least,
     check_nonnegative,
     check_positive,
+    check_seed,
 )
 from numstab.lab import _batched, _digits
 from numstab.lab._batched import Architecture, InitSpec, Rule
+from numstab.resources import check_memory
 
 __all__ = [
     "Setup",
@@ -158,7 +162,7 @@ DEFAULT_SETUPS = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Run:
     """One trained model and what was measured on it.
 
@@ -208,6 +212,8 @@ class Run:
         """Whether the run reached :data:`TRAINED_ACCURACY` without diverging."""
         return not self.diverged and self.test_accuracy >= TRAINED_ACCURACY
 
+    __repr__ = short_repr
+
     def to_dict(self) -> dict[str, Any]:
         """The fields as a dict (lists for tuples), with only the number the init takes."""
         return jsonio.plain(_without_unused_numbers(asdict(self)))
@@ -223,7 +229,12 @@ def _without_unused_numbers(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 class _Html:
-    """Mixin: notebooks show results through the renderer registered for their type."""
+    """Mixin: notebooks and ``str`` show results through the renderer registered for their type."""
+
+    __repr__ = short_repr
+
+    def __str__(self) -> str:
+        return display.text(self)
 
     def _repr_html_(self) -> str:
         return display.html(self)
@@ -232,6 +243,13 @@ class _Html:
 def select(runs: Iterable[Run], **where: Any) -> list[Run]:
     """The runs whose fields equal ``where`` (e.g. ``select(r.runs, label="tanh, Xavier", depth=10)``)."""
     return [r for r in runs if all(getattr(r, k) == v for k, v in where.items())]
+
+
+def _known(what: str, value: Any, valid: Sequence[Any]) -> Any:
+    """``value`` if it is one of ``valid``; else UnknownNameError listing them (a typo never reads as NaN)."""
+    if value not in valid:
+        raise UnknownNameError(what, value, [repr(v) if isinstance(v, str) else str(v) for v in valid])
+    return value
 
 
 def _mean_accuracy(runs: Sequence[Run]) -> float:
@@ -277,7 +295,7 @@ def outcome(runs: Sequence[Run]) -> Outcome:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class DepthSweep(_Html):
     """Test accuracy, loss curves and per-layer gradient norms of each setup at each depth.
 
@@ -300,12 +318,25 @@ class DepthSweep(_Html):
     runs: tuple[Run, ...]
 
     def accuracy(self, label: str, depth: int) -> float:
-        """Mean test accuracy over seeds of one setup at one depth."""
-        return _mean_accuracy(select(self.runs, label=label, depth=depth))
+        """Mean test accuracy over seeds of one setup at one depth.
+
+        Raises:
+            UnknownNameError: ``label`` is not a setup's label or ``depth`` was not trained.
+        """
+        return _mean_accuracy(self._runs_at(label, depth))
 
     def outcome(self, label: str, depth: int) -> Outcome:
-        """The :class:`Outcome` of one setup at one depth, over seeds."""
-        return outcome(select(self.runs, label=label, depth=depth))
+        """The :class:`Outcome` of one setup at one depth, over seeds.
+
+        Raises:
+            UnknownNameError: ``label`` is not a setup's label or ``depth`` was not trained.
+        """
+        return outcome(self._runs_at(label, depth))
+
+    def _runs_at(self, label: str, depth: int) -> list[Run]:
+        _known("setup label", label, [s.label for s in self.setups])
+        _known("depth", depth, self.depths)
+        return select(self.runs, label=label, depth=depth)
 
     def to_dict(self) -> dict[str, Any]:
         """Everything, JSON-ready."""
@@ -313,7 +344,7 @@ class DepthSweep(_Html):
         return jsonio.plain({**asdict(self), "setups": setups, "runs": _runs(self.runs)})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class LrSweep(_Html):
     """Learning rates at a fixed depth: the window that trains, and where each diverging run failed.
 
@@ -336,15 +367,33 @@ class LrSweep(_Html):
     runs: tuple[Run, ...]
 
     def accuracy(self, label: str, lr: float) -> float:
-        """Mean test accuracy over seeds of one setup at one learning rate."""
-        return _mean_accuracy(select(self.runs, label=label, lr=lr))
+        """Mean test accuracy over seeds of one setup at one learning rate.
+
+        Raises:
+            UnknownNameError: ``label`` is not a setup's label or ``lr`` was not tried.
+        """
+        return _mean_accuracy(self._runs_at(label, lr))
 
     def outcome(self, label: str, lr: float) -> Outcome:
-        """The :class:`Outcome` of one setup at one learning rate, over seeds."""
-        return outcome(select(self.runs, label=label, lr=lr))
+        """The :class:`Outcome` of one setup at one learning rate, over seeds.
+
+        Raises:
+            UnknownNameError: ``label`` is not a setup's label or ``lr`` was not tried.
+        """
+        return outcome(self._runs_at(label, lr))
+
+    def _runs_at(self, label: str, lr: float) -> list[Run]:
+        _known("setup label", label, [s.label for s in self.setups])
+        _known("learning rate", lr, self.lrs)
+        return select(self.runs, label=label, lr=lr)
 
     def window(self, label: str) -> tuple[float, float] | None:
-        """Smallest and largest learning rate at which every seed of ``label`` trained; None if none did."""
+        """Smallest and largest learning rate at which every seed of ``label`` trained; None if none did.
+
+        Raises:
+            UnknownNameError: ``label`` is not a setup's label (the message lists them).
+        """
+        _known("setup label", label, [s.label for s in self.setups])
         good = [lr for lr in self.lrs if all(r.trained for r in select(self.runs, label=label, lr=lr))]
         return (min(good), max(good)) if good else None
 
@@ -355,7 +404,7 @@ class LrSweep(_Html):
         return jsonio.plain(out)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Remedies(_Html):
     """One deep network trained as is ("none") and with each remedy, same seeds and budget.
 
@@ -380,12 +429,20 @@ class Remedies(_Html):
     runs: tuple[Run, ...]
 
     def accuracy(self, remedy: str) -> float:
-        """Mean test accuracy over seeds with ``remedy`` ("none" for the base)."""
-        return _mean_accuracy(select(self.runs, remedy=remedy))
+        """Mean test accuracy over seeds with ``remedy`` ("none" for the base).
+
+        Raises:
+            UnknownNameError: ``remedy`` was not tried (the message lists the remedies that were).
+        """
+        return _mean_accuracy(select(self.runs, remedy=_known("remedy", remedy, self.remedies)))
 
     def outcome(self, remedy: str) -> Outcome:
-        """The :class:`Outcome` of the base network with ``remedy`` ("none": as is), over seeds."""
-        return outcome(select(self.runs, remedy=remedy))
+        """The :class:`Outcome` of the base network with ``remedy`` ("none": as is), over seeds.
+
+        Raises:
+            UnknownNameError: ``remedy`` was not tried (the message lists the remedies that were).
+        """
+        return outcome(select(self.runs, remedy=_known("remedy", remedy, self.remedies)))
 
     def effect(self, remedy: str) -> float:
         """Change of mean test accuracy the remedy buys over the base network."""
@@ -393,7 +450,7 @@ class Remedies(_Html):
 
     def bottom_change(self, remedy: str) -> float:
         """Mean over seeds of the input layer's relative parameter change: did the bottom layer train?"""
-        runs = select(self.runs, remedy=remedy)
+        runs = select(self.runs, remedy=_known("remedy", remedy, self.remedies))
         return sum(r.weight_change[0] for r in runs) / len(runs)
 
     def to_dict(self) -> dict[str, Any]:
@@ -403,7 +460,7 @@ class Remedies(_Html):
         return jsonio.plain(out)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class TrainabilityMap(_Html):
     """Test accuracy over depth x sigma_w for one activation, with the 6 xi_c boundary of the theory.
 
@@ -522,12 +579,12 @@ class _Budget:
         check_int_at_least("steps", self.steps, 1)
         check_int_at_least("batch_size", self.batch_size, 1)
         check_int_at_least("width", self.width, 1)
-        check_int_at_least("data_seed", self.data_seed, 0)
+        check_seed("data_seed", self.data_seed)
         object.__setattr__(self, "record_every", max(1, self.steps // 50))
 
 
 def _check_seeds(seeds: Iterable[int]) -> tuple[int, ...]:
-    return tuple(check_int_at_least("seed", s, 0) for s in _nonempty("seeds", seeds, "seeds=[0, 1]"))
+    return tuple(check_seed("seed", s) for s in _nonempty("seeds", seeds, "seeds=[0, 1]"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -615,6 +672,18 @@ class _Plan:
     budget: _Budget
     finish: Callable[[tuple[Run, ...]], Any]
 
+    def __post_init__(self) -> None:
+        # Per model: float32 parameters four times (weights, their start copy, gradients, update) and the
+        # activations of a batch kept for the backward pass; every model counted, as if trained at once.
+        b = self.budget
+        per_model = [
+            4.0 * (4 * (j.arch.depth * b.width * (b.width + 1) + 74 * b.width) + 3 * b.batch_size * b.width
+                   * (j.arch.depth + 2))
+            for j in self.jobs
+        ]  # fmt: skip
+        check_memory(f"{len(self.jobs)} models of width={b.width}, batch_size={b.batch_size}", sum(per_model),
+                     "pass a smaller width or depth, or fewer seeds")
+
 
 #: ``progress=`` value by which :func:`check_arguments` runs an experiment up to its plan only.
 _CHECK_ONLY: Any = object()
@@ -624,6 +693,11 @@ def _execute(plan: _Plan, progress: Progress | None) -> Any:
     """Train the plan's jobs and build the result (nothing, for :func:`check_arguments`)."""
     if progress is _CHECK_ONLY:
         return None
+    if progress is not None and not callable(progress):
+        raise NumstabTypeError(
+            f"progress must be None or a callable progress(done, total), got {progress!r}: pass None for no "
+            "progress reports"
+        )
     return plan.finish(_run_jobs(plan.jobs, plan.budget, progress))
 
 
@@ -821,6 +895,7 @@ def remedies(
         >>> r.remedies, [run.remedy for run in r.runs]
         (('none', 'residual'), ['none', 'residual'])
     """
+    names = (names,) if isinstance(names, str) else names
     names = tuple(_nonempty("remedies", names, "remedies=['residual']"))
     for name in names:
         if name not in REMEDIES:

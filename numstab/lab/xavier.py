@@ -16,16 +16,23 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from numstab.errors import UnknownNameError, check_int_at_least, check_positive
+from numstab.errors import (
+    InvalidArgumentError,
+    UnknownNameError,
+    check_int_at_least,
+    check_positive,
+    check_seed,
+)
 from numstab.lab._result import LabResult
 from numstab.lab.comparison import Comparison
+from numstab.resources import check_memory
 
 __all__ = ["xavier", "XavierVariance", "XavierRun", "SCHEMES"]
 
 SCHEMES = {"xavier_normal": torch.nn.init.xavier_normal_, "xavier_uniform": torch.nn.init.xavier_uniform_}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class XavierRun(LabResult):
     """One stack: an init scheme and a list of widths.
 
@@ -50,7 +57,7 @@ class XavierRun(LabResult):
     backward_log10_spread: np.ndarray
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class XavierVariance(LabResult):
     """Result of :func:`xavier`.
 
@@ -90,6 +97,10 @@ class XavierVariance(LabResult):
                 ok = abs(math.log10(got / want)) < 4 * spread / math.sqrt(self.trials) + 0.05
                 rows.append(Comparison(f"{name}: {what}", chapter, got, want, agrees=ok))
         return rows
+
+
+#: The largest input std: its square, the predicted forward variance, stays finite in float64.
+_GAMMA_MAX = 1e100
 
 
 def xavier(
@@ -137,13 +148,23 @@ def xavier(
     batch = check_int_at_least("batch", batch, 1)
     trials = check_int_at_least("trials", trials, 1)
     gamma = check_positive("gamma", gamma)
+    if gamma > _GAMMA_MAX:
+        raise InvalidArgumentError(
+            f"gamma must be <= 1e100, got {gamma!r}: gamma**2 would overflow; pass a smaller gamma"
+        )
     for s in schemes:
         if s not in SCHEMES:
             raise UnknownNameError("scheme", s, SCHEMES)
-    gen = torch.Generator().manual_seed(int(seed))
+    seed = check_seed("seed", seed)
+    widest = max(width, other_width)
+    # one trial's float32 weights and activations; ~200 bytes per recorded scalar tensor of every trial
+    need = 4.0 * depth * widest * widest + 16.0 * batch * widest + 4 * 200.0 * trials * (depth + 1)
+    check_memory(f"width={width}, other_width={other_width}, depth={depth}, batch={batch}, trials={trials}",
+                 need, "pass smaller widths, a smaller depth or fewer trials")
+    gen = torch.Generator().manual_seed(seed)
     stacks = [(width,) * (depth + 1), tuple(width if i % 2 == 0 else other_width for i in range(depth + 1))]
     runs = tuple(_run(s, w, gamma, batch, trials, gen) for w in stacks for s in schemes)
-    return XavierVariance(runs=runs, gamma=gamma, batch=batch, trials=trials, seed=int(seed))
+    return XavierVariance(runs=runs, gamma=gamma, batch=batch, trials=trials, seed=seed)
 
 
 def _run(scheme: str, widths: tuple[int, ...], gamma: float, batch: int, trials: int, gen) -> XavierRun:

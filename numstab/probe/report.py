@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from numstab import display, jsonio
+from numstab._repr import short_repr
 from numstab.errors import InvalidArgumentError, UnknownNameError
 
 __all__ = ["LayerReport", "Finding", "NonfiniteOrigin", "Report", "FixComparison", "SEVERITIES", "KINDS"]
@@ -28,7 +29,7 @@ SEVERITIES: tuple[str, ...] = ("error", "warning", "info")
 KINDS: tuple[str, ...] = ("nonfinite", "exploding", "vanishing", "out_of_range", "dead", "symmetric", "init")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class LayerReport:
     """The statistics of one call of one module.
 
@@ -107,6 +108,13 @@ class LayerReport:
     theory_grad_factor: float | None = None
     measured_grad_factor: float | None = None
 
+    def __repr__(self) -> str:
+        return (
+            f"LayerReport(name={self.name!r}, kind={self.kind!r}, activation_std={self.activation_std:.4g}, "
+            f"grad_std={'None' if self.grad_std is None else format(self.grad_std, '.4g')}, "
+            f"nonfinite={self.nonfinite})"
+        )
+
     @property
     def module_name(self) -> str:
         """The name without the ``#k`` call suffix."""
@@ -158,7 +166,7 @@ class NonfiniteOrigin:
         return asdict(self)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Report:
     """Per-layer statistics of one forward and backward pass, the findings and the verdict.
 
@@ -280,6 +288,11 @@ class Report:
             )
         return FixComparison(scheme, self, self._recheck(scheme, init_options))
 
+    __repr__ = short_repr
+
+    def __str__(self) -> str:
+        return display.text(self)
+
     def __rich__(self) -> Any:
         return display.rich(self)
 
@@ -287,7 +300,7 @@ class Report:
         return display.html(self)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class FixComparison:
     """A report before and after an initialization fix applied to a copy of the model.
 
@@ -309,6 +322,11 @@ class FixComparison:
     def to_dict(self) -> dict[str, Any]:
         """Return the comparison as plain Python values."""
         return {"scheme": self.scheme, "before": self.before.to_dict(), "after": self.after.to_dict()}
+
+    __repr__ = short_repr
+
+    def __str__(self) -> str:
+        return display.text(self)
 
     def __rich__(self) -> Any:
         return display.rich(self)

@@ -15,6 +15,7 @@ Examples:
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 import pathlib
 import sys
@@ -24,7 +25,8 @@ import torch
 from torch import nn
 
 from numstab import examples
-from numstab.errors import InvalidArgumentError, ModelError, NumstabTypeError
+from numstab.errors import InvalidArgumentError, ModelError, NumstabTypeError, check_seed
+from numstab.resources import check_memory
 
 __all__ = ["load_target", "load_factory", "parse_shape", "load_weights"]
 
@@ -69,6 +71,11 @@ def load_target(
         InvalidArgumentError: the file or the factory does not exist, or input_shape is missing.
         ModelError: importing the file or calling the factory raised.
     """
+    seed = check_seed("seed", seed)
+    if input_shape is not None:
+        # the random batch alone, float32; the forward and backward pass need several times more
+        check_memory(f"--input-shape {','.join(map(str, input_shape))}", 4.0 * math.prod(input_shape),
+                     "use a smaller batch or input shape")
     if ":" not in target and not target.endswith(".py"):
         model, inputs = examples.build(target, seed=seed)
     else:

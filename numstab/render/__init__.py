@@ -51,7 +51,8 @@ _MOVED = {
     "SCHEMA": ("numstab.jsonio", "SCHEMA"),
     "dump": ("numstab.jsonio", "dump"),
     "load": ("numstab.jsonio", "load"),
-    "prepare_output_dir": ("numstab.files", "prepare_output_dir"),
+    "ReportFolder": ("numstab.files", "ReportFolder"),
+    "write_files": ("numstab.files", "write_files"),
     "atomic_write_text": ("numstab.files", "atomic_write_text"),
     "HtmlReport": ("numstab.render.html", "HtmlPage"),
     # modules that lived in numstab.report (``from numstab.report import jsonio``)

@@ -22,6 +22,8 @@ Examples:
 
 from __future__ import annotations
 
+import numstab.render._rich_import  # noqa: F401  isort: skip  (before rich: keeps the global RNG)
+
 import math
 from typing import Any
 
@@ -30,6 +32,7 @@ from rich.padding import Padding
 from rich.text import Text
 
 from numstab.probe.report import FixComparison, Report
+from numstab.render.formatting import printable
 from numstab.render.html import HtmlPage
 from numstab.render.terminal import make_table
 
@@ -93,7 +96,7 @@ def _headline(report: Report) -> str:
 
 def rich_table(report: Report) -> Group:
     """The report as rich renderables: verdict line, layer table, findings table."""
-    parts: list[Any] = [Text(_headline(report), style="bold"), layer_table(report)]
+    parts: list[Any] = [Text(printable(_headline(report)), style="bold"), layer_table(report)]
     parts += [finding_text(f) for f in report.findings]
     return Group(*parts)
 
@@ -104,9 +107,9 @@ _SEVERITY_STYLE = {"error": "bold red", "warning": "bold yellow", "info": "bold"
 def finding_text(finding: Any) -> Group:
     """A finding as wrapped text (a table would cut the fix at a narrow terminal): head, evidence, fix."""
     head = Text(f"{finding.severity} {finding.kind}", style=_SEVERITY_STYLE.get(finding.severity, "bold"))
-    head.append(f" in {_few(finding.layers)}", style="")
-    fix = Text("fix: ").append(finding.fix, style="bold")
-    return Group(head, Padding(Text(finding.message), (0, 0, 0, 2)), Padding(fix, (0, 0, 0, 2)))
+    head.append(printable(f" in {_few(finding.layers)}"), style="")
+    fix = Text("fix: ").append(printable(finding.fix), style="bold")
+    return Group(head, Padding(Text(printable(finding.message)), (0, 0, 0, 2)), Padding(fix, (0, 0, 0, 2)))
 
 
 def _summary_rows(comparison: FixComparison) -> list[list[Any]]:

@@ -13,7 +13,8 @@ from typing import Any, Literal
 from numstab.notation import fmt, is_number
 
 __all__ = [
-    "fmt", "is_number", "verdict_kind", "check_table", "numeric_columns", "VerdictKind", "VERDICT_WORDS",
+    "fmt", "is_number", "verdict_kind", "check_table", "numeric_columns", "printable", "VerdictKind",
+    "VERDICT_WORDS",
 ]
 
 VerdictKind = Literal["ok", "warn", "bad"]
@@ -34,6 +35,24 @@ VERDICT_WORDS: dict[str, VerdictKind] = {
         "bad",
     ),
 }
+
+
+def printable(text: str) -> str:
+    r"""``text`` with every control character written as an escape (``\x1b``, ``\n``), for a terminal.
+
+    A module name or a message can carry terminal escape sequences (``"\x1b[2J"`` clears the screen); a
+    table shows them escaped, the way ``repr`` would, and never sends them to the terminal.
+
+    Examples:
+        >>> printable("fc\x1b[31m1\n")
+        'fc\\x1b[31m1\\n'
+        >>> printable("σ_w² ok")
+        'σ_w² ok'
+    """
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in text)
+
 
 def verdict_kind(word: object) -> VerdictKind | None:
     """Return the colour class (``"ok"``, ``"warn"``, ``"bad"``) of a verdict word, or None if it has none.

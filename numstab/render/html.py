@@ -30,8 +30,9 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from numstab import __version__
 from numstab.errors import InvalidArgumentError, NumstabTypeError, UnknownNameError
-from numstab.files import atomic_write_text
+from numstab.files import GENERATOR, atomic_write_text, check_output_file
 from numstab.render.formatting import check_table, fmt, is_number, numeric_columns, verdict_kind
 
 __all__ = ["HtmlPage", "Section", "VERDICT_LABELS"]
@@ -370,7 +371,8 @@ class HtmlPage:
         """Write the whole document to ``path`` (UTF-8), atomically: a temporary file, then a rename.
 
         Raises:
-            InvalidArgumentError: the folder is missing or not writable (the message names the path).
+            InvalidArgumentError: the folder is missing or not writable, or ``path`` holds a file that
+                numstab did not write (the message names the path).
 
         Examples:
             >>> import tempfile, pathlib
@@ -378,12 +380,10 @@ class HtmlPage:
             ...     HtmlPage("r").write(pathlib.Path(tmp) / "report.html").name
             'report.html'
         """
-        return atomic_write_text(path, self.render())
+        return atomic_write_text(check_output_file("path", path), self.render())
 
 
 def _footer() -> str:
-    from numstab import __version__
-
     return f"<footer>Written by numstab {__version__}. Self-contained: it makes no network request.</footer>"
 
 
@@ -391,6 +391,7 @@ def _document(title: str, body: str) -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<meta name="generator" content="{GENERATOR} {__version__}">'
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
         '<link rel="icon" href="data:,">'
         f"<title>{_escape(title)}</title><style>{_CSS}</style></head>"

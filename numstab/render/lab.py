@@ -407,7 +407,7 @@ def add_section(
 
 
 def page(result: Any) -> HtmlPage:
-    """Return the result alone on a page (``_repr_html_`` in notebooks)."""
+    """Return the result alone on a page (``_repr_html_`` in notebooks, ``numstab lab NAME --html``)."""
     report = HtmlPage(f"numstab lab: {view(result).title}")
     add_section(report, result)
     return report

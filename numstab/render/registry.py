@@ -37,7 +37,7 @@ RENDERERS: dict[type, display.Renderer] = {
     },
     # theory (numstab.render.theory)
     TheorySummary: display.Renderer("Mean-field theory", theory.summary_table, theory.summary_page),
-    PhaseDiagram: display.Renderer("Phase diagram", None, theory.phase_diagram_page),
+    PhaseDiagram: display.Renderer("Phase diagram", theory.critical_line_table, theory.phase_diagram_page),
     # the check (numstab.render.check)
     Report: display.Renderer("numstab check", check.rich_table, check.html_report),
     FixComparison: display.Renderer("The fix, re-checked", check.rich_fix, check.fix_page),

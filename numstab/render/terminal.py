@@ -6,6 +6,8 @@ piped into a file or another program, the same tables come out as plain text.
 
 from __future__ import annotations
 
+import numstab.render._rich_import  # noqa: F401  isort: skip  (before rich: keeps the global RNG)
+
 import os
 from collections.abc import Iterable, Sequence
 from typing import IO, Any
@@ -17,9 +19,9 @@ from rich.table import Table
 from rich.text import Text
 
 from numstab.errors import InvalidArgumentError
-from numstab.render.formatting import check_table, fmt, is_number, numeric_columns, verdict_kind
+from numstab.render.formatting import check_table, fmt, is_number, numeric_columns, printable, verdict_kind
 
-__all__ = ["make_console", "make_table", "make_progress", "fmt", "VERDICT_STYLES"]
+__all__ = ["make_console", "make_table", "make_progress", "to_text", "fmt", "VERDICT_STYLES"]
 
 #: The rich style of each verdict class (words map to classes in ``formatting.VERDICT_WORDS``).
 VERDICT_STYLES = {"ok": "bold green", "warn": "bold yellow", "bad": "bold red"}
@@ -46,10 +48,10 @@ def make_console(*, file: IO[str] | None = None, width: int | None = None) -> Co
     return Console(file=file, width=width, no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
 
 
-def _cell(value: Any, kind_column: bool) -> Text:
+def _cell(value: Any, kind_column: bool, digits: int = 3) -> Text:
     if is_number(value):
-        return Text(fmt(value))
-    text = "" if value is None else str(value)
+        return Text(fmt(value, digits=digits))
+    text = "" if value is None else printable(str(value))
     kind = verdict_kind(text) if kind_column else None
     return Text(text, style=VERDICT_STYLES[kind] if kind else "")
 
@@ -60,6 +62,7 @@ def make_table(
     rows: Iterable[Sequence[Any]],
     *,
     verdict_column: int | None = None,
+    digits: int = 3,
 ) -> Table:
     """Build a rich Table; numbers are formatted with :func:`fmt` and right-aligned, verdicts coloured.
 
@@ -72,6 +75,7 @@ def make_table(
         headers: one header per column.
         rows: the rows; each must have ``len(headers)`` cells (numbers, strings or None).
         verdict_column: index of the column holding verdict words, if any.
+        digits: significant digits of the numbers (4 where a value is meant to be copied).
 
     Raises:
         InvalidArgumentError: a row of the wrong length, or ``verdict_column`` out of range.
@@ -89,12 +93,15 @@ def make_table(
     headers, rows = check_table(headers, rows, verdict_column)
     # Text, not str: rich would read "E[x²]" or "Var[w]" as console markup and drop the brackets.
     table = Table(
-        title=Text(title) if title else None, box=box.SIMPLE_HEAD, show_edge=False, title_justify="left"
+        title=Text(printable(title)) if title else None,
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        title_justify="left",
     )
     for header, numeric in zip(headers, numeric_columns(headers, rows), strict=True):
-        table.add_column(Text(header), justify="right" if numeric else "left", no_wrap=numeric)
+        table.add_column(Text(printable(header)), justify="right" if numeric else "left", no_wrap=numeric)
     for row in rows:
-        table.add_row(*(_cell(value, index == verdict_column) for index, value in enumerate(row)))
+        table.add_row(*(_cell(value, index == verdict_column, digits) for index, value in enumerate(row)))
     return table
 
 
@@ -126,3 +133,20 @@ def make_progress(console: Console | None = None) -> Progress:
         transient=True,
         disable=not console.is_terminal,
     )
+
+
+def to_text(renderable: Any, *, width: int = 100) -> str:
+    """Render a rich renderable (a table, a report) as plain text: what ``str(result)`` returns.
+
+    Examples:
+        >>> print(to_text(make_table("", ["scale"], [[0.5]]), width=20))
+         scale
+        ───────
+         0.500
+    """
+    import io
+
+    # no colour whatever FORCE_COLOR says: the text goes into a str, not to a terminal
+    console = Console(file=io.StringIO(), width=width, color_system=None, highlight=False)
+    console.print(renderable)
+    return "\n".join(line.rstrip() for line in console.file.getvalue().splitlines())

@@ -11,6 +11,8 @@ Examples:
 
 from __future__ import annotations
 
+import numstab.render._rich_import  # noqa: F401  isort: skip  (before rich: keeps the global RNG)
+
 import math
 from typing import Any
 
@@ -24,7 +26,7 @@ from numstab.render.terminal import make_table
 
 __all__ = [
     "summary_rows", "summary_table", "summary_html", "summary_page", "phase_diagram_figure",
-    "phase_diagram_html", "phase_diagram_page",
+    "critical_line_table", "phase_diagram_html", "phase_diagram_page",
     "phase_grid", "PHASE_MEANING",
 ]
 
@@ -60,8 +62,15 @@ def summary_rows(summary: Any) -> tuple[list[str], list[list[Any]]]:
     return ["quantity", "value", "meaning"], rows
 
 
+#: Significant digits of the theory's numbers: they are meant to be copied into an init (1.327, not 1.33).
+DIGITS = 4
+
+
 def _title(summary: Any) -> str:
-    return f"{summary.activation}: weight_std = {fmt(summary.weight_std)}, bias_std = {fmt(summary.bias_std)}"
+    return (
+        f"{summary.activation}: weight_std = {fmt(summary.weight_std, digits=DIGITS)}, "
+        f"bias_std = {fmt(summary.bias_std, digits=DIGITS)}"
+    )
 
 
 def summary_table(summary: Any) -> Table:
@@ -77,7 +86,7 @@ def summary_table(summary: Any) -> Table:
         True
     """
     headers, rows = summary_rows(summary)
-    return make_table(_title(summary), headers, rows)
+    return make_table(_title(summary), headers, rows, digits=DIGITS)
 
 
 def summary_html(summary: Any) -> str:
@@ -92,8 +101,15 @@ def summary_html(summary: Any) -> str:
 
 
 def summary_page(summary: Any) -> HtmlPage:
-    """A page of a :class:`numstab.theory.TheorySummary`: the table and the phase."""
+    """A page of a :class:`numstab.theory.TheorySummary`: the table and the phase (``numstab theory --html``).
+
+    Examples:
+        >>> from numstab import theory
+        >>> summary_page(theory.summary("relu")).render().startswith("<!DOCTYPE html>")
+        True
+    """
     headers, rows = summary_rows(summary)
+    rows = [[fmt(v, digits=DIGITS) if isinstance(v, float) else v for v in row] for row in rows]
     report = HtmlPage("numstab theory", subtitle=_title(summary))
     section = report.section("theory", "Mean-field theory at this initialization")
     section.table(headers, rows, caption="Poole et al. 2016; Schoenholz et al. 2017")
@@ -149,6 +165,26 @@ def phase_diagram_figure(diagram: Any, *, point: tuple[float, float] | None = No
     return fig
 
 
+def _critical_line(diagram: Any) -> list[list[float]]:
+    line = np.column_stack([diagram.bias_stds, diagram.critical_weight_stds]).tolist()
+    return line[:: max(1, len(line) // 10)]  # ~10 rows
+
+
+def critical_line_table(diagram: Any) -> Table:
+    """A rich table of the critical line of a :class:`numstab.theory.PhaseDiagram` (about ten rows).
+
+    Examples:
+        >>> from numstab import theory
+        >>> critical_line_table(theory.phase_diagram("relu", [1.0, 2.0], [0.0])).row_count
+        1
+    """
+    title = (
+        f"{diagram.activation}: chi_1 = 1 line of a {len(diagram.bias_stds)} x {len(diagram.weight_stds)} "
+        "phase diagram"
+    )
+    return make_table(title, ["bias_std", "critical weight_std"], _critical_line(diagram), digits=DIGITS)
+
+
 def phase_diagram_html(diagram: Any) -> str:
     """An HTML fragment with the phase-diagram figure and its critical line as a table, for notebooks.
 
@@ -170,8 +206,7 @@ def phase_diagram_page(diagram: Any) -> HtmlPage:
         alt=f"Heat map of the correlation depth scale xi_c of {diagram.activation} over weight_std and "
         f"bias_std, with the critical line chi_1 = 1 between the ordered and the chaotic phase.",
     )
-    line = np.column_stack([diagram.bias_stds, diagram.critical_weight_stds]).tolist()
-    section.table(["bias_std", "critical weight_std"], line[:: max(1, len(line) // 10)])  # ~10 rows
+    section.table(["bias_std", "critical weight_std"], _critical_line(diagram))
     return report
 
 

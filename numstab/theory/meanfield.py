@@ -29,7 +29,14 @@ import scipy.optimize
 
 from numstab import activations
 from numstab.activations import Activation
-from numstab.errors import InvalidArgumentError, NoCriticalPointError, check_int_at_least, check_nonnegative
+from numstab.errors import (
+    InvalidArgumentError,
+    NoCriticalPointError,
+    check_int_at_least,
+    check_nonnegative,
+    check_real_array,
+)
+from numstab.resources import check_memory
 from numstab.theory import _solve
 from numstab.theory.quadrature import (
     DEFAULT_NODES,
@@ -244,8 +251,49 @@ def _lower_bracket(
 # Argument checks.
 
 
-def _std(name: str, value: float) -> float:
-    return check_nonnegative(name, value)
+#: The largest weight_std or bias_std the theory takes: its square (1e200) times a Gaussian moment stays
+#: finite in float64; 1e200 would overflow once squared.
+STD_MAX = 1e100
+
+
+def check_std(name: str, value: float) -> float:
+    """Return ``float(value)`` if it is a std in [0, :data:`STD_MAX`], else raise naming ``name``.
+
+    Examples:
+        >>> check_std("weight_std", 1.5)
+        1.5
+    """
+    value = check_nonnegative(name, value)
+    if value > STD_MAX:
+        raise InvalidArgumentError(
+            f"{name} must be <= 1e100, got {value!r}: a larger std overflows float64 once squared; pass a "
+            f"smaller {name}"
+        )
+    return value
+
+
+def std_array(name: str, values: Any) -> np.ndarray:
+    """``values`` as a non-empty 1-D float64 array of stds in [0, :data:`STD_MAX`], or raise naming ``name``.
+
+    Examples:
+        >>> std_array("bias_stds", 0.5).tolist()
+        [0.5]
+    """
+    arr = np.atleast_1d(check_real_array(name, values))
+    if arr.ndim != 1 or arr.size == 0:
+        raise InvalidArgumentError(
+            f"{name} must be a non-empty 1-D sequence of stds >= 0, got shape {arr.shape}: "
+            f"pass e.g. numpy.linspace(0.5, 3.0, 200)"
+        )
+    bad = ~(np.isfinite(arr) & (arr >= 0) & (arr <= STD_MAX))
+    if bad.any():
+        raise InvalidArgumentError(
+            f"{name} must hold finite stds >= 0, got {float(arr[bad][0])!r}: pass stds in [0, 1e100]"
+        )
+    return arr
+
+
+_std = check_std
 
 
 def _point(activation: Any, weight_std: float, bias_std: float) -> tuple[Activation, float, float]:
@@ -406,7 +454,7 @@ def critical_weight_stds(
         array([1.])
     """
     act = resolve(activation)
-    b2 = np.asarray(bias_stds, dtype=float).ravel() ** 2
+    b2 = std_array("bias_stds", bias_stds) ** 2
     if act.positively_homogeneous:
         return np.full(b2.shape, 1.0 / math.sqrt(_homogeneous_moments(act)[1]))
     grid = np.concatenate([[0.0], np.logspace(-12, math.log10(_Q_MAX), 271)])
@@ -718,5 +766,6 @@ def predict_gradient_norms(
         array([1.   , 0.5  , 0.25 , 0.125])
     """
     check_int_at_least("depth", depth, 1)
+    check_memory(f"depth={depth}", 16.0 * (depth + 1), "pass a smaller depth")
     growth = chi1(activation, weight_std, bias_std, q0=q0)
     return growth ** np.arange(depth + 1, dtype=float)

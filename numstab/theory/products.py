@@ -21,9 +21,14 @@ from typing import Any
 import numpy as np
 import scipy.special
 
-from numstab.errors import check_int_at_least, check_positive
+from numstab.errors import check_int_at_least, check_positive, check_seed
+from numstab.resources import check_memory
 
 __all__ = ["lyapunov_exponent", "critical_scale", "LogGrowth", "sample_log_growth"]
+
+
+#: The largest matrix size the formulas take: k / 2 must be a float (k = 10**400 is not).
+_K_MAX = 2**53
 
 
 def lyapunov_exponent(k: int, scale: float) -> float:
@@ -47,7 +52,7 @@ def lyapunov_exponent(k: int, scale: float) -> float:
         >>> math.isclose(lyapunov_exponent(2, 1.0), 0.5 * (math.log(2) - euler_gamma))
         True
     """
-    check_int_at_least("k", k, 1)
+    check_int_at_least("k", k, 1, _K_MAX)
     s = check_positive("scale", scale)
     return math.log(s) + 0.5 * (math.log(2.0) + float(scipy.special.digamma(0.5 * k)))
 
@@ -64,7 +69,7 @@ def critical_scale(k: int) -> float:
         >>> round(critical_scale(4), 4)
         0.5724
     """
-    check_int_at_least("k", k, 1)
+    check_int_at_least("k", k, 1, _K_MAX)
     return math.exp(-0.5 * (math.log(2.0) + float(scipy.special.digamma(0.5 * k))))
 
 
@@ -122,6 +127,9 @@ def sample_log_growth(
     check_positive("scale", scale)
     check_int_at_least("steps", steps, 1)
     check_int_at_least("trials", trials, 2)
+    seed = check_seed("seed", seed)
+    check_memory(f"trials={trials}, k={k}", 8.0 * trials * (3 * k * k + 4 * k + 3),
+                 "pass fewer trials or a smaller k")
     rng = np.random.default_rng(seed)
     v = np.zeros((trials, k))
     v[:, 0] = 1.0

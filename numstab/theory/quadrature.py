@@ -30,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from numstab.errors import BadInputError, InvalidArgumentError, check_int_at_least
+from numstab.errors import BadInputError, InvalidArgumentError, check_int_at_least, check_real_array
+from numstab.resources import check_memory
 
 __all__ = [
     "DEFAULT_NODES",
@@ -53,6 +54,14 @@ _Z_MAX = 10.0
 _PANELS = ((0.0, 0.25), (0.25, 2.0), (2.0, _Z_MAX))
 #: Standing in for q = 0 keeps x = sqrt(q) z on the correct side of a kink.
 _TINY_Q = 1e-300
+
+
+def _check_nodes(name: str, nodes: int) -> int:
+    """``nodes`` if an integer >= 2 whose Gauss-Legendre rule fits in memory (leggauss solves an n x n
+    eigenproblem: ~8 n^2 bytes)."""
+    check_int_at_least(name, nodes, 2)
+    check_memory(f"{name}={nodes}", 16.0 * nodes * nodes, f"use fewer {name} (the default is converged)")
+    return nodes
 
 
 def _panel_rule(nodes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -82,7 +91,7 @@ def half_line_rule(nodes: int = DEFAULT_NODES) -> tuple[np.ndarray, np.ndarray]:
         >>> z.shape, round(float(w.sum()), 12), round(float((w * z**2).sum()), 12)
         ((192,), 1.0, 1.0)
     """
-    check_int_at_least("nodes", nodes, 2)
+    _check_nodes("nodes", nodes)
     z, w = _panel_rule(nodes)
     w = w * np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
     z_all, w_all = np.concatenate([z, -z]), np.concatenate([w, w])
@@ -91,11 +100,15 @@ def half_line_rule(nodes: int = DEFAULT_NODES) -> tuple[np.ndarray, np.ndarray]:
     return z_all, w_all
 
 
+#: The largest variance taken: sqrt(q) z and f(sqrt(q) z)**2 stay finite in float64 for |f(x)| <= |x|.
+Q_MAX = 1e200
+
+
 def _as_variance(name: str, q: Any) -> np.ndarray:
-    arr = np.asarray(q, dtype=np.float64)
-    if arr.size and not (np.all(np.isfinite(arr)) and np.all(arr >= 0)):
-        bad = float(arr[~(np.isfinite(arr) & (arr >= 0))].flat[0])
-        raise InvalidArgumentError(f"{name} must be finite and >= 0 (a variance), got {bad!r}")
+    arr = check_real_array(name, q)
+    if arr.size and not (np.all(np.isfinite(arr)) and np.all(arr >= 0) and np.all(arr <= Q_MAX)):
+        bad = float(arr[~(np.isfinite(arr) & (arr >= 0) & (arr <= Q_MAX))].flat[0])
+        raise InvalidArgumentError(f"{name} must be finite and >= 0 (a variance, at most 1e200), got {bad!r}")
     return arr
 
 
@@ -217,8 +230,12 @@ def _polar_points(
     q1: Any, q2: Any, c: Any, nodes: tuple[int, int]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(u1, u2, weights, broadcast c) of the polar rule, after checking the arguments."""
+    if not (isinstance(nodes, tuple) and len(nodes) == 2):
+        raise InvalidArgumentError(f"nodes must be a pair (radial, angular), got {nodes!r}: e.g. (24, 24)")
+    _check_nodes("radial nodes", nodes[0])
+    _check_nodes("angular nodes", nodes[1])
     q1_arr, q2_arr = _as_variance("q1", q1), _as_variance("q2", q2)
-    c_arr = np.asarray(c, dtype=np.float64)
+    c_arr = check_real_array("c", c)
     if not np.all(np.abs(c_arr) <= 1.0):
         bad = float(c_arr[~(np.abs(c_arr) <= 1)].flat[0])
         raise InvalidArgumentError(f"c must be a correlation in [-1, 1], got {bad!r}")
@@ -288,6 +305,7 @@ def hermite_coefficients(
         array([1.        , 0.        , 1.41421356, 0.        ])
     """
     check_int_at_least("order", order, 1)
+    check_memory(f"order={order}", 8.0 * order * 12 * _check_nodes("nodes", nodes), "use a smaller order")
     q_arr = _as_variance("q", q)
     z, _ = half_line_rule(nodes)
     x = np.sqrt(np.maximum(q_arr, _TINY_Q))[..., None] * z

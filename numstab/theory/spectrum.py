@@ -26,7 +26,7 @@ from typing import Any, Literal
 import numpy as np
 
 from numstab.activations import Activation
-from numstab.errors import UnknownNameError, check_int_at_least, check_nonnegative
+from numstab.errors import UnknownNameError, check_int_at_least
 from numstab.theory import meanfield
 from numstab.theory.quadrature import gaussian_expectation
 
@@ -104,8 +104,8 @@ def jacobian_spectrum(
         >>> round(jacobian_spectrum("relu", 4, weights="orthogonal").variance, 9)  # relu: mu2 / mu1^2 = 2
         4.0
     """
-    check_int_at_least("depth", depth, 1)
-    check_nonnegative("bias_std", bias_std)
+    check_int_at_least("depth", depth, 1, 2**53)  # a float-sized depth: the moments grow linearly in it
+    meanfield.check_std("bias_std", bias_std)
     if weights not in S_TRANSFORM_S1:
         raise UnknownNameError("weights", weights, S_TRANSFORM_S1)
     act = meanfield.resolve(activation)

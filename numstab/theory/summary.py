@@ -70,6 +70,9 @@ class TheorySummary:
         """The fields as a plain dict (floats may be inf or NaN)."""
         return asdict(self)
 
+    def __str__(self) -> str:
+        return display.text(self)
+
     def _repr_html_(self) -> str:
         return display.html(self)
 
