@@ -47,7 +47,7 @@ def test_config_rejects_bad_thresholds() -> None:
 def test_inf_and_nan_norms_never_explode_and_stay_out_of_the_window() -> None:
     # a step with inf/NaN norms takes the slow path of the window update; the oracle is the same direct
     # median as above, so the window must hold exactly the finite norms in order
-    config = TrendConfig(explode_factor=2.0, window=5, min_history=3, vanish_below=1e-30)
+    config = TrendConfig(explode_factor=2.0, window=5, min_history=3, vanish_below=1e-30, vanish_drop=1e300)
     detector = TrendDetector(config)
     names = ["a", "b"]
     finite: list[list[float]] = [[], []]
