@@ -232,6 +232,21 @@ class GradientMonitor:
         """Names of the watched parameters, in model order (as the original module names them)."""
         return list(self._names)
 
+    @property
+    def layer_names(self) -> list[str]:
+        """The keys ``layer_norms`` can have (layers, or parameters by ``group_by``), in model order."""
+        return list(self._layers)
+
+    @property
+    def next_step(self) -> int:
+        """The step number the next ``step()`` call will carry (``first_step`` plus the calls so far)."""
+        return self._calls
+
+    @property
+    def parameters(self) -> list[nn.Parameter]:
+        """The watched (trainable) parameters, in the order of :attr:`parameter_names`."""
+        return list(self._params)
+
     def attach(self) -> GradientMonitor:
         """Add one post-accumulate-grad hook per trainable parameter; return ``self``.
 
