@@ -16,10 +16,10 @@ optimizer step. The norms are those of the accumulated, unclipped (and, under fp
 What it logs. At each of the Trainer's logging steps, ``numstab/grad_norm`` (global),
 ``numstab/grad_norm/<layer>``, ``numstab/nonfinite`` and ``numstab/events/<kind>`` (counts) are added to the
 Trainer's ``logs`` and to that entry of ``state.log_history``. The Trainer runs user callbacks after its
-reporting integrations (TensorBoard, W&B, ...): those see the keys only if the callback runs before them (add it with
-``trainer.callback_handler.callbacks.insert(0, callback)`` rather than ``callbacks=``), or through the monitor's
-own ``writer=``. Event messages and located
-culprits go to the ``numstab.integrations`` logger.
+reporting integrations (TensorBoard, W&B, ...): those see the keys only if the callback runs before them
+(add it with ``trainer.callback_handler.callbacks.insert(0, callback)`` rather than ``callbacks=``), or
+through the monitor's own ``writer=``. Event messages and located culprits go to the
+``numstab.integrations`` logger.
 
 A non-finite step. The batch of each optimizer step is kept (a reference, from a forward pre-hook on the
 model); when a step reports a non-finite fault, the callback replays its last micro-batch through the model
