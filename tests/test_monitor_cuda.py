@@ -117,7 +117,9 @@ def test_non_blocking_step_never_synchronises_and_delivers_the_same_stats() -> N
     waits, blocking = run(False)
     none, deferred = run(True)
     assert waits == [1, 1, 1, 1] and none == [0, 0, 0, 0]
-    assert deferred == blocking  # the last one read at detach
+    assert [d["step"] for d in deferred] == [d["step"] for d in blocking] == [0, 1, 2, 3]  # last: at detach
+    for d, b in zip(deferred, blocking, strict=True):  # two runs: CUDA kernels may differ in the last bits
+        assert d["layer_norms"] == pytest.approx(b["layer_norms"], rel=1e-6)
 
 
 @pytest.mark.parametrize("value", [1e-30, 1e25])
