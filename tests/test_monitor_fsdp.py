@@ -95,6 +95,28 @@ def _mlp_run(rank: int) -> dict[str, object]:
     return result
 
 
+def _train_mlp(rank: int, watched: bool) -> list[torch.Tensor]:
+    """Three SGD steps of the sharded MLP; the full parameters after them (gathered on every rank)."""
+    from torch.distributed.fsdp import fully_shard
+
+    model = mlp(depth=2, seed=0)
+    for layer in (model[0], model[2], model[4]):
+        fully_shard(layer)
+    fully_shard(model)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = (t.chunk(WORLD)[rank] for t in _mlp_batch())
+    monitor = GradientMonitor(model).attach() if watched else None
+    for _ in range(3):
+        opt.zero_grad()
+        nn.functional.mse_loss(model(x), y).backward()
+        if monitor is not None:
+            monitor.step()
+        opt.step()
+    if monitor is not None:
+        monitor.detach()
+    return [p.full_tensor().detach().clone() for p in model.parameters()]
+
+
 def _gpt2_run(rank: int) -> dict[str, object]:
     from torch.distributed.fsdp import fully_shard
 
@@ -114,6 +136,8 @@ def _worker(rank: int, port: int, out: str) -> None:
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD)
     try:
         result = {"mlp": _mlp_run(rank), "gpt2": _gpt2_run(rank)}
+        plain, watched = _train_mlp(rank, watched=False), _train_mlp(rank, watched=True)
+        result["bit_identical"] = all(torch.equal(a, b) for a, b in zip(plain, watched, strict=True))
         torch.save(result, Path(out) / f"rank{rank}.pt")
         dist.barrier()  # no rank tears gloo down while the other is still inside a collective
     finally:
@@ -172,3 +196,7 @@ def test_fault_on_rank_1_is_reported_as_rank_1_on_both_ranks(ranks) -> None:
 def test_diagnose_on_a_sharded_model_is_one_clear_error(ranks) -> None:
     for result in ranks:
         assert "sharded (DTensor parameters" in result["mlp"]["diagnose_error"]
+
+
+def test_sharded_training_is_bit_identical_with_and_without_the_monitor(ranks) -> None:
+    assert [r["bit_identical"] for r in ranks] == [True, True]
