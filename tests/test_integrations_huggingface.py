@@ -82,6 +82,19 @@ def test_norms_before_clipping_equal_the_trainers_grad_norm_and_training_is_unch
     assert all(torch.equal(a, b) for a, b in pairs)
 
 
+@pytest.mark.parametrize("overrides", [{"gradient_accumulation_steps": 2}, {"non_blocking": True}])
+def test_accumulated_and_non_blocking_norms_equal_the_trainers(tmp_path, overrides: dict) -> None:
+    overrides = dict(overrides)
+    non_blocking = overrides.pop("non_blocking", False)
+    callback = NumstabCallback(non_blocking=non_blocking)
+    trainer = _trainer(tmp_path, _model(), [callback], max_steps=3, **overrides)
+    trainer.train()
+    steps = [entry for entry in trainer.state.log_history if "grad_norm" in entry]
+    assert [entry["step"] for entry in steps] == [1, 2, 3]
+    for entry in steps:  # accumulated over the micro-batches; non-blocking: read at the log
+        assert entry["numstab/grad_norm"] == pytest.approx(entry["grad_norm"], rel=1e-6)
+
+
 def test_fault_at_step_3_is_located_to_its_module(tmp_path) -> None:
     callback = NumstabCallback()
     trainer = _trainer(tmp_path, _model(), [_PlantAt(3), callback])

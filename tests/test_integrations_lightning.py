@@ -120,6 +120,17 @@ def test_norms_equal_lightnings_before_clipping_and_reach_the_loggers() -> None:
     assert not callback.monitor.attached
 
 
+def test_non_blocking_logs_each_logging_steps_own_norms() -> None:
+    blocking, deferred = NumstabCallback(), NumstabCallback(non_blocking=True)
+    first = _fit(Regressor(), [blocking], log_every_n_steps=2)
+    second = _fit(Regressor(), [deferred], log_every_n_steps=2)
+    key = "numstab/grad_norm"
+    logged = [[row[key] for row in r.rows if key in row] for r in (first, second)]
+    assert len(logged[0]) == 2 and logged[1] == logged[0]  # steps 2 and 4, the same values
+    norms = [[s.global_norm for s in c.monitor.history] for c in (blocking, deferred)]
+    assert len(norms[0]) == 5 and norms[1] == norms[0]
+
+
 def test_fault_at_step_3_is_located_through_training_step() -> None:
     callback = NumstabCallback()
     logger = _fit(Regressor(), [PlantAt(2), callback])

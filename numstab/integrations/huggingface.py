@@ -6,12 +6,13 @@
 
 Where it measures. The Trainer clips gradients right after the last backward of an optimizer step, and its
 first callback event after that (``on_pre_optimizer_step``) already sees clipped gradients: with the default
-``max_grad_norm=1.0`` a norm read there is 1.0 whenever clipping acts. The callback therefore measures at the
-end of the backward pass itself: a post-accumulate hook queues a final callback on the autograd engine
-(``Variable._execution_engine.queue_callback``, as DDP and FSDP do for their own end-of-backward work), which
-records the step when accelerate's ``GradientState.sync_gradients`` says this is the last micro-batch of the
-optimizer step. The norms are those of the accumulated, unclipped (and, under fp16, unscaled) gradients: the
-``grad_norm`` the Trainer logs.
+``max_grad_norm=1.0`` a norm read there is 1.0 whenever clipping acts. The callback therefore measures at
+the end of the backward pass itself: a post-accumulate hook queues a final callback on the autograd engine
+(``Variable._execution_engine.queue_callback``, as DDP and FSDP do for their own end-of-backward work;
+queued again from there so that it runs after theirs), which records the step when accelerate's
+``GradientState.sync_gradients`` says this is the last micro-batch of the optimizer step. The norms are
+those of the accumulated, unclipped (and, under fp16, unscaled) gradients: the ``grad_norm`` the Trainer
+logs.
 
 What it logs. At each of the Trainer's logging steps, ``numstab/grad_norm`` (global),
 ``numstab/grad_norm/<layer>``, ``numstab/nonfinite`` and ``numstab/events/<kind>`` (counts) are added to the
@@ -139,7 +140,12 @@ class NumstabCallback(TrainerCallback):
     def _on_grad(self, param: torch.Tensor) -> None:
         if not self._queued:
             self._queued = True
-            torch.autograd.Variable._execution_engine.queue_callback(self._after_backward)
+            torch.autograd.Variable._execution_engine.queue_callback(self._last)
+
+    def _last(self) -> None:
+        # queued again, so that it runs after every end-of-backward callback queued during the pass: DDP's
+        # reducer queues the one that writes the averaged gradients only when its last bucket is ready
+        torch.autograd.Variable._execution_engine.queue_callback(self._after_backward)
 
     def _after_backward(self) -> None:
         """End of a backward pass: record it if it is the last micro-batch of an optimizer step."""

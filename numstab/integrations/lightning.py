@@ -8,7 +8,9 @@ Where it measures. Lightning calls ``on_before_optimizer_step`` after the backwa
 step (all accumulated micro-batches), after a GradScaler's ``unscale_`` and before gradient clipping: the
 norms are those of the unclipped gradients the optimizer would receive without clipping.
 
-What it logs. At Lightning's logging steps (every ``log_every_n_steps`` optimizer steps) the callback logs,
+What it logs. At Lightning's logging steps (every ``log_every_n_steps`` optimizer steps; with
+``non_blocking=True`` the monitor's pending step is read there, so a log never carries an older step) the
+callback logs,
 through ``pl_module.log_dict`` (so to every configured logger), ``numstab/grad_norm`` (global),
 ``numstab/grad_norm/<layer>``, ``numstab/nonfinite`` and ``numstab/events/<kind>`` (counts). Event messages
 and located culprits go to the ``numstab.integrations`` logger.
@@ -87,11 +89,16 @@ class NumstabCallback(Callback):
         self._micro.append((batch, batch_idx))  # references to Lightning's own batch, no copy
 
     def on_before_optimizer_step(self, trainer: Any, pl_module: Any, optimizer: Any) -> None:
-        self._batches.append((self.monitor.next_step, self._micro))
+        step = self.monitor.next_step
+        self._batches.append((step, self._micro))
         self._micro = []
-        stats = self.monitor.step(getattr(trainer.precision_plugin, "scaler", None))
-        if stats is not None:
-            self._arrived(trainer, pl_module, stats)
+        arrived = [self.monitor.step(getattr(trainer.precision_plugin, "scaler", None))]
+        interval = trainer.log_every_n_steps
+        if interval and step % interval == 0:  # a logging step: read it now (non_blocking: one wait per log)
+            arrived.append(self.monitor.flush())
+        for stats in arrived:
+            if stats is not None:
+                self._arrived(trainer, pl_module, stats)
 
     def on_train_end(self, trainer: Any, pl_module: Any) -> None:
         self.detach()
