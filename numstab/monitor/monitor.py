@@ -390,7 +390,7 @@ class GradientMonitor:
         # float32 accumulation (CPU): the extremes are rechecked now, while these are the gradients; reading
         # the values on the host costs no wait there
         host = (torch.cat([fast, *extra]) if extra else fast).cpu().tolist()
-        norms = host[: len(grads)]
+        norms = host[: len(grads)] if extra else host
         redo = needs_exact(norms)
         if redo:  # zero, tiny or overflowed: recompute those few in float64 (rare, one more pass)
             exact = exact_norms([local[i] for i in redo]).cpu().tolist()
@@ -399,7 +399,7 @@ class GradientMonitor:
         if self._sharded:
             shards = torch.tensor(norms, dtype=torch.float64, device=fast.device)
             norms = distributed.full_norms(shards, self._plan(grads, present)).tolist()
-        return norms + host[len(grads) :], None
+        return (norms + host[len(grads) :] if extra else norms), None
 
     def _plan(self, grads: list[torch.Tensor], present: list[int] | None) -> distributed.Plan:
         key = None if present is None else tuple(present)
@@ -410,7 +410,7 @@ class GradientMonitor:
     def _finish(self, packet: _Packet) -> StepStats:
         """Read a packet on the host and turn it into the step's stats, events and history."""
         host = packet.read()
-        norms, scale = host[: packet.count], (host[packet.count] if packet.has_scale else None)
+        norms, scale = (host[: packet.count], host[packet.count]) if packet.has_scale else (host, None)
         if scale is not None and packet.still_scaled:
             norms = [v / scale for v in norms]
         names, layers, layer, total = self._combine(norms, packet.present)
