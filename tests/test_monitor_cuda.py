@@ -95,6 +95,33 @@ def test_one_device_to_host_transfer_per_recorded_step() -> None:
     assert counts == [1, 0, 1, 0]
 
 
+def test_non_blocking_step_never_synchronises_and_delivers_the_same_stats() -> None:
+    def run(non_blocking: bool) -> tuple[list[int], list[dict]]:
+        model, x = _setup("transformer")
+        with GradientMonitor(model, non_blocking=non_blocking) as monitor:
+            counts = []
+            for _ in range(4):
+                model.zero_grad()
+                _loss(model(x)).backward()
+                torch.cuda.synchronize()
+                torch.cuda.set_sync_debug_mode("warn")
+                try:
+                    with warnings.catch_warnings(record=True) as caught:
+                        warnings.simplefilter("always")
+                        monitor.step()
+                finally:
+                    torch.cuda.set_sync_debug_mode("default")
+                counts.append(sum("synchroniz" in str(w.message) for w in caught))
+        return counts, [s.to_dict() for s in monitor.history]
+
+    waits, blocking = run(False)
+    none, deferred = run(True)
+    assert waits == [1, 1, 1, 1] and none == [0, 0, 0, 0]
+    assert [d["step"] for d in deferred] == [d["step"] for d in blocking] == [0, 1, 2, 3]  # last: at detach
+    for d, b in zip(deferred, blocking, strict=True):  # two runs: CUDA kernels may differ in the last bits
+        assert d["layer_norms"] == pytest.approx(b["layer_norms"], rel=1e-6)
+
+
 @pytest.mark.parametrize("value", [1e-30, 1e25])
 def test_extremes_on_cuda(value: float) -> None:
     model = nn.Linear(64, 64).to(CUDA)

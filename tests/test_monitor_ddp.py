@@ -4,15 +4,12 @@ same global batch; a fault planted on rank 1 is reported on both ranks as rank 1
 from __future__ import annotations
 
 import math
-import os
-import socket
 from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
-from test_monitor_support import mlp
+from test_monitor_support import mlp, spawn_ranks
 from torch import nn
 
 from numstab.monitor import GradientMonitor
@@ -24,12 +21,6 @@ FAULTY = "2"  # module k whose weight gradient goes non-finite on rank 1 only
 def _global_batch() -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(7)
     return torch.randn(8, 8, generator=g), torch.randn(8, 1, generator=g)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _poison(grad: torch.Tensor) -> torch.Tensor:
@@ -55,6 +46,8 @@ def _worker(rank: int, port: int, out: str) -> None:
             result["fault"] = monitor.step().to_dict()
             culprit = monitor.locate_nonfinite(x, nn.functional.mse_loss, y)
             result["culprit"] = culprit.to_dict() if culprit else None
+            owner = model.get_submodule(FAULTY)
+            result["max_abs_weight"] = max(p.abs().max().item() for p in owner.parameters())
             if handle is not None:
                 handle.remove()
             result["finite"] = monitor.locate_nonfinite(x, nn.functional.mse_loss, y)
@@ -67,17 +60,7 @@ def _worker(rank: int, port: int, out: str) -> None:
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, object]]:
     out = tmp_path_factory.mktemp("ddp")
-    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
-    try:
-        mp.spawn(_worker, args=(_free_port(), str(out)), nprocs=WORLD, join=True)
-    except mp.ProcessExitedException as err:
-        # Seen once in ~50 runs on the 2-core CI machine: a rank killed by SIGABRT ("terminate called without
-        # an active exception") while gloo shut down, after its results were saved. A signal at teardown is
-        # the transport, not the monitor: run the ranks once more on a fresh port. A Python exception in a
-        # rank (a real failure) is a ProcessRaisedException and is never retried.
-        if err.signal_name is None:
-            raise
-        mp.spawn(_worker, args=(_free_port(), str(out)), nprocs=WORLD, join=True)
+    spawn_ranks(_worker, WORLD, out, timeout=180)
     return [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
 
 
@@ -103,5 +86,6 @@ def test_fault_on_rank_1_is_known_on_every_rank(ranks: list[dict[str, object]]) 
         assert result["culprit"] == {
             "module": FAULTY, "phase": "backward", "dtype": "float32",
             "max_abs_before": result["culprit"]["max_abs_before"], "rank": 1, "value": "inf",
+            "weights": "finite", "max_abs_weight": result["max_abs_weight"],
         }
         assert result["finite"] is None

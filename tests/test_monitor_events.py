@@ -47,7 +47,7 @@ def test_config_rejects_bad_thresholds() -> None:
 def test_inf_and_nan_norms_never_explode_and_stay_out_of_the_window() -> None:
     # a step with inf/NaN norms takes the slow path of the window update; the oracle is the same direct
     # median as above, so the window must hold exactly the finite norms in order
-    config = TrendConfig(explode_factor=2.0, window=5, min_history=3, vanish_below=1e-30)
+    config = TrendConfig(explode_factor=2.0, window=5, min_history=3, vanish_below=1e-30, vanish_drop=1e300)
     detector = TrendDetector(config)
     names = ["a", "b"]
     finite: list[list[float]] = [[], []]
@@ -74,3 +74,45 @@ def test_min_history_counts_finite_norms_beyond_a_shorter_window() -> None:
     assert detector.observe(4, ["a"], [11.0]) == ()  # 4 finite norms seen: no verdict yet
     (event,) = detector.observe(5, ["a"], [500.0])  # window (1, 1, 11): median 1
     assert event.kind == "exploding" and event.values == (500.0,) and event.threshold == 10.0
+
+
+def _layers(n: int) -> list[str]:
+    return [f"l{i}" for i in range(n)]
+
+
+@pytest.mark.parametrize("drop,fires", [(1000.0, True), (50.0, False)])
+def test_relative_vanishing_compares_bottom_to_top_against_its_start(drop: float, fires: bool) -> None:
+    # 8 layers: bottom = l0, l1 and top = l6, l7 (quarters); bottom norms 1e-3..1, far from the absolute bar
+    detector = TrendDetector(TrendConfig(min_history=4, vanish_below=1e-30))
+    start = np.array([1.0, 2.0, 5.0, 5.0, 5.0, 5.0, 3.0, 4.0])
+    assert all(detector.observe(i, _layers(8), start) == () for i in range(4))  # the reference: 4 steps
+    later = start.copy()
+    later[:2] /= drop
+    events = detector.observe(4, _layers(8), later)
+    assert [e.kind for e in events] == (["vanishing"] if fires else [])
+    if fires:
+        (event,) = events
+        assert event.layers == ("l0", "l1") and event.values == (1.0 / drop, 2.0 / drop)
+        # the bottom's geometric-mean bar: top's sqrt(3 * 4) x start ratio sqrt(1 * 2) / sqrt(3 * 4), over 100
+        assert event.threshold == pytest.approx(math.sqrt(2.0) / 100.0, rel=1e-12)
+
+
+def test_relative_vanishing_needs_no_absolute_bar_and_yields_to_it() -> None:
+    detector = TrendDetector(TrendConfig(min_history=2, vanish_below=1e-6))
+    for i in range(2):
+        detector.observe(i, _layers(4), [1.0, 1.0, 1.0, 1.0])
+    # both rules apply: one event, the absolute one
+    (event,) = detector.observe(2, _layers(4), [1e-9, 1.0, 1.0, 1.0])
+    assert event.threshold == 1e-6 and event.layers == ("l0",)
+
+
+def test_rate_limiter_counts_every_occurrence_and_keys_on_kind_and_layers() -> None:
+    from numstab.monitor.events import Event, RateLimiter
+
+    limit = RateLimiter(repeat_after=2)
+    a = Event("exploding", 0, ("a",), (9.0,), 1.0, "")
+    b = Event("exploding", 0, ("b",), (9.0,), 1.0, "")
+    reported = [[(e.layers, e.count) for e in limit(events)] for events in [(a,), (a, b), (a,), (), (a,)]]
+    assert reported == [[(("a",), 1)], [(("b",), 1)], [(("a",), 3)], [], [(("a",), 4)]]
+    with pytest.raises(InvalidArgumentError, match="repeat_after must be >= 1"):
+        TrendConfig(repeat_after=0)

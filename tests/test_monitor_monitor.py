@@ -300,7 +300,8 @@ def test_nonfinite_persisting_as_scale_falls_is_a_fault() -> None:
         stats = [_amp_step(net, opt, scaler, monitor, x, y) for _ in range(4)]
     assert [s.scale for s in stats] == [2.0**10, 2.0**9, 2.0**8, 2.0**7]
     assert all(s.skipped for s in stats)
-    assert [[e.kind for e in s.events] for s in stats] == [[], [], ["nonfinite"], ["nonfinite"]]
+    # reported once when the patience runs out; the next step repeats it and is held back (rate limit)
+    assert [[(e.kind, e.count) for e in s.events] for s in stats] == [[], [], [("nonfinite", 1)], []]
 
 
 def test_parameters_without_gradient_are_left_out() -> None:
@@ -312,3 +313,112 @@ def test_parameters_without_gradient_are_left_out() -> None:
         stats = monitor.step()
     assert list(stats.layer_norms) == ["0", "2", "4"]
     assert stats.global_norm == pytest.approx(_norm64(net[:5].parameters()).item(), rel=1e-6)
+
+
+def _run(monitor: GradientMonitor, net: nn.Module, steps: int) -> list[StepStats | None]:
+    returned = []
+    for step in range(steps):
+        net.zero_grad()
+        nn.functional.mse_loss(net(_batch(step)[0]), _batch(step)[1]).backward()
+        returned.append(monitor.step())
+    return returned
+
+
+@pytest.mark.parametrize("every", [1, 2])
+def test_non_blocking_delivers_the_same_stats_one_call_later(every: int) -> None:
+    net = mlp(depth=2)
+    with GradientMonitor(net, every=every) as blocking:
+        now = _run(blocking, net, 6)
+    with GradientMonitor(net, every=every, non_blocking=True) as deferred:
+        later = _run(deferred, net, 6)
+        last = deferred.flush()
+    recorded = [s for s in now if s is not None]
+    assert [s.step for s in recorded] == list(range(0, 6, every))
+    as_dicts = [s.to_dict() if s else None for s in now]
+    assert [s.to_dict() if s else None for s in later + [last]] == [None] + as_dicts
+    assert [s.to_dict() for s in deferred.history] == [s.to_dict() for s in blocking.history]
+
+
+def test_non_blocking_rechecks_the_extremes_while_the_gradients_are_that_steps() -> None:
+    net = nn.Linear(100, 1, bias=False)
+    with GradientMonitor(net, non_blocking=True) as monitor:
+        net(torch.full((1, 100), 1e-30)).sum().backward()  # weight gradient 1e-30: the float32 pass gives 0
+        assert monitor.step() is None
+        net.zero_grad()
+        net(torch.ones(1, 100)).sum().backward()  # the next step's gradient replaces it
+        first = monitor.step()
+    assert first.step == 0 and first.layer_norms["(root)"] == pytest.approx(1e-29, rel=1e-6)
+    assert monitor.history[-1].layer_norms["(root)"] == pytest.approx(10.0, rel=1e-6)  # read at detach
+
+
+def test_first_step_numbers_the_steps_and_sets_which_are_recorded() -> None:
+    net = mlp(depth=1)
+    with GradientMonitor(net, every=5, first_step=1) as monitor:
+        returned = _run(monitor, net, 10)
+        assert monitor.next_step == 11
+    assert [i + 1 for i, s in enumerate(returned) if s is not None] == [5, 10]
+    assert [s.step for s in monitor.history] == [5, 10]
+    with pytest.raises(InvalidArgumentError, match="first_step must be >= 0"):
+        GradientMonitor(net, first_step=-1)
+
+
+def test_a_persisting_event_is_reported_once_per_repeat_after_with_a_count() -> None:
+    net = mlp(depth=2)
+    with GradientMonitor(net, trends=TrendConfig(vanish_below=1e-6, repeat_after=4)) as monitor:
+        for _ in range(10):
+            net.zero_grad()
+            net(torch.ones(1, 8)).sum().backward()
+            with torch.no_grad():
+                for p in net[0].parameters():
+                    p.grad.mul_(1e-9)  # layer "0" vanishes at every step
+            monitor.step()
+    reported = [(e.step, e.layers, e.count) for e in monitor.events]
+    assert reported == [(0, ("0",), 1), (4, ("0",), 5), (8, ("0",), 9)]
+
+
+def test_real_training_raises_no_event() -> None:
+    from test_monitor_support import TinyTransformer
+
+    model = TinyTransformer(seed=1)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    g = torch.Generator().manual_seed(2)
+    with GradientMonitor(model) as monitor:
+        for _ in range(60):
+            x = torch.randn(4, 5, 6, generator=g)
+            opt.zero_grad()
+            nn.functional.mse_loss(model(x), x[:, :, :1].mean(dim=1)).backward()
+            monitor.step()
+            opt.step()
+    assert list(monitor.events) == []
+
+
+def test_culprit_says_when_the_weights_were_already_broken() -> None:
+    net = nn.Sequential(nn.Linear(8, 8), nn.Linear(8, 8), nn.Linear(8, 1))
+    x = torch.ones(2, 8)
+    with torch.no_grad():
+        net[0].weight.fill_(1.0)  # outputs 8 + bias, about 8
+        net[1].weight.fill_(1e37)  # an earlier update blew it up: 8 * 8 * 1e37 overflows float32 (3.4e38)
+    huge = GradientMonitor(net).locate_nonfinite(x, lambda out: out.sum())
+    assert (huge.module, huge.phase, huge.weights) == ("1", "forward", "huge")
+    assert huge.max_abs_weight == pytest.approx(1e37, rel=1e-6)
+    with torch.no_grad():
+        net[1].weight.fill_(0.5)
+        net[2].weight[0, 3] = math.nan
+    broken = GradientMonitor(net).locate_nonfinite(x, lambda out: out.sum())
+    assert (broken.module, broken.weights) == ("2", "nonfinite")
+    with torch.no_grad():
+        net[2].weight[0, 3] = 0.5
+    with plant_forward(net[2], math.inf):
+        fresh = GradientMonitor(net).locate_nonfinite(x, lambda out: out.sum())
+    assert (fresh.module, fresh.weights) == ("2", "finite")
+    assert fresh.max_abs_weight == max(p.abs().max().item() for p in net[2].parameters())
+    assert fresh.to_dict()["weights"] == "finite"
+
+
+def test_locate_with_a_forward_of_ones_own() -> None:
+    net = mlp(depth=2)
+    x = torch.ones(3, 8)
+    with plant_forward(net[2], math.nan):
+        culprit = GradientMonitor(net).locate_nonfinite({"x": x}, lambda out: out["y"].sum(),
+                                                        forward=lambda batch: {"y": net(batch["x"])})
+    assert (culprit.module, culprit.phase) == ("2", "forward")

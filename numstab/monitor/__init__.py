@@ -1,7 +1,9 @@
 """numstab.monitor: per-layer gradient health during training.
 
-- :class:`GradientMonitor`: fused per-layer gradient norms, one device-to-host transfer per recorded step,
-  exact at the extremes of float32, AMP- (GradScaler) and DDP-aware, TensorBoard-ready.
+- :class:`GradientMonitor`: fused per-layer gradient norms, one device-to-host transfer per recorded step
+  (``non_blocking=True``: one that never waits), exact at the extremes of float32, AMP- (GradScaler), DDP- and
+  FSDP2-aware (full, unsharded norms), ``torch.compile``-aware (original names, eager replay),
+  TensorBoard-ready. Framework callbacks in :mod:`numstab.integrations`.
 - :class:`StepStats`: what one recorded step returns; :class:`Event`: vanishing / exploding / non-finite.
 - :func:`locate_nonfinite` / :class:`Culprit`: the module that produced the first inf or NaN of a batch.
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import torch
@@ -29,7 +29,12 @@ from numstab.errors import BadInputError, NumstabTypeError
 __all__ = ["Culprit", "locate_nonfinite"]
 
 Phase = Literal["forward", "backward"]
+WeightState = Literal["finite", "huge", "nonfinite", "none", "unknown"]
 LOSS = "loss_fn"
+#: A weight this large means an earlier step already went wrong: standard inits give |w| of order 1 or less
+#: (Kaiming/Xavier: std sqrt(2/fan_in), under 0.5 for fan_in >= 8), so 1e4 is four orders of magnitude
+#: beyond them; a matmul of fan-in 1000 with O(1) inputs then reaches 1e7, past float16's 65504 at once.
+HUGE_WEIGHT = 1e4
 
 
 @dataclass(frozen=True)
@@ -43,8 +48,13 @@ class Culprit:
         dtype: dtype of the non-finite tensor (``torch.bfloat16`` under CPU autocast, say).
         max_abs_before: largest |value| the module received just before: its inputs (forward) or its output
             gradient (backward, in the scaler's units when a GradScaler is given).
-        rank: the distributed rank where it happened (0 outside DDP).
+        rank: the distributed rank where it happened (0 outside DDP and FSDP2).
         value: "nan" or "inf": what the first non-finite element was.
+        weights: the state of the named module's own parameters (its children's included): "nonfinite" or
+            "huge" (some ``|w| >= HUGE_WEIGHT``) mean the fault happened at an earlier step (an update already
+            broke the weights) and this batch only reveals it; "finite"; "none" (no parameters, or the loss);
+            "unknown" (not measured: see :meth:`with_weights`).
+        max_abs_weight: the largest finite ``|w|`` over those parameters (NaN when not measured or none).
 
     Examples:
         >>> Culprit("2", "forward", torch.float32, 3.5).to_dict()["dtype"]
@@ -57,6 +67,8 @@ class Culprit:
     max_abs_before: float
     rank: int = 0
     value: Literal["nan", "inf"] = "inf"
+    weights: WeightState = "unknown"
+    max_abs_weight: float = math.nan
 
     def to_dict(self) -> dict[str, Any]:
         """Return the culprit as JSON-ready plain data."""
@@ -67,11 +79,35 @@ class Culprit:
             "max_abs_before": self.max_abs_before,
             "rank": self.rank,
             "value": self.value,
+            "weights": self.weights,
+            "max_abs_weight": self.max_abs_weight,
         }
 
     def with_rank(self, rank: int) -> Culprit:
         """Return a copy attributed to ``rank``."""
-        return Culprit(self.module, self.phase, self.dtype, self.max_abs_before, rank, self.value)
+        return replace(self, rank=rank)
+
+    def with_weights(self, model: nn.Module) -> Culprit:
+        """Return a copy that says whether the named module's weights in ``model`` are finite, huge or not.
+
+        Examples:
+            >>> net = nn.Sequential(nn.Linear(2, 2))
+            >>> with torch.no_grad():
+            ...     _ = net[0].weight.fill_(float("nan"))
+            >>> Culprit("0", "forward", torch.float32, 1.0).with_weights(net).weights
+            'nonfinite'
+        """
+        owner = self.module.partition("#")[0]
+        names = dict(model.named_modules(remove_duplicate=False))
+        module = model if owner == "(root)" else names.get(owner)
+        params = [] if module is None else list(module.parameters(recurse=owner != "(root)"))
+        if not params:
+            return replace(self, weights="none", max_abs_weight=math.nan)
+        with torch.no_grad():
+            finite = all(_finite(p) for p in params)
+            top = max(_max_abs([p]) for p in params)
+        state = "nonfinite" if not finite else ("huge" if top >= HUGE_WEIGHT else "finite")
+        return replace(self, weights=state, max_abs_weight=top)
 
 
 @dataclass
@@ -249,6 +285,7 @@ def locate_nonfinite(
     target: Any = None,
     *,
     scaler: torch.amp.GradScaler | None = None,
+    forward: Callable[[Any], Any] | None = None,
 ) -> Culprit | None:
     """Replay one batch with hooks and name the module that produced its first non-finite value.
 
@@ -268,6 +305,8 @@ def locate_nonfinite(
         loss_fn: called as ``loss_fn(output)``, or ``loss_fn(output, target)`` when ``target`` is given.
         target: optional second argument of ``loss_fn``.
         scaler: the ``torch.amp.GradScaler`` of the training loop, to scale the loss as training does.
+        forward: called as ``forward(inputs)`` instead of ``model(inputs)`` (a Lightning ``training_step``,
+            say); it must run ``model``'s modules, whose hooks do the search.
 
     Returns:
         The :class:`Culprit`, or None when the forward, the loss and every gradient are finite.
@@ -289,7 +328,7 @@ def locate_nonfinite(
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     with _state_preserved(model), ExitStack() as hooks:
         recorder.install(model, hooks)
-        output = _call_model(model, inputs)
+        output = _call_model(model, inputs) if forward is None else forward(inputs)
         culprit = recorder.forward_culprit()
         if culprit is not None:
             return culprit

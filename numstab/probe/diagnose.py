@@ -110,6 +110,15 @@ def _check_model(model: Any) -> None:
             f"model {type(model).__name__} has no parameters: there is no initialization to diagnose; "
             "pass the network that owns the weights"
         )
+    if torch.distributed.is_available():  # FSDP2 / tensor parallel: each rank holds shards, not the model
+        from torch.distributed.tensor import DTensor
+
+        if any(isinstance(p, DTensor) for p in model.parameters()):
+            raise ModelError(
+                f"model {type(model).__name__} is sharded (DTensor parameters, e.g. FSDP2 fully_shard): "
+                "diagnose measures one whole model in one process; run it on the model before sharding it "
+                "(same init, one rank), and use GradientMonitor during sharded training"
+            )
 
 
 def _as_call(inputs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
