@@ -1,0 +1,34 @@
+"""`numstab explore`: the interactive explorer in the browser (a Bokeh server on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import sys
+import webbrowser
+
+import typer
+
+from numstab.cli._app import app, small_work_threads
+from numstab.errors import InvalidArgumentError
+
+
+@app.command("explore")
+def explore(
+    port: int = typer.Option(0, "--port", help="TCP port on 127.0.0.1 (0: a free one).", min=0, max=65535),
+    no_browser: bool = typer.Option(False, "--no-browser", help="Print the URL without opening a browser."),
+) -> None:
+    """Move a slider, watch theory and a real network side by side (Ctrl-C stops)."""
+    try:
+        from numstab.report.explorer import serve
+    except ImportError as err:
+        raise InvalidArgumentError(
+            f"numstab explore needs bokeh ({err}): pip install 'numstab[explore]'"
+        ) from None
+    small_work_threads()
+
+    def ready(url: str) -> None:
+        print(f"numstab explore: serving {url} (Ctrl-C stops)", flush=True)
+        if not no_browser:
+            webbrowser.open(url)
+
+    serve(port=port, on_ready=ready)
+    print("numstab explore: stopped", file=sys.stderr)
