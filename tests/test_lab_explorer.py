@@ -109,7 +109,7 @@ def test_theory_lines_are_meanfield_closed_forms() -> None:
     ],
 )
 def test_real_networks_follow_theory(changes: dict, decades: float) -> None:
-    data = explore(depth=30, width=256, seeds=4, **changes)
+    data = explore(depth=30, width=256, seeds=4, batch=16, **changes)
     for measured, predicted in ((data.forward_center, data.theory_forward_rms),
                                 (data.backward_center, data.theory_backward_rms)):
         assert np.max(np.abs(np.log10(measured / predicted))) < decades

@@ -121,7 +121,7 @@ class ExplorerSettings:
     layer_norm: bool = False
     fmt: str = "float16"
     seeds: int = 4
-    batch: int = 16
+    batch: int = 8
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -498,13 +498,13 @@ def _theory(settings: ExplorerSettings, sigma_w: float) -> dict[str, Any]:
         growth = np.where(np.isfinite(q_all), growth, np.nan)
         # E g_{l-1}^2 = chi_1(q_l) E g_l^2, E g_L^2 = 1
         backward = np.sqrt(np.append(np.cumprod(growth[::-1])[::-1], 1.0))
-    summary = theory.summary(act, sigma_w, sigma_b)
+    chi1 = theory.chi1(act, sigma_w, sigma_b)
     return {
         "theory_forward_rms": np.sqrt(np.concatenate([[1.0], q_all])),
         "theory_backward_rms": backward,
         "theory_note": "",
-        "chi1": float(summary.chi1),
-        "phase": summary.phase,
+        "chi1": chi1,
+        "phase": theory.classify_phase(chi1),
     }
 
 

@@ -20,7 +20,9 @@ Examples:
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -56,6 +58,8 @@ from numstab.lab.explorer import ExplorerData, ExplorerSettings
 from numstab.report.style import COLORS
 
 __all__ = ["build_document", "plotted", "serve", "ADDRESS", "INIT_LABELS", "FORMAT_LABELS", "WIDTHS"]
+
+_log = logging.getLogger(__name__)
 
 #: The app listens here only.
 ADDRESS = "127.0.0.1"
@@ -268,6 +272,7 @@ def build_document(doc: Document, start: ExplorerSettings | None = None) -> None
         nonlocal pending
         pending = False
         controls.weight_std.disabled = controls.init.value != "normal"
+        started = time.perf_counter()
         try:
             data = explorer.explore(controls.settings())
         except NumstabError as err:
@@ -279,6 +284,7 @@ def build_document(doc: Document, start: ExplorerSettings | None = None) -> None
             verdict.text = data.verdict
             notes.text = _notes(data)
         revision.text = str(int(revision.text) + 1)
+        _log.debug("refresh %s: %.1f ms", revision.text, (time.perf_counter() - started) * 1e3)
 
     def changed(attr: str, old: Any, new: Any) -> None:
         nonlocal pending
