@@ -88,6 +88,7 @@ PHASE_BIAS_STDS = np.linspace(0.0, 1.0, 41)
 _CHECKED_SAMPLES = 4
 _LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm's default
 #: The inputs' generator seed is this plus ``seed``, far from the networks' seeds (seed, seed + 1, ...).
+_FLOAT32_TINY = torch.finfo(torch.float32).tiny
 _INPUT_SEED_OFFSET = 1_000_003  # < 2**32: torch keeps only the low 32 bits of a CPU seed
 
 
@@ -257,10 +258,10 @@ def explore(settings: ExplorerSettings | None = None, **changes: Any) -> Explore
     """
     settings = replace(settings or ExplorerSettings(), **changes)
     sigma_w = _effective_weight_std(settings)
-    forward_rms, backward_rms, forward_checked, backward_checked = _measure(settings, sigma_w)
+    forward_rms, backward_rms, forward_checked, (grads_checked, scale) = _measure(settings, sigma_w)
     fmt = precision.formats()[settings.fmt]
     forward_exit = _first_exit(forward_checked, fmt, range(settings.depth + 1))
-    backward_exit = _first_exit(backward_checked, fmt, range(settings.depth, -1, -1))
+    backward_exit = _first_exit(grads_checked, fmt, range(settings.depth, -1, -1), scale)
     prediction = _theory(settings, sigma_w)
     data = ExplorerData(
         settings=settings, weight_std=sigma_w, layers=np.arange(settings.depth + 1),
@@ -409,61 +410,74 @@ def _forward(settings, act, sigma_w, unit_w, biases, x) -> tuple[torch.Tensor, l
 
 
 def _backward(settings, slopes, saved, unit_w, r) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gradients dl/dh_l rescaled to unit RMS (L + 1, S, B, n) and their log scales (L + 1, S) in float64.
+    """Gradients dl/dh_l rescaled to unit RMS (L + 1, S, B, n), and the scales (L + 1, S) in float64 that
+    multiply them back: true gradient = grads[l] * scale[l].
 
-    ``slopes`` are sigma_w f'(a_l): the backward pass through W_l = sigma_w U_l."""
+    ``slopes`` are sigma_w f'(a_l): the backward pass through W_l = sigma_w U_l. An RMS below float32's
+    smallest normal is divided by that instead (an all-zero gradient stays zero), the same number in the
+    division and in the scale, so the product stays exact."""
     depth = settings.depth
     grads = torch.empty((depth + 1, *r.shape))
-    log_scale = torch.zeros(depth + 1, r.shape[0], dtype=torch.float64)
+    rms_all = torch.ones(depth + 1, r.shape[0])
     grads[depth] = g = r
+    per_entry = 1.0 / math.sqrt(settings.batch * settings.width)
     for layer in range(depth - 1, -1, -1):
         normed, std = saved[layer]
         upstream = torch.bmm(g * slopes[layer], unit_w[:, layer])
         if settings.layer_norm:
             upstream = _layer_norm_backward(upstream, normed, std)
         g = g + upstream if settings.residual else upstream
-        rms = _rms(g)
-        safe = torch.where(rms > 0, rms, torch.ones_like(rms))  # an all-zero gradient stays zero
-        grads[layer] = g = g / safe
-        log_scale[layer] = log_scale[layer + 1] + rms.reshape(-1).double().log()
-    return grads, log_scale
+        rms = torch.linalg.vector_norm(g, dim=(1, 2), keepdim=True).mul_(per_entry).clamp_min_(_FLOAT32_TINY)
+        rms_all[layer] = rms.reshape(-1)
+        g = torch.div(g, rms, out=grads[layer])
+    log_rms = rms_all.double().log()
+    scale = log_rms.flip(0).cumsum(0).flip(0).exp()  # scale[l] = prod_{j >= l} rms_j (rms_L = 1)
+    return grads, scale
 
 
-def _measure(settings: ExplorerSettings, sigma_w: float) -> tuple[np.ndarray, ...]:
-    """forward_rms, backward_rms (S, L + 1) and the values to check against the format."""
+def _measure(settings: ExplorerSettings, sigma_w: float) -> tuple[Any, ...]:
+    """forward_rms, backward_rms (S, L + 1), and the values to check against the format: the forward
+    values (L + 1, S, B, n) and the rescaled gradients with their scales."""
     act = activations.get(settings.activation)
     unit_w, unit_b = _unit_parameters(settings)
     x, r = explorer_inputs(settings)
     with torch.no_grad():
         pre, saved = _forward(settings, act, sigma_w, unit_w, unit_b * settings.bias_std, x)
         slopes = act.derivative(pre).mul_(sigma_w)
-        grads, log_scale = _backward(settings, slopes, saved, unit_w, r)
+        grads, scale = _backward(settings, slopes, saved, unit_w, r)
     forward = torch.cat([x[None], pre])  # (L + 1, S, B, n)
     per_entry = math.sqrt(settings.batch * settings.width)  # float64 accumulation: no float32 overflow
     forward_rms = (torch.linalg.vector_norm(forward, dim=(2, 3), dtype=torch.float64) / per_entry).T.numpy()
     grad_norm = torch.linalg.vector_norm(grads, dim=(2, 3), dtype=torch.float64) / per_entry
-    backward_rms = (grad_norm * log_scale.exp()).T.numpy()
-    forward_checked = forward[:, :, :_CHECKED_SAMPLES].double()
-    backward_checked = grads[:, :, :_CHECKED_SAMPLES].double() * log_scale.exp()[:, :, None, None]
-    return forward_rms, backward_rms, forward_checked, backward_checked
+    backward_rms = (grad_norm * scale).T.numpy()
+    checked = slice(0, _CHECKED_SAMPLES)
+    return forward_rms, backward_rms, forward[:, :, checked], (grads[:, :, checked], scale)
 
 
-def _first_exit(values: torch.Tensor, fmt: precision.Format, order: range) -> FormatExit | None:
-    """The first layer, in ``order``, where more than LEAVE_FRACTION of ``values`` (L + 1, ...) leave ``fmt``.
+def _first_exit(
+    values: torch.Tensor, fmt: precision.Format, order: range, scale: torch.Tensor | None = None
+) -> FormatExit | None:
+    """The first layer, in ``order``, where more than LEAVE_FRACTION of ``values * scale`` leave ``fmt``.
 
-    Non-finite values (float32 itself overflowed) count as overflow."""
-    codes = precision.categorize(values, fmt).reshape(values.shape[0], -1)
-    count = codes[0].numel()
+    ``values`` (L + 1, S, ...) in float32, ``scale`` (L + 1, S) in float64 or None. Non-finite values
+    (float32 itself overflowed) count as overflow. Only layers whose extremes come near a limit are
+    classified (:func:`numstab.precision.categorize`, exact, in float64)."""
+    magnitude = values.abs()
+    peak = magnitude.amax(dim=(2, 3)).double()
+    least = torch.where(magnitude > 0, magnitude, torch.inf).amin(dim=(2, 3)).double()
+    if scale is not None:
+        peak, least = peak * scale, least * scale
+    near = (~torch.isfinite(peak) | (peak > fmt.max) | (least < fmt.smallest_subnormal)).any(dim=1).tolist()
     code = precision.CATEGORIES.index
-    over = (codes == code("overflow")) | (codes == code("nonfinite"))
-    under = codes == code("underflow")
-    over_share = (over.sum(dim=1) / count).tolist()
-    under_share = (under.sum(dim=1) / count).tolist()
-    for layer in order:
-        if over_share[layer] > LEAVE_FRACTION:
-            return FormatExit(layer, "overflow", over_share[layer])
-        if under_share[layer] > LEAVE_FRACTION:
-            return FormatExit(layer, "underflow", under_share[layer])
+    for layer in (layer for layer in order if near[layer]):
+        exact = values[layer].double() * (1.0 if scale is None else scale[layer, :, None, None])
+        codes = precision.categorize(exact, fmt)
+        over = float(((codes == code("overflow")) | (codes == code("nonfinite"))).double().mean())
+        under = float((codes == code("underflow")).double().mean())
+        if over > LEAVE_FRACTION:
+            return FormatExit(layer, "overflow", over)
+        if under > LEAVE_FRACTION:
+            return FormatExit(layer, "underflow", under)
     return None
 
 
@@ -489,11 +503,8 @@ def _theory(settings: ExplorerSettings, sigma_w: float) -> dict[str, Any]:
         return {"theory_forward_rms": None, "theory_backward_rms": None, "theory_note": note,
                 "chi1": math.nan, "phase": ""}
     act, sigma_b, depth = settings.activation, settings.bias_std, settings.depth
-    q = [sigma_w**2 * 1.0 + sigma_b**2]  # q_1 = sigma_w^2 E[x^2] + sigma_b^2, E[x^2] = 1
-    for _ in range(depth - 1):
-        q.append(float(theory.variance_map(act, sigma_w, sigma_b, q[-1])))
     with np.errstate(over="ignore", invalid="ignore"):
-        q_all = np.asarray(q)
+        q_all = _variances(act, sigma_w, sigma_b, depth)
         growth = np.asarray(theory.chi1_at(act, sigma_w, np.where(np.isfinite(q_all), q_all, 0.0)))
         growth = np.where(np.isfinite(q_all), growth, np.nan)
         # E g_{l-1}^2 = chi_1(q_l) E g_l^2, E g_L^2 = 1
@@ -506,6 +517,21 @@ def _theory(settings: ExplorerSettings, sigma_w: float) -> dict[str, Any]:
         "chi1": chi1,
         "phase": theory.classify_phase(chi1),
     }
+
+
+@functools.lru_cache(maxsize=64)
+def _variance_sequence(activation: str, sigma_w: float, sigma_b: float) -> list[float]:
+    """q_1, q_2, ... so far for one initialization; :func:`_variances` extends it (a depth change costs
+    nothing once the deepest depth asked is known)."""
+    return [sigma_w**2 * 1.0 + sigma_b**2]  # q_1 = sigma_w^2 E[x^2] + sigma_b^2, E[x^2] = 1
+
+
+def _variances(activation: str, sigma_w: float, sigma_b: float, depth: int) -> np.ndarray:
+    """Mean-field q_1 .. q_depth: q_{l+1} = theory.variance_map(q_l)."""
+    q = _variance_sequence(activation, sigma_w, sigma_b)
+    while len(q) < depth:
+        q.append(float(theory.variance_map(activation, sigma_w, sigma_b, q[-1])))
+    return np.asarray(q[:depth])
 
 
 def _sci(value: float) -> str:
