@@ -182,6 +182,8 @@ class ExplorerData:
         theory_backward_rms: mean-field sqrt(prod_{j > l} chi_1(q_j)), shape (L + 1,), or None.
         theory_note: why no theory line is drawn ("" when it is).
         chi1: mean-field chi_1 at the fixed point q* (NaN where theory does not apply).
+        critical_weight_std: the sigma_w with chi_1 = 1 at this sigma_b (NaN where none exists, or where
+            theory does not apply).
         phase: "ordered", "critical" or "chaotic" at (weight_std, bias_std); "" where theory does not apply.
         format: the :class:`numstab.precision.Format` of ``settings.fmt``.
         forward_exit: where forward values first leave the format, or None.
@@ -199,6 +201,7 @@ class ExplorerData:
     theory_backward_rms: np.ndarray | None
     theory_note: str
     chi1: float
+    critical_weight_std: float
     phase: str
     format: precision.Format
     forward_exit: FormatExit | None
@@ -497,11 +500,11 @@ def _theory(settings: ExplorerSettings, sigma_w: float) -> dict[str, Any]:
         what = " and ".join(name for name, on in parts if on)
         note = (
             f"no mean-field line for {what} networks: numstab.theory's variance map and chi_1 describe "
-            "plain fully connected layers (Poole et al. 2016; Schoenholz et al. 2017); the measured curves "
-            "are still the real networks'"
+            "plain fully connected layers (Poole et al. 2016; Schoenholz et al. 2017), and so does the phase "
+            "diagram; the measured curves are still the real networks'"
         )
         return {"theory_forward_rms": None, "theory_backward_rms": None, "theory_note": note,
-                "chi1": math.nan, "phase": ""}
+                "chi1": math.nan, "critical_weight_std": math.nan, "phase": ""}
     act, sigma_b, depth = settings.activation, settings.bias_std, settings.depth
     with np.errstate(over="ignore", invalid="ignore"):
         q_all = _variances(act, sigma_w, sigma_b, depth)
@@ -515,8 +518,14 @@ def _theory(settings: ExplorerSettings, sigma_w: float) -> dict[str, Any]:
         "theory_backward_rms": backward,
         "theory_note": "",
         "chi1": chi1,
+        "critical_weight_std": _critical_weight_std(act, sigma_b),
         "phase": theory.classify_phase(chi1),
     }
+
+
+@functools.lru_cache(maxsize=256)
+def _critical_weight_std(activation: str, sigma_b: float) -> float:
+    return float(theory.critical_weight_stds(activation, [sigma_b])[0])  # NaN where none exists
 
 
 @functools.lru_cache(maxsize=64)

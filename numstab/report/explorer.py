@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import signal
 import time
 from collections.abc import Callable
@@ -151,8 +152,9 @@ class _MagnitudePlot:
                       legend_label="mean-field theory")
         self.exit = Span(location=0, dimension="height", line_color="black", line_dash="dotted",
                          line_width=2, visible=False)
-        self.exit_label = Label(x=0, y=5, x_units="data", y_units="screen", text="", visible=False,
-                                text_font_size="11px")
+        self.exit_label = Label(x=0, y=225, x_units="data", y_units="screen", text="", visible=False,
+                                text_font_size="11px", background_fill_color="white",
+                                background_fill_alpha=0.8)
         self.fig.add_layout(self.exit)
         self.fig.add_layout(self.exit_label)
         self.fig.legend.location = "bottom_left"
@@ -177,8 +179,10 @@ class _MagnitudePlot:
         self.exit.visible = self.exit_label.visible = leaves is not None
         if leaves is not None:
             what = {"overflow": "overflows", "underflow": "flushes to 0"}[leaves.kind]
+            right_half = leaves.layer > data.settings.depth / 2  # the label goes where there is room
             self.exit.location = self.exit_label.x = leaves.layer
-            self.exit_label.text = f" {fmt.name} {what} (layer {leaves.layer})"
+            self.exit_label.text_align = "right" if right_half else "left"
+            self.exit_label.text = f" {fmt.name} {what} (layer {leaves.layer}) "
 
 
 def _extent(columns: Any) -> tuple[float, float]:
@@ -240,7 +244,10 @@ def _notes(data: ExplorerData) -> str:
     if data.theory_note:
         lines.append(data.theory_note)
     else:
-        lines.append(f"mean-field: χ₁ = {data.chi1:.4g} at the fixed point, {data.phase} phase")
+        critical = data.critical_weight_std
+        where = (f"χ₁ = 1 at σ_w = {critical:.4g} for this σ_b" if math.isfinite(critical)
+                 else "no σ_w gives χ₁ = 1 at this σ_b")
+        lines.append(f"mean-field: χ₁ = {data.chi1:.4g} at the fixed point, {data.phase} phase; {where}")
     fmt = data.format
     lines.append(
         f"{s.seeds} networks × {s.batch} inputs; forward in float32, gradients rescaled per layer so their "
