@@ -189,7 +189,12 @@ def test_curves_are_the_band_and_the_geometric_mean() -> None:
         ({"depth": 201}, InvalidArgumentError, "depth must be <= 200"),
         ({"width": 1}, InvalidArgumentError, "width must be >= 2"),
         ({"weight_std": -1.0}, InvalidArgumentError, "weight_std"),
+        ({"weight_std": 1e200}, InvalidArgumentError, "weight_std must be <= 1000"),
+        ({"bias_std": float("inf")}, InvalidArgumentError, "bias_std"),
         ({"seeds": 2.5}, NumstabTypeError, "seeds"),
+        ({"seeds": 9}, InvalidArgumentError, "seeds must be <= 8"),
+        ({"seed": 2**64}, InvalidArgumentError, "seed must be <= 999000"),
+        ({"residual": "yes"}, NumstabTypeError, "residual"),
     ],
 )
 def test_bad_settings_name_the_argument(changes: dict, error: type, names: str) -> None:

@@ -13,6 +13,7 @@ and ``numstab lab --help``).
 :func:`symmetry`            two hidden units with constant init never separate; dropout separates them
 :func:`precision`           1.5^100 and 0.8^100 per format; the layer where each format over/underflows
 ``training``                training on real data (:mod:`numstab.lab.training`)
+``explorer``                what ``numstab explore`` draws, for any settings (:mod:`numstab.lab.explorer`)
 ==========================  =========================================================================
 
 Examples:
@@ -37,6 +38,7 @@ _FUNCTIONS = {
 }
 _SUBMODULES = {
     "training",
+    "explorer",
     "curves",
     "products",
     "mlp",
@@ -46,7 +48,7 @@ _SUBMODULES = {
     "formats",
 }
 
-__all__ = sorted(_FUNCTIONS) + ["training"]
+__all__ = sorted(_FUNCTIONS) + ["training", "explorer"]
 
 
 def __getattr__(name: str) -> Any:

@@ -66,6 +66,10 @@ __all__ = [
     "FORMATS",
     "MAX_DEPTH",
     "MAX_WIDTH",
+    "MAX_SEEDS",
+    "MAX_BATCH",
+    "MAX_SEED",
+    "MAX_STD",
     "LEAVE_FRACTION",
 ]
 
@@ -79,6 +83,13 @@ INITS = (
 FORMATS = ("float32", "bfloat16", "float16", "float8_e4m3fn", "float8_e5m2")
 MAX_DEPTH = 200
 MAX_WIDTH = 512
+#: At the largest depth and width, 8 networks hold 1.7 GB of float32 weights.
+MAX_SEEDS = 8
+MAX_BATCH = 1024
+#: sigma_w and sigma_b beyond this say nothing the slider's range does not (and overflow float32's alpha).
+MAX_STD = 1000.0
+#: Seeds stay far below the inputs' generator seed (see explorer_inputs) and within 32 bits.
+MAX_SEED = 999_000
 #: A layer's values "leave the format" when more than this share of them would overflow or flush to zero.
 LEAVE_FRACTION = 0.01
 #: The (sigma_w, sigma_b) grid of the phase diagram.
@@ -99,17 +110,17 @@ class ExplorerSettings:
     Attributes:
         activation: a registry name (:func:`numstab.activations.names`).
         init: one of :data:`INITS`.
-        weight_std: sigma_w of the "normal" init, weights ~ N(0, sigma_w^2 / width); other inits set
-            their own (see :attr:`ExplorerData.weight_std`).
-        bias_std: sigma_b, biases ~ N(0, sigma_b^2), every init.
+        weight_std: sigma_w of the "normal" init, weights ~ N(0, sigma_w^2 / width), 0 .. :data:`MAX_STD`;
+            other inits set their own (see :attr:`ExplorerData.weight_std`).
+        bias_std: sigma_b, biases ~ N(0, sigma_b^2), every init, 0 .. :data:`MAX_STD`.
         depth: layers, 1 .. :data:`MAX_DEPTH`.
         width: units per layer (and of the input), 2 .. :data:`MAX_WIDTH`.
         residual: h_l = h_{l-1} + f(a_l) instead of f(a_l).
         layer_norm: normalize each layer's input over its units (LayerNorm without affine, pre-norm).
         fmt: the number format whose limits are checked, one of :data:`FORMATS`.
-        seeds: independent networks (seed, seed + 1, ...).
-        batch: input samples per network.
-        seed: the first network's seed.
+        seeds: independent networks (seed, seed + 1, ...), 1 .. :data:`MAX_SEEDS`.
+        batch: input samples per network, 1 .. :data:`MAX_BATCH`.
+        seed: the first network's seed, 0 .. :data:`MAX_SEED`.
     """
 
     activation: str = "tanh"
@@ -132,15 +143,17 @@ class ExplorerSettings:
             raise UnknownNameError("init", self.init, INITS)
         if self.fmt not in FORMATS:
             raise UnknownNameError("fmt", self.fmt, FORMATS)
-        check_nonnegative("weight_std", self.weight_std)
-        check_nonnegative("bias_std", self.bias_std)
-        for name, low, high in (("depth", 1, MAX_DEPTH), ("width", 2, MAX_WIDTH)):
+        for name in ("weight_std", "bias_std"):
+            if check_nonnegative(name, getattr(self, name)) > MAX_STD:
+                raise InvalidArgumentError(
+                    f"{name} must be <= {MAX_STD:g}, got {getattr(self, name)!r}: pass {MAX_STD:g} or less"
+                )
+        limits = (("depth", 1, MAX_DEPTH), ("width", 2, MAX_WIDTH), ("seeds", 1, MAX_SEEDS),
+                  ("batch", 1, MAX_BATCH), ("seed", 0, MAX_SEED))
+        for name, low, high in limits:
             value = check_int_at_least(name, getattr(self, name), low)
             if value > high:
                 raise InvalidArgumentError(f"{name} must be <= {high}, got {value}: pass {high} or less")
-        check_int_at_least("seeds", self.seeds, 1)
-        check_int_at_least("batch", self.batch, 1)
-        check_int_at_least("seed", self.seed, 0)
         for name in ("residual", "layer_norm"):
             if not isinstance(getattr(self, name), bool):
                 raise NumstabTypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
