@@ -205,3 +205,15 @@ def test_bad_settings_name_the_argument(changes: dict, error: type, names: str) 
 def test_critical_without_a_critical_point_is_an_error() -> None:
     with pytest.raises(InvalidArgumentError, match="no critical weight_std"):
         explore(activation="softplus", init="critical", depth=3, width=8)
+
+
+def test_networks_that_do_not_fit_are_refused_before_drawing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from numstab import resources
+    from numstab.errors import InsufficientMemoryError
+
+    monkeypatch.setattr(resources, "available_memory", lambda: 10**8)  # 100 MB left
+    explorer._draws.cache_clear()
+    # 2 x 4 x 200 x 512 x 513 x 4 bytes of weights (twice while growing) + 4 x 201 x 4 x 8 x 512 x 4 of values
+    with pytest.raises(InsufficientMemoryError, match="seeds=4, batch=8 needs about 1.7 GB"):
+        explore(width=512, depth=200)
+    assert explorer._draws.cache_info().currsize == 0  # nothing drawn

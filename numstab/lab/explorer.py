@@ -53,6 +53,7 @@ from numstab.errors import (
     check_nonnegative,
 )
 from numstab.lab._result import jsonable
+from numstab.resources import check_memory
 
 __all__ = [
     "explore",
@@ -273,6 +274,7 @@ def explore(settings: ExplorerSettings | None = None, **changes: Any) -> Explore
         ('gradients shrink 77% per layer', 0.236)
     """
     settings = replace(settings or ExplorerSettings(), **changes)
+    _check_memory(settings)
     sigma_w = _effective_weight_std(settings)
     forward_rms, backward_rms, forward_checked, (grads_checked, scale) = _measure(settings, sigma_w)
     fmt = precision.formats()[settings.fmt]
@@ -290,6 +292,15 @@ def explore(settings: ExplorerSettings | None = None, **changes: Any) -> Explore
 
 # ---------------------------------------------------------------------------------------------
 # The networks: numstab.init.apply_'s draws, cached per (family, width, seeds, seed).
+
+
+def _check_memory(s: ExplorerSettings) -> None:
+    """Refuse, before drawing, networks whose weights (twice while they grow) and per-layer values
+    (pre-activations, slopes, gradients, in float32) do not fit."""
+    weights = 2 * s.seeds * s.depth * s.width * (s.width + 1) * 4
+    values = 4 * (s.depth + 1) * s.seeds * s.batch * s.width * 4
+    check_memory(f"width={s.width}, depth={s.depth}, seeds={s.seeds}, batch={s.batch}", weights + values,
+                 "pass a smaller width, depth, seeds or batch")
 
 
 def _effective_weight_std(settings: ExplorerSettings) -> float:
