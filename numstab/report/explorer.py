@@ -172,9 +172,11 @@ class _MagnitudePlot:
 
     def _show_format(self, data: ExplorerData) -> None:
         fmt = data.format
-        self.bands["overflow"].update(bottom=fmt.overflow_threshold, top=None)
+        # only the finite edges: the others stay at the frame's edge (their default); setting them would
+        # replace a reference and make Bokeh re-walk the whole document on every update
+        self.bands["overflow"].bottom = fmt.overflow_threshold
         self.bands["subnormal"].update(bottom=fmt.smallest_subnormal / 2, top=fmt.smallest_normal)
-        self.bands["underflow"].update(bottom=None, top=fmt.smallest_subnormal / 2)
+        self.bands["underflow"].top = fmt.smallest_subnormal / 2
         leaves = data.forward_exit if self.direction == "forward" else data.backward_exit
         self.exit.visible = self.exit_label.visible = leaves is not None
         if leaves is not None:
