@@ -55,6 +55,8 @@ CLI_CASES: list[tuple[list[str], list[str]]] = [
     (["lab", "symmetry", "--steps", "0"], ["steps", ">= 1"]),
     (["lab", "training", "--depths", "2,1e21"], ["--depths"]),
     (["theory", "relu", "--grid", "1"], ["--grid", ">= 2"]),
+    (["explore", "--port", "70000"], ["--port", "65535"]),
+    (["explore", "--port", HUGE], ["--port"]),
     (["lab", "symmetry", "--dropout", "1.5"], ["dropout"]),
     # sizes that cannot fit in memory: the estimate and the limit
     (["lab", "matrix-products", "--trials", "1000000000"], ["trials=1000000000", "memory", "available"]),
@@ -175,6 +177,13 @@ Case = tuple[Callable[..., Any], type, str]
 
 #: (call(model, results, tmp), error type, the argument's name in the message).
 API_CASES: dict[str, Case] = {
+    # the explorer's settings: overflowing numbers, seeds and sizes out of range
+    "explore weight_std 1e200": (lambda m, r, t: lab.explorer.explore(weight_std=1e200),
+                                 errors.InvalidArgumentError, "weight_std"),
+    "explore seed 2**64": (lambda m, r, t: lab.explorer.explore(seed=2**64), errors.InvalidArgumentError,
+                           "seed"),
+    "explore width 10**9": (lambda m, r, t: lab.explorer.explore(width=10**9), errors.InvalidArgumentError,
+                            "width"),
     # theory: overflowing, non-finite and non-real numbers
     "chi1 weight_std 1e200": (lambda m, r, t: theory.chi1("tanh", 1e200, 0), errors.InvalidArgumentError,
                               "weight_std"),

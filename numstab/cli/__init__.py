@@ -15,7 +15,7 @@ from numstab.cli._app import app, lab_app
 from numstab.errors import NumstabError
 
 # Each module registers its commands on `app` when imported.
-from numstab.cli import check, lab, theory, tour, training  # noqa: E402,F401  isort: skip
+from numstab.cli import check, explore, lab, theory, tour, training  # noqa: E402,F401  isort: skip
 
 __all__ = ["app", "main"]
 

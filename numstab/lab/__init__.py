@@ -13,6 +13,7 @@ and ``numstab lab --help``).
 :func:`symmetry`            two hidden units with constant init never separate; dropout separates them
 :func:`precision`           1.5^100 and 0.8^100 per format; the layer where each format over/underflows
 ``training``                training on real data (:mod:`numstab.lab.training`)
+``explorer``                what ``numstab explore`` draws, for any settings (:mod:`numstab.lab.explorer`)
 ==========================  =========================================================================
 
 Every result's ``comparisons()`` returns :class:`Comparison` rows: the chapter's claim, the measurement,
@@ -29,7 +30,7 @@ from __future__ import annotations
 # Each module is named after its function. Importing the function here, after its module, makes
 # ``numstab.lab.taylor`` the function; ``from numstab.lab.taylor import TaylorTable`` still reads the module
 # (``import numstab.lab.taylor as m`` does not: it gives the function).
-from numstab.lab import training
+from numstab.lab import explorer, training
 from numstab.lab.activation_curves import activation_curves
 from numstab.lab.comparison import Comparison
 from numstab.lab.matrix_products import matrix_products
@@ -41,5 +42,5 @@ from numstab.lab.xavier import xavier
 
 __all__ = [
     "activation_curves", "matrix_products", "mlp_gradients", "taylor", "xavier", "symmetry", "precision",
-    "training", "Comparison",
+    "training", "explorer", "Comparison",
 ]
