@@ -7,6 +7,16 @@
   :mod:`numstab.precision.scaling` their scales;
 - :mod:`numstab.precision.simulate`: :func:`quantize` (the values a recipe feeds the GEMM, bit for bit)
   and :func:`measure` (overflow, underflow, subnormal counts, relative MSE, headroom);
+- :func:`audit` (with :class:`PrecisionAudit`): every GEMM operand of a model under every recipe, and
+  which layers to keep in high precision.
+
+Layering. Everything above is the ground layer (torch only): the probe, the lab and the report import
+it. :func:`audit` runs hooks over a model, so it lives in the probe layer
+(:mod:`numstab.probe.precision_audit`); ``numstab.precision.audit`` is a *lazy re-export*, resolved by
+:func:`importlib.import_module` on first access, the way ``numstab/__init__.py`` exposes
+``numstab.diagnose``. No module of this package imports the probe at import time, so imports still run
+one way (ground -> theory -> init -> lab/probe/monitor -> report -> cli) and ``import numstab.precision``
+does not load the probe.
 
 Examples:
     >>> import torch
@@ -18,6 +28,9 @@ Examples:
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from numstab.precision.ranges import (
     CATEGORIES,
@@ -39,4 +52,20 @@ __all__ = [
     "headroom_bits",
     # recipes and their simulation
     "RECIPES", "RECIPE_NAMES", "Recipe", "get_recipe", "quantize", "measure", "Measurement",
+    # the audit (probe layer, loaded on first access)
+    "audit", "PrecisionAudit", "PrecisionRecord", "LayerPrecision",
 ]
+
+#: Names re-exported lazily from the probe layer: ``name -> module``.
+_LAZY = {name: "numstab.probe.precision_audit" for name in ("audit", "PrecisionAudit", "PrecisionRecord",
+                                                              "LayerPrecision")}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'numstab.precision' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
