@@ -62,6 +62,15 @@ def check(
         None, "--fail-on", help="Exit with status 1 when a finding of this severity (or a worse one) is "
         "found, for CI; without it the exit status is 0 whatever the verdict.", show_default=False,
     ),
+    precision: bool = typer.Option(
+        False, "--precision", help="Also audit every GEMM-like layer's input, weight and output gradient "
+        "under low-precision recipes (bf16/fp16, fp8 casts and per-tensor scaling, MXFP8, NVFP4): which "
+        "layers to keep in high precision.",
+    ),
+    recipes: str | None = typer.Option(
+        None, "--recipes", help="Comma-separated recipes for --precision (implies it), e.g. "
+        "mxfp8_e4m3,nvfp4; default all but the delayed ones.", show_default=False,
+    ),
     quiet: bool = QUIET,
 ) -> None:
     """Diagnose a model in one forward and backward pass: per-layer statistics, verdicts and the fix.
@@ -75,6 +84,7 @@ def check(
     # everything the user typed is checked before their code runs or anything is computed
     seed = check_seed("--seed", seed)
     _check_fix(fix)
+    recipe_names = _check_recipes(recipes)
     outputs = Outputs(is_quiet(ctx, quiet))
     outputs.expect("--json", json_path)
     outputs.expect("--html", html_path)
@@ -84,9 +94,11 @@ def check(
         load_weights(model, weights)
     report = diagnose(model, inputs, seed=seed)
     comparison = report.with_fix(fix) if fix is not None else None
+    audit = _precision_audit(model, inputs, report, recipe_names, seed) if precision or recipes else None
     if outputs.show_tables:
-        _render(report, comparison, target)
-    outputs.write({"--json": lambda: _json(report, comparison), "--html": lambda: _html(report, comparison)})
+        _render(report, comparison, target, audit)
+    outputs.write({"--json": lambda: _json(report, comparison, audit),
+                   "--html": lambda: _html(report, comparison, audit)})
     if fail_on is not None and any(f.severity in _FAILING[fail_on] for f in report.findings):
         raise typer.Exit(1)
 
@@ -102,7 +114,34 @@ def _check_fix(fix: str | None) -> None:
         raise UnknownNameError("--fix scheme", fix, valid, "normal and constant need a number: use the API")
 
 
-def _render(report: Any, comparison: Any, target: str) -> None:
+def _check_recipes(recipes: str | None) -> tuple[str, ...] | None:
+    """--recipes as names, each one known (checked before the user's code runs)."""
+    if recipes is None:
+        return None
+    from numstab.cli._app import split_list
+    from numstab.errors import UnknownNameError
+    from numstab.precision import RECIPE_NAMES
+
+    names = split_list("--recipes", recipes, example="mxfp8_e4m3,nvfp4")
+    for name in names or ("",):
+        if name not in RECIPE_NAMES:
+            raise UnknownNameError("recipe", name, RECIPE_NAMES)
+    return names
+
+
+def _precision_audit(
+    model: Any, inputs: Any, report: Any, recipes: tuple[str, ...] | None, seed: int
+) -> Any:
+    """The low-precision audit; None (with a note) when the model is already non-finite in its precision."""
+    from numstab.precision import audit
+
+    if report.first_nonfinite is not None:
+        typer.echo("precision audit skipped: the model produces NaN/inf in its own precision", err=True)
+        return None
+    return audit(model, inputs, recipes=recipes, seed=seed)
+
+
+def _render(report: Any, comparison: Any, target: str, audit: Any) -> None:
     from numstab.render.formatting import printable
     from numstab.render.terminal import make_console
 
@@ -111,21 +150,30 @@ def _render(report: Any, comparison: Any, target: str) -> None:
     console.print(report)
     if comparison is not None:
         console.print(comparison)
+    if audit is not None:
+        console.print(audit)
 
 
-def _json(report: Any, comparison: Any) -> str:
+def _json(report: Any, comparison: Any, audit: Any) -> str:
     from numstab import jsonio
 
     payload = report.to_dict()
     if comparison is not None:
         payload["fix"] = {"scheme": comparison.scheme, "after": comparison.after.to_dict()}
+    if audit is not None:
+        payload["precision"] = audit.to_dict()
     return jsonio.dumps("check", payload)
 
 
-def _html(report: Any, comparison: Any) -> str:
+def _html(report: Any, comparison: Any, audit: Any) -> str:
     from numstab.render.check import html_report
 
-    return html_report(report, fix=comparison).render()
+    page = html_report(report, fix=comparison)
+    if audit is not None:
+        from numstab.render.precision import add_sections
+
+        add_sections(page, audit)
+    return page.render()
 
 
 @app.command("examples")

@@ -36,6 +36,8 @@ Examples:
 from __future__ import annotations
 
 import math
+import os
+import pathlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -43,6 +45,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from numstab import display, jsonio
+from numstab._repr import short_repr
 from numstab.errors import InvalidArgumentError, ModelError, UnknownNameError, check_positive
 from numstab.precision import RECIPE_NAMES, Measurement, formats, measure
 from numstab.probe import precision_rules as rules
@@ -141,7 +145,7 @@ class LayerPrecision:
         return asdict(self)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class PrecisionAudit:
     """The result of :func:`audit`.
 
@@ -192,6 +196,28 @@ class PrecisionAudit:
             "never_called": list(self.never_called),
             "limits": {name: asdict(rules.limits(name)) for name in self.recipes},
         }
+
+    def to_json(self, path: str | os.PathLike | None = None) -> str:
+        """Return the JSON document (kind ``"precision-audit"``, see ``docs/report-schema.md``); also write
+        it to ``path``."""
+        if path is not None:
+            jsonio.dump("precision-audit", self.to_dict(), path)
+        return jsonio.dumps("precision-audit", self.to_dict())
+
+    def to_html(self, path: str | os.PathLike) -> pathlib.Path:
+        """Write a self-contained HTML page (table, heat map, every record) and return its path."""
+        return display.write_html(self, path)
+
+    __repr__ = short_repr
+
+    def __str__(self) -> str:
+        return display.text(self)
+
+    def __rich__(self) -> Any:
+        return display.rich(self)
+
+    def _repr_html_(self) -> str:
+        return display.html(self)
 
 
 def audit(

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from numstab import display
 from numstab.lab import training as results
+from numstab.probe.precision_audit import PrecisionAudit
 from numstab.probe.report import FixComparison, Report
-from numstab.render import check, lab, theory, training
+from numstab.render import check, lab, precision, theory, training
 from numstab.theory.phase import PhaseDiagram
 from numstab.theory.summary import TheorySummary
 
@@ -41,6 +42,8 @@ RENDERERS: dict[type, display.Renderer] = {
     # the check (numstab.render.check)
     Report: display.Renderer("numstab check", check.rich_table, check.html_report),
     FixComparison: display.Renderer("The fix, re-checked", check.rich_fix, check.fix_page),
+    # the low-precision audit (numstab.render.precision)
+    PrecisionAudit: display.Renderer("Low-precision audit", precision.rich_audit, precision.html_audit),
 }
 
 for _kind, _renderer in RENDERERS.items():
