@@ -144,18 +144,22 @@ def _round_16bit(scaled: torch.Tensor, fmt: Format, *, count: bool) -> Rounded:
     values = low.to(torch.float32)
     if not count:
         return Rounded(values, _zero(), _zero())
-    # magnitude bits: 0 is zero, 1 .. 2**m - 1 is subnormal (exponent field 0), the rest normal or beyond
-    top = 1 << fmt.mantissa_bits
-    magnitude = (low.view(torch.int16) & 0x7FFF).clamp_(max=top).reshape(-1).to(torch.int32)
-    hist = torch.bincount(magnitude, minlength=top + 1)
-    return Rounded(values, hist[0], hist[1:top].sum())
+    zeros = low.numel() - torch.count_nonzero(low)
+    exponent_mask = ((1 << fmt.exponent_bits) - 1) << fmt.mantissa_bits  # 0x7F80 (bf16), 0x7C00 (fp16)
+    small = torch.count_nonzero((low.view(torch.int16) & exponent_mask) == 0)  # zeros and subnormals
+    return Rounded(values, zeros, small - zeros)
 
 
 def _round_e2m1(scaled: torch.Tensor, *, count: bool) -> Rounded:
-    """Round to E2M1 by adding and subtracting 1.5 * 2**(22 + e), e the binade of |v| clamped to [0, 2]."""
-    exponent = (scaled.view(torch.int32) & 0x7FFFFFFF) >> 23  # biased float32 exponent of |v|
-    magic = ((exponent.clamp_(127, 129) + 22) << 23 | 0x400000).view(torch.float32)
-    values = torch.copysign((scaled + magic).sub_(magic), scaled)  # -0.2 rounds to -0, as the sign bit says
+    """Round to E2M1 by adding and subtracting 1.5 * 2**(22 + e), e the binade of |v| clamped to [0, 2].
+
+    In place on two temporaries (a chain of 8 cheap ops: this is the hot loop of the NVFP4 recipe).
+    """
+    rounded = scaled.abs()
+    magic = rounded.view(torch.int32) >> 23  # biased float32 exponent of |v|; |v| <= 6 keeps it <= 129
+    magic.clamp_(min=127).bitwise_left_shift_(23).add_((22 << 23) | 0x400000)
+    rounded.add_(magic.view(torch.float32)).sub_(magic.view(torch.float32))
+    values = torch.copysign(rounded, scaled, out=rounded)  # -0.2 rounds to -0, as the sign bit says
     if not count:
         return Rounded(values, _zero(), _zero())
     halves = (values.abs() * 2).reshape(-1).to(torch.int32)  # 0, 1 (the subnormal 0.5), 2, 3, 4, 6, 8, 12
