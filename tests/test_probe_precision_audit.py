@@ -12,7 +12,7 @@ from torch import nn
 
 import numstab
 from numstab.errors import BadInputError, InvalidArgumentError, ModelError, UnknownNameError
-from numstab.precision import audit
+from numstab.precision import audit, measure
 from numstab.probe import precision_rules as rules
 from numstab.probe.precision_audit import DEFAULT_RECIPES, dynamic_loss_scale
 
@@ -132,6 +132,19 @@ def test_dynamic_loss_scale_rescues_tiny_float16_gradients(generator):
     assert unscaled.record("2", "grad_output", "float16").problem.startswith("underflow")
     assert dynamic_loss_scale(1.0) == 2.0**15 and dynamic_loss_scale(65520.0) == 0.5
     assert dynamic_loss_scale(0.0) == 1.0
+
+
+def test_output_gradients_before_an_inplace_op_on_a_raw_input_layer(generator):
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(inplace=True), nn.Linear(8, 2))
+    x = torch.randn(16, 4, generator=generator)  # no grad: the first layer is reached through its weight
+    result = audit(net, x, recipes=["e4m3_tensor"])
+    h = nn.functional.linear(x, net[0].weight, net[0].bias).detach().requires_grad_(True)
+    y = net[2](torch.relu(h))
+    r = torch.randn(y.shape, generator=torch.Generator().manual_seed(0))  # the audit's seed 0 backward
+    (expected,) = torch.autograd.grad((y * r).sum(), h)
+    m = measure(expected, ["e4m3_tensor"])["e4m3_tensor"]
+    got = result.record("0", "grad_output", "e4m3_tensor")
+    assert (got.rel_mse, got.underflow) == (m.rel_mse, m.fraction(m.underflow)) and got.shape == (16, 8)
 
 
 # -- the user's model is left as found ------------------------------------------------------------------

@@ -173,6 +173,7 @@ class GemmCapture:
         self._on_input, self._on_grad = on_input, on_grad
         self._calls: Counter[str] = Counter()
         self._handles: list[Any] = []
+        self._outputs: list[tuple[torch.Tensor, int, torch.Tensor | None, torch.Tensor]] = []
 
     def __enter__(self) -> GemmCapture:
         try:
@@ -187,6 +188,22 @@ class GemmCapture:
     def __exit__(self, *exc: object) -> None:
         while self._handles:
             self._handles.pop().remove()
+        self._outputs.clear()
+
+    def backward_targets(self) -> list[torch.Tensor]:
+        """Tensors to differentiate the loss with respect to so that every hooked output gradient is computed,
+        and no parameter gradient (the ``dW`` products) is.
+
+        Each layer output, unless an in-place op changed it after the layer (its hook then sits below the
+        tensor's current node); then the layer's input, or failing that its weight, which forces autograd
+        through the layer.
+        """
+        targets: dict[int, torch.Tensor] = {}
+        for output, version, x, weight in self._outputs:
+            target = output if output._version == version else x if x is not None else weight
+            if target.requires_grad:
+                targets.setdefault(id(target), target)
+        return list(targets.values())
 
     def _pre_hook(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         self.stack.append(self._names[module])
@@ -215,6 +232,8 @@ class GemmCapture:
                     self._on_grad(call, name, grad.detach(), dim)
 
         self._handles.append(output.register_hook(hook))
+        x = next((t for t in float_tensors(args) if t.requires_grad), None)
+        self._outputs.append((output, output._version, x, spec.weight))
 
     def call_name(self, name: str) -> str:
         """``name`` for the first call of a module, ``name#k`` for its k-th."""

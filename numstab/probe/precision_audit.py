@@ -53,7 +53,6 @@ from numstab.probe import precision_rules as rules
 from numstab.probe.diagnose import (
     DEFAULT_SEED,
     _as_call,
-    _backward,
     _check_finite_inputs,
     _check_model,
     _cuda_devices,
@@ -267,11 +266,26 @@ def audit(
     with preserved(model), torch.random.fork_rng(devices=_cuda_devices(model)):
         with GemmCapture(model, layers, on_input=collector.on_input, on_grad=collector.on_grad) as capture:
             output = _forward(model, capture, args, kwargs)
-            grad_norms = _backward(model, _seed_loss(output, loss_fn, None, seed))
+            backward = _backward_to(_seed_loss(output, loss_fn, None, seed), capture.backward_targets())
         collector.measure_weights()
         collector.measure_held_grads()
     collector.check_finite()
-    return collector.audit(backward=grad_norms is not None)
+    return collector.audit(backward=backward)
+
+
+def _backward_to(loss: torch.Tensor, targets: list[torch.Tensor]) -> bool:
+    """Run the backward pass down to ``targets`` (hooks see the output gradients); False when there is none.
+
+    ``torch.autograd.grad`` computes only what the targets need: no parameter gradient, no ``.grad``
+    written, and the returned gradients are dropped at once.
+    """
+    if not targets or not loss.requires_grad:
+        return False
+    try:
+        torch.autograd.grad(loss, targets, allow_unused=True)
+    except RuntimeError as err:
+        raise ModelError(f"the backward pass failed: {str(err).splitlines()[0]}") from err
+    return True
 
 
 def _recipe_names(recipes: Sequence[str] | None) -> tuple[str, ...]:
@@ -335,9 +349,8 @@ class _Collector:
 
     def on_grad(self, call: str, module: str, g: torch.Tensor, dim: int) -> None:
         operand = _Operand(call, module, "grad_output", dim % max(g.dim(), 1), tuple(g.shape))
-        if self.hold:
+        if self.hold:  # measured once the loss scale is known (held: their memory is the forward's)
             self.held.append((operand, g))
-            self._measure(operand, g, tuple(r for r in self.recipes if r != "float16"))
         elif "float16" in self.recipes:
             scaled = _Operand(**{**asdict(operand), "scale": self.loss_scale})
             self._measure(scaled, g, self.recipes, prescale={"float16": self.loss_scale})
@@ -354,7 +367,7 @@ class _Collector:
                 self._measure(operand, w, self.recipes)
 
     def measure_held_grads(self) -> None:
-        """The float16 output gradients under the dynamic loss scale, now that every gradient is known."""
+        """The held output gradients (float16 under the dynamic loss scale), once every gradient is known."""
         if not self.held:
             self.loss_scale = self.loss_scale or 1.0
             return
@@ -363,7 +376,7 @@ class _Collector:
         while self.held:
             operand, g = self.held.pop(0)
             scaled = _Operand(**{**asdict(operand), "scale": self.loss_scale})
-            self._measure(scaled, g, ("float16",), prescale={"float16": self.loss_scale})
+            self._measure(scaled, g, self.recipes, prescale={"float16": self.loss_scale})
 
     def _measure(
         self,
@@ -408,7 +421,7 @@ class _Collector:
             layer=op.layer, module=op.module, kind=self.layers[op.module].kind, tensor=op.tensor,
             recipe=m.recipe, dim=op.dim, shape=op.shape, overflow=overflow, underflow=underflow,
             subnormal=m.fraction(m.subnormal), rel_mse=m.rel_mse, sqnr_db=m.sqnr_db,
-            headroom_bits=m.headroom_bits, scale=op.scale,
+            headroom_bits=m.headroom_bits, scale=op.scale if m.recipe == "float16" else 1.0,
             problem=rules.problem(m.recipe, overflow=overflow, underflow=underflow, rel_mse=m.rel_mse),
         )
 
