@@ -23,7 +23,7 @@ def test_check_with_precision_prints_writes_json_and_html(capsys, tmp_path) -> N
     doc = jsonio.load(tmp_path / "r.json", kind="check")
     assert doc["verdict"] == "healthy" and doc["precision"]["recipes"] == ["mxfp8_e4m3", "nvfp4", "e4m3_cast"]
     assert doc["precision"]["keep_high_precision"] == []
-    assert 'id="precision"' in (tmp_path / "r.html").read_text()
+    assert 'id="precision-audit"' in (tmp_path / "r.html").read_text()
 
 
 def test_precision_is_skipped_when_the_model_is_already_nonfinite(capsys, tmp_path) -> None:

@@ -66,14 +66,15 @@ def test_heatmap_has_a_row_per_layer_and_a_column_per_recipe(small_weights_audit
 
 def test_html_sections_and_json_round_trip(small_weights_audit, tmp_path):
     html = html_audit(small_weights_audit).render()
-    for anchor in ('id="precision"', 'id="precision-limits"', 'id="precision-records"'):
+    for anchor in ('id="precision-audit"', 'id="precision-audit-limits"', 'id="precision-audit-records"'):
         assert anchor in html
     assert "data:image/png;base64," in html and "underflow 25.1% &gt; 5.08%" in html
     page = add_sections(HtmlPage("check"), small_weights_audit)
-    assert [s.anchor for s in page.sections] == ["precision", "precision-limits", "precision-records"]
+    assert [s.anchor for s in page.sections] == ["precision-audit", "precision-audit-limits",
+                                                  "precision-audit-records"]
     path = tmp_path / "audit.json"
-    jsonio.dump("precision", small_weights_audit.to_dict(), path)
-    doc = jsonio.load(path, kind="precision")
+    jsonio.dump("precision-audit", small_weights_audit.to_dict(), path)
+    doc = jsonio.load(path, kind="precision-audit")
     assert doc["keep_high_precision"] == [] and len(doc["records"]) == 2 * 3 * 3
     first = doc["records"][0]
     assert set(first) >= {"layer", "tensor", "recipe", "overflow", "underflow", "subnormal", "rel_mse",

@@ -184,7 +184,7 @@ class PrecisionAudit:
         raise UnknownNameError("record", (layer, tensor, recipe), sorted({r.layer for r in self.records}))
 
     def to_dict(self) -> dict[str, Any]:
-        """The audit as JSON-ready data (the payload of the JSON kind ``"precision"``)."""
+        """The audit as JSON-ready data (the payload of the JSON kind ``"precision-audit"``)."""
         return {
             "recipes": list(self.recipes),
             "loss_scale": self.loss_scale,

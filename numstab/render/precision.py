@@ -159,7 +159,7 @@ def _limit_rows(audit: PrecisionAudit) -> list[list[Any]]:
 
 def add_sections(page: HtmlPage, audit: PrecisionAudit) -> HtmlPage:
     """Append the audit to an HTML page: verdict, heat map, per-layer table, limits, every record."""
-    section = page.section("precision", "Low-precision audit")
+    section = page.section("precision-audit", "Low-precision audit")
     section.verdict("bad" if audit.keep_high_precision else "ok", headline(audit))
     alt = (f"Heat map of {len(audit.layers)} layers by {len(audit.recipes)} recipes; layers to keep in high "
            f"precision: {', '.join(audit.keep_high_precision) or 'none'}.")
@@ -170,13 +170,13 @@ def add_sections(page: HtmlPage, audit: PrecisionAudit) -> HtmlPage:
     problems = [[la.name, p] for la in audit.layers for p in la.problems]
     if problems:
         section.table(["layer", "recipe: operand: problem"], problems, caption="Recipes not tolerated")
-    page.section("precision-limits", "Limits of each recipe").text(
+    page.section("precision-audit-limits", "Limits of each recipe").text(
         "An operand is outside a recipe's limits when its relative MSE exceeds 4x what the recipe gives a "
         "standard normal tensor (6 dB of SQNR), when more than 5 percentage points of its non-zero values "
         "beyond that tensor's share underflow to zero, or when any value overflows to inf.", label="Rule",
     ).table(["recipe", "Gaussian rel MSE", "rel MSE limit", "Gaussian underflow %", "underflow limit %",
              "overflow to inf"], _limit_rows(audit))
-    page.section("precision-records", "Every operand under every recipe").table(
+    page.section("precision-audit-records", "Every operand under every recipe").table(
         ["layer", "tensor", "recipe", "dim", "overflow %", "underflow %", "subnormal %", "rel MSE", "SQNR dB",
          "headroom bits", "problem"], _record_rows(audit), verdict_column=10)
     return page
