@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -214,3 +216,10 @@ def test_bad_input_gets_one_clear_error(generator):
     with pytest.raises(BadInputError, match="NaN/inf"):
         audit(nn.Linear(4, 4), torch.full((2, 4), math.nan))
     assert numstab.precision.audit is audit and "audit" in dir(numstab.precision)
+
+
+def test_the_ground_layer_does_not_load_the_probe_until_audit_is_asked_for():
+    code = ("import sys, numstab.precision as p; assert 'numstab.probe' not in sys.modules; "
+            "p.quantize; assert 'numstab.probe' not in sys.modules; "
+            "p.audit; assert 'numstab.probe' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
