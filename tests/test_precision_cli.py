@@ -39,3 +39,10 @@ def test_an_unknown_recipe_exits_2_with_one_line_listing_the_valid_ones(capsys) 
     code, _, err = run(capsys, "check", "lstm", "--recipes", "fp4")
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "unknown recipe 'fp4': use one of bfloat16, float16, e4m3_cast" in err
+
+
+def test_json_dash_carries_the_audit_and_nothing_else(capsys) -> None:
+    code, out, _ = run(capsys, "check", "transformer", "--recipes", "mxfp8_e4m3", "--json", "-")
+    doc = jsonio.loads(out, kind="check")
+    assert code == 0 and doc["precision"]["layers"][0]["tolerated"] == ["mxfp8_e4m3"]
+    assert {r["tensor"] for r in doc["precision"]["records"]} == {"input", "weight", "grad_output"}

@@ -80,3 +80,12 @@ def test_html_sections_and_json_round_trip(small_weights_audit, tmp_path):
     assert set(first) >= {"layer", "tensor", "recipe", "overflow", "underflow", "subnormal", "rel_mse",
                           "headroom_bits"}
     assert doc["limits"]["e4m3_cast"]["underflow"] == 0.05080
+
+
+def test_the_audit_shows_itself_through_the_registry(small_weights_audit, tmp_path):
+    assert str(small_weights_audit).splitlines()[0] == GOLDEN.splitlines()[0]
+    assert repr(small_weights_audit).startswith("PrecisionAudit(records=(18 items), layers=(2 items)")
+    assert 'id="precision-audit"' in small_weights_audit._repr_html_()
+    doc = jsonio.loads(small_weights_audit.to_json(tmp_path / "a.json"), kind="precision-audit")
+    assert doc == jsonio.load(tmp_path / "a.json", kind="precision-audit")
+    assert small_weights_audit.to_html(tmp_path / "a.html").read_text().lower().startswith("<!doctype html>")
