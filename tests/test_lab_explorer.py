@@ -217,3 +217,11 @@ def test_networks_that_do_not_fit_are_refused_before_drawing(monkeypatch: pytest
     with pytest.raises(InsufficientMemoryError, match="seeds=4, batch=8 needs about 1.7 GB"):
         explore(width=512, depth=200)
     assert explorer._draws.cache_info().currsize == 0  # nothing drawn
+
+
+def test_repr_is_one_short_line_and_str_the_verdict() -> None:
+    data = explore(ExplorerSettings(activation="tanh", depth=50, width=32, seeds=2))
+    text = repr(data)
+    assert "\n" not in text and len(text) < 600, text
+    assert "forward_rms=ndarray(shape=(2, 51))" in text
+    assert str(data).startswith("tanh, sigma_w ") and str(data).endswith(data.verdict)

@@ -45,6 +45,7 @@ import torch
 
 from numstab import activations, jsonio, precision, theory
 from numstab import init as ns_init
+from numstab._repr import short_repr
 from numstab.errors import (
     InvalidArgumentError,
     NumstabTypeError,
@@ -179,7 +180,7 @@ class FormatExit:
     fraction: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ExplorerData:
     """What :func:`explore` computed for one :class:`ExplorerSettings`. ``S`` seeds, ``L`` layers.
 
@@ -221,6 +222,12 @@ class ExplorerData:
     backward_exit: FormatExit | None
     phase_diagram: theory.PhaseDiagram = field(repr=False)
     verdict: str = field(default="")
+
+    __repr__ = short_repr
+
+    def __str__(self) -> str:
+        depth = len(self.layers) - 1
+        return f"{self.settings.activation}, sigma_w {self.weight_std:.4g}, depth {depth}: {self.verdict}"
 
     @property
     def forward_center(self) -> np.ndarray:
