@@ -24,11 +24,16 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from numstab.errors import BadInputError, NumstabTypeError
+from numstab.errors import BadInputError, NumstabTypeError, UnknownNameError
+from numstab.monitor import distributed, ops
 
 __all__ = ["Culprit", "locate_nonfinite"]
 
 Phase = Literal["forward", "backward"]
+Level = Literal["module", "op"]
+LEVELS = ("module", "op")
+#: ``Culprit.module`` when neither op-level replay found a non-finite value (``reproduced`` is False).
+NOT_REPRODUCED = "(not reproduced)"
 WeightState = Literal["finite", "huge", "nonfinite", "none", "unknown"]
 LOSS = "loss_fn"
 #: A weight this large means an earlier step already went wrong: standard inits give |w| of order 1 or less
@@ -55,6 +60,14 @@ class Culprit:
             broke the weights) and this batch only reveals it; "finite"; "none" (no parameters, or the loss);
             "unknown" (not measured: see :meth:`with_weights`).
         max_abs_weight: the largest finite ``|w|`` over those parameters (NaN when not measured or none).
+        op: with ``level="op"``, the aten op that produced the value (``"aten.log.default"``); None otherwise.
+        source: with ``level="op"``, ``"file.py:LINE"`` of the user's code that called the op (for a backward
+            op, the forward call that created its autograd node); None otherwise.
+        reproduced: with ``level="op"``, whether both replays found this same op (False: the fault is
+            intermittent, or, with ``module == NOT_REPRODUCED``, neither replay found one).
+        inputs_max_abs: with ``level="op"``, the largest finite ``|x|`` of each input of the op.
+        via: with ``level="op"``, what a non-finite value no op produced entered through (``"buffer 'm'"``,
+            ``"parameter 'fc.weight'"``); None when an op produced it.
 
     Examples:
         >>> Culprit("2", "forward", torch.float32, 3.5).to_dict()["dtype"]
@@ -69,6 +82,11 @@ class Culprit:
     value: Literal["nan", "inf"] = "inf"
     weights: WeightState = "unknown"
     max_abs_weight: float = math.nan
+    op: str | None = None
+    source: str | None = None
+    reproduced: bool = True
+    inputs_max_abs: tuple[float, ...] = ()
+    via: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the culprit as JSON-ready plain data."""
@@ -81,6 +99,11 @@ class Culprit:
             "value": self.value,
             "weights": self.weights,
             "max_abs_weight": self.max_abs_weight,
+            "op": self.op,
+            "source": self.source,
+            "reproduced": self.reproduced,
+            "inputs_max_abs": list(self.inputs_max_abs),
+            "via": self.via,
         }
 
     def with_rank(self, rank: int) -> Culprit:
@@ -286,8 +309,9 @@ def locate_nonfinite(
     *,
     scaler: torch.amp.GradScaler | None = None,
     forward: Callable[[Any], Any] | None = None,
+    level: Level = "module",
 ) -> Culprit | None:
-    """Replay one batch with hooks and name the module that produced its first non-finite value.
+    """Replay one batch with hooks and name the module (or aten op) that produced its first non-finite value.
 
     The forward pass is searched first, in execution order; if the output and the loss are finite, the
     backward pass, in backward order (gradients by ``torch.autograd.grad``, so ``.grad`` is untouched).
@@ -307,9 +331,14 @@ def locate_nonfinite(
         scaler: the ``torch.amp.GradScaler`` of the training loop, to scale the loss as training does.
         forward: called as ``forward(inputs)`` instead of ``model(inputs)`` (a Lightning ``training_step``,
             say); it must run ``model``'s modules, whose hooks do the search.
+        level: "module" (the module), or "op": replay twice under :class:`numstab.monitor.ops.OpTracer`
+            and name the aten op at the root of the non-finite loss or gradient, with its module, phase,
+            source line and input ranges (``torch.compile`` wrappers are replayed eagerly).
 
     Returns:
-        The :class:`Culprit`, or None when the forward, the loss and every gradient are finite.
+        The :class:`Culprit`, or None when the forward, the loss and every gradient are finite. With
+        ``level="op"`` never None: a batch on which neither replay finds a fault gives a culprit with
+        ``reproduced=False`` and ``module == NOT_REPRODUCED``.
 
     Raises:
         BadInputError: ``inputs`` already contain inf or NaN (not the model's doing).
@@ -323,7 +352,11 @@ def locate_nonfinite(
     """
     if not isinstance(model, nn.Module):
         raise NumstabTypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if level not in LEVELS:
+        raise UnknownNameError("level", level, LEVELS, "'op' also names the aten op and the source line")
     _check_inputs(inputs)
+    if level == "op":
+        return _locate_op(model, inputs, loss_fn, target, scaler, forward)
     recorder = _Recorder(model)
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     with _state_preserved(model), ExitStack() as hooks:
@@ -356,3 +389,36 @@ def _backward(
         bad = next(g for g in grads if g is not None and not _finite(g))
         return Culprit(LOSS, "backward", bad.dtype, math.nan, value=_kind(bad))
     return culprit
+
+
+def _locate_op(
+    model: nn.Module,
+    inputs: Any,
+    loss_fn: Callable[..., torch.Tensor],
+    target: Any,
+    scaler: torch.amp.GradScaler | None,
+    forward: Callable[[Any], Any] | None,
+) -> Culprit:
+    """Replay twice at op level (:func:`numstab.monitor.ops.replay`); the culprit says if both agree."""
+    with distributed.replay_context(model) as inner:
+
+        def step() -> torch.Tensor:
+            output = _call_model(inner, inputs) if forward is None else forward(inputs)
+            loss = loss_fn(output) if target is None else loss_fn(output, target)
+            return scaler.scale(loss) if _active(scaler) and loss.requires_grad else loss
+
+        params = list(inner.parameters())
+        found = []
+        for _ in range(2):
+            with _state_preserved(inner):
+                found.append(ops.replay(inner, step, params))
+    first, second = found
+    fault = first or second
+    if fault is None:
+        return Culprit(NOT_REPRODUCED, "forward", torch.float32, math.nan, reproduced=False)
+    return Culprit(
+        distributed.clean_name(fault.module), fault.phase, fault.dtype,
+        max(fault.inputs_max_abs, default=math.nan), value=fault.value, op=fault.op, source=fault.source,
+        reproduced=first is not None and second is not None and first.key == second.key,
+        inputs_max_abs=fault.inputs_max_abs, via=fault.via,
+    )  # fmt: skip

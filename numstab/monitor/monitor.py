@@ -33,7 +33,7 @@ from numstab.errors import (
 )
 from numstab.monitor import distributed
 from numstab.monitor.events import Event, RateLimiter, TrendConfig, TrendDetector
-from numstab.monitor.locate import Culprit, locate_nonfinite
+from numstab.monitor.locate import NOT_REPRODUCED, Culprit, Level, locate_nonfinite
 from numstab.monitor.norms import exact_norms, fast_norms, needs_exact
 
 __all__ = ["GradientMonitor", "StepStats", "MonitorStateError"]
@@ -493,8 +493,9 @@ class GradientMonitor:
         *,
         scaler: torch.amp.GradScaler | None = None,
         forward: Callable[[Any], Any] | None = None,
+        level: Level = "module",
     ) -> Culprit | None:
-        """Replay ``inputs`` once and name the module that produced the first inf/NaN (see
+        """Replay ``inputs`` and name the module (or op) that produced the first inf/NaN (see
         :func:`numstab.monitor.locate_nonfinite`); attached or not, nothing the user owns changes.
 
         The replay runs the module inside the wrappers (DDP, FSDP2, ``torch.compile``) eagerly. Under DDP or
@@ -506,12 +507,17 @@ class GradientMonitor:
         Args:
             forward: how to run the model on ``inputs`` when not ``model(inputs)`` (a Lightning
                 ``training_step``, say); it must call the module whose name the monitor reports.
+            level: "module", or "op" for the aten op, its source line and input ranges, and whether the
+                fault reproduces (``Culprit.op``, ``source``, ``reproduced``).
 
         Returns:
-            The :class:`Culprit`, or None when the batch is finite everywhere (forward, loss, gradients).
+            The :class:`Culprit`, or None when the batch is finite everywhere (forward, loss, gradients);
+            with ``level="op"``, a culprit with ``reproduced=False`` instead of None.
         """
         with distributed.replay_context(self.model) as module:  # FSDP2: full weights, no collective inside
-            found = locate_nonfinite(module, inputs, loss_fn, target, scaler=scaler, forward=forward)
+            found = locate_nonfinite(
+                module, inputs, loss_fn, target, scaler=scaler, forward=forward, level=level
+            )
             if found is not None:
                 found = found.with_weights(module)
                 found = replace(found, module=distributed.clean_name(found.module))
@@ -519,9 +525,9 @@ class GradientMonitor:
             logger.info("locate_nonfinite: forward, loss and gradients are all finite on this batch")
         every_rank = distributed.all_gather_objects(self.model, found)
         for rank, culprit in enumerate(every_rank):
-            if culprit is not None:
+            if culprit is not None and culprit.module != NOT_REPRODUCED:
                 return culprit.with_rank(rank)
-        return None
+        return every_rank[0]
 
 
 class _Handles:
