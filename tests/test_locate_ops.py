@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from numstab.errors import UnknownNameError
-from numstab.monitor import locate_nonfinite
+from numstab.monitor import GradientMonitor, locate_nonfinite
 from numstab.monitor.locate import NOT_REPRODUCED
 
 HERE = Path(__file__)
@@ -354,3 +354,47 @@ def test_model_left_as_found_and_hooks_removed() -> None:
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_gradient_monitor_op_level_and_scale_skips_are_not_faults() -> None:
+    model = planted(CASES[0])  # log of zero in "fault"
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    with GradientMonitor(model) as monitor, torch.autocast("cpu", dtype=torch.bfloat16):
+        scaler.scale(loss_fn(model(batch()))).backward()
+        stats = monitor.step(scaler)
+        assert stats.skipped and not any(e.kind == "nonfinite" for e in stats.events)  # one skip: no fault
+        culprit = monitor.locate_nonfinite(batch(), loss_fn, scaler=scaler, level="op")
+    assert (culprit.op, culprit.module, culprit.source) == ("aten.log.default", "fault", line_of("log_zero"))
+    assert culprit.reproduced and culprit.rank == 0 and culprit.weights == "none"
+
+
+def gpt2() -> nn.Module:
+    transformers = pytest.importorskip("transformers")
+    config = transformers.GPT2Config(n_layer=2, n_embd=32, n_head=4, n_positions=16, vocab_size=64)
+    torch.manual_seed(0)
+    return transformers.GPT2LMHeadModel(config)
+
+
+def lm_loss(out: object) -> torch.Tensor:
+    return out.logits.float().pow(2).mean()
+
+
+def test_healthy_gpt2_has_no_culprit_despite_its_masks() -> None:
+    model, ids = gpt2(), torch.arange(12).reshape(2, 6)
+    culprit = locate_nonfinite(model, {"input_ids": ids}, lm_loss, level="op")
+    assert culprit.module == NOT_REPRODUCED and not culprit.reproduced
+
+
+def test_overflow_planted_in_gpt2_block_is_named() -> None:
+    model, ids = gpt2(), torch.arange(12).reshape(2, 6)
+
+    def overflow(module: nn.Module, args: object, out: torch.Tensor) -> torch.Tensor:
+        return out * 1e39  # <- gpt2_hook (a double: inf once cast to float32)
+
+    handle = model.transformer.h[1].mlp.register_forward_hook(overflow)
+    try:
+        culprit = locate_nonfinite(model, {"input_ids": ids}, lm_loss, level="op")
+    finally:
+        handle.remove()
+    assert (culprit.op, culprit.module, culprit.phase) == ("aten.mul.Tensor", "transformer.h.1.mlp", "forward")
+    assert culprit.source == line_of("gpt2_hook") and culprit.reproduced
