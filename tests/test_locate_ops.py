@@ -396,5 +396,6 @@ def test_overflow_planted_in_gpt2_block_is_named() -> None:
         culprit = locate_nonfinite(model, {"input_ids": ids}, lm_loss, level="op")
     finally:
         handle.remove()
-    assert (culprit.op, culprit.module, culprit.phase) == ("aten.mul.Tensor", "transformer.h.1.mlp", "forward")
+    expected = ("aten.mul.Tensor", "transformer.h.1.mlp", "forward")
+    assert (culprit.op, culprit.module, culprit.phase) == expected
     assert culprit.source == line_of("gpt2_hook") and culprit.reproduced
