@@ -399,3 +399,14 @@ def test_overflow_planted_in_gpt2_block_is_named() -> None:
     expected = ("aten.mul.Tensor", "transformer.h.1.mlp", "forward")
     assert (culprit.op, culprit.module, culprit.phase) == expected
     assert culprit.source == line_of("gpt2_hook") and culprit.reproduced
+
+
+def test_to_dict_carries_the_op_level_fields_only_at_op_level() -> None:
+    model = planted(CASES[0])
+    op_level = locate_nonfinite(model, batch(), loss_fn, level="op").to_dict()
+    assert (op_level["op"], op_level["source"], op_level["reproduced"]) == (
+        "aten.log.default",
+        line_of("log_zero"),
+        True,
+    )
+    assert "op" not in locate_nonfinite(model, batch(), loss_fn).to_dict()

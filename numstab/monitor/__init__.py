@@ -5,7 +5,8 @@
   FSDP2-aware (full, unsharded norms), ``torch.compile``-aware (original names, eager replay),
   TensorBoard-ready. Framework callbacks in :mod:`numstab.integrations`.
 - :class:`StepStats`: what one recorded step returns; :class:`Event`: vanishing / exploding / non-finite.
-- :func:`locate_nonfinite` / :class:`Culprit`: the module that produced the first inf or NaN of a batch.
+- :func:`locate_nonfinite` / :class:`Culprit`: the module that produced the first inf or NaN of a batch;
+  with ``level="op"`` the aten op, its source line and input ranges (:mod:`numstab.monitor.ops`).
 
 Examples:
     >>> import torch

@@ -89,7 +89,14 @@ class Culprit:
     via: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the culprit as JSON-ready plain data."""
+        """Return the culprit as JSON-ready plain data (the op-level fields only from an op-level replay)."""
+        op_level = {} if self.op is None and self.reproduced else {
+            "op": self.op,
+            "source": self.source,
+            "reproduced": self.reproduced,
+            "inputs_max_abs": list(self.inputs_max_abs),
+            "via": self.via,
+        }  # fmt: skip
         return {
             "module": self.module,
             "phase": self.phase,
@@ -99,11 +106,7 @@ class Culprit:
             "value": self.value,
             "weights": self.weights,
             "max_abs_weight": self.max_abs_weight,
-            "op": self.op,
-            "source": self.source,
-            "reproduced": self.reproduced,
-            "inputs_max_abs": list(self.inputs_max_abs),
-            "via": self.via,
+            **op_level,
         }
 
     def with_rank(self, rank: int) -> Culprit:

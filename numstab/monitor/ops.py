@@ -33,7 +33,7 @@ Examples:
     ...     loss = torch.log(net(torch.zeros(1, 2)) * 0).sum()
     >>> fault = tracer.root_of(loss)
     >>> fault.op, fault.module, fault.value
-    ('aten.log.default', '(root)', 'inf')
+    ('aten.log.default', 'loss_fn', 'inf')
 """
 
 from __future__ import annotations
