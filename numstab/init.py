@@ -4,10 +4,11 @@ The chapter (D2L "Numerical Stability and Initialization") ends with Xavier init
 the weight variance so that the variance of the signal neither grows nor shrinks from layer to
 layer. This module applies that idea, and its successors, to a whole ``nn.Module``:
 
-- :func:`apply_` initializes every Linear / Conv / ConvTranspose layer by one scheme (Xavier,
-  Kaiming, orthogonal, critical, the book's raw ``normal``, or the chapter's ``constant`` symmetry
-  trap), reusing :mod:`torch.nn.init`;
-- :func:`gain` extends ``torch.nn.init.calculate_gain`` to any activation by quadrature;
+- :func:`apply_` initializes every Linear / Conv / ConvTranspose / HF Conv1D layer by one scheme
+  (Xavier, Kaiming, orthogonal, critical, the book's raw ``normal``, or the chapter's ``constant``
+  symmetry trap), reusing :mod:`torch.nn.init`, each fan along its layer's own layout and each
+  tied parameter once (:mod:`numstab.layers`);
+- :func:`gain` extends ``torch.nn.init.calculate_gain`` to any activation by the theory's quadrature;
 - :func:`critical_` samples at the edge of chaos of mean-field theory (Poole et al. 2016);
 - :func:`delta_orthogonal_` makes a convolution an isometry at initialization (Xiao et al. 2018);
 - :func:`lsuv_` rescales layer by layer until each output has unit variance (Mishkin & Matas 2016).
@@ -29,17 +30,19 @@ Examples:
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal, get_args
 
-import scipy.integrate
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import init as nn_init
 
-from numstab import activations
+from numstab import activations, layers
 from numstab.activations import Activation
 from numstab.errors import (
     BadInputError,
@@ -51,7 +54,9 @@ from numstab.errors import (
     check_int_at_least,
     check_nonnegative,
     check_positive,
+    check_seed,
 )
+from numstab.layers import fans
 
 __all__ = [
     "Scheme",
@@ -83,16 +88,8 @@ ActivationLike = str | Activation | Callable[[Any], Any]
 SCHEMES: tuple[str, ...] = get_args(Scheme)
 _FAN_MODES: tuple[str, ...] = get_args(FanMode)
 
-#: The layers :func:`apply_` initializes (subclasses included); every other module is left alone.
-LAYER_TYPES: tuple[type[nn.Module], ...] = (
-    nn.Linear,
-    nn.Conv1d,
-    nn.Conv2d,
-    nn.Conv3d,
-    nn.ConvTranspose1d,
-    nn.ConvTranspose2d,
-    nn.ConvTranspose3d,
-)
+#: The torch layers :func:`apply_` initializes (subclasses included), beside HF ``Conv1D``.
+LAYER_TYPES: tuple[type[nn.Module], ...] = layers.TORCH_LAYER_TYPES
 
 # Names torch.nn.init.calculate_gain defines without going through an activation.
 _TORCH_LINEAR_NAMES = (
@@ -110,58 +107,35 @@ _TORCH_LINEAR_NAMES = (
 # Fans and gains.
 
 
-def fans(tensor: torch.Tensor) -> tuple[int, int]:
-    """Return (fan_in, fan_out) of a weight, with torch.nn.init's convention.
+#: theory takes an activation's limits out to |x| = 1e100 (q* = inf); init asks the same of a gain.
+_X_FAR = 1e100
 
-    For a weight of shape ``(out, in, *kernel)``, fan_in = in * prod(kernel) and
-    fan_out = out * prod(kernel).
 
-    Note:
-        The convention assumes ``y = x @ W.T``. A ConvTranspose weight is stored ``(in, out, *kernel)``,
-        so its "fan_in" counts output channels; torch does the same and so do we.
-
-    Raises:
-        BadInputError: the tensor has fewer than 2 dimensions; the message names its shape.
-
-    Examples:
-        >>> fans(torch.empty(16, 3, 5, 5))
-        (75, 400)
-    """
-    shape = tuple(tensor.shape)
-    if len(shape) < 2:
-        raise BadInputError(
-            f"a weight needs at least 2 dimensions (out, in, *kernel) to have fans, got shape {shape}: "
-            "pass a Linear or convolution weight, not a bias or a scalar"
+def _check_no_overflow(act: Activation) -> None:
+    """Refuse an activation that is not finite on float64 inputs up to |x| = _X_FAR (torch.exp)."""
+    with np.errstate(all="ignore"):
+        far = np.asarray(act.fn(np.array([-_X_FAR, _X_FAR])), dtype=np.float64)
+    if not np.all(np.isfinite(far)):
+        raise InvalidArgumentError(
+            f"activation {act.name!r} overflows: f(-1e100), f(1e100) = {far[0]!r}, {far[1]!r} in float64, so "
+            "no gain keeps the second moment of a deep net finite (a layer whose output spread grows "
+            "overflows the next): bound it, e.g. clamp its input, or use a registered activation"
         )
-    receptive = math.prod(shape[2:])
-    return shape[1] * receptive, shape[0] * receptive
-
-
-def _scalar_fn(act: Activation) -> Callable[[float], float]:
-    """f on Python floats; a callable that only takes tensors (torch.nn.functional.gelu) gets 0-d ones."""
-    try:
-        float(act.fn(0.5))
-        return lambda z: float(act.fn(z))
-    except TypeError:
-        return lambda z: float(act.fn(torch.tensor(z, dtype=torch.float64)))
-
-
-def _phi_weighted_square(f: Callable[[float], float]) -> Callable[[float], float]:
-    inv_sqrt_2pi = 1.0 / math.sqrt(2.0 * math.pi)
-    return lambda z: f(z) ** 2 * math.exp(-0.5 * z * z) * inv_sqrt_2pi
 
 
 @lru_cache(maxsize=64)
 def _quadrature_gain(act: Activation) -> float:
-    integrand = _phi_weighted_square(_scalar_fn(act))
-    # Split at 0: a kink there (relu-like) would cost quad its accuracy.
-    halves = [scipy.integrate.quad(integrand, lo, hi, epsabs=1e-14, epsrel=1e-12, limit=200)[0]
-              for lo, hi in ((-math.inf, 0.0), (0.0, math.inf))]
-    second_moment = sum(halves)
+    from numstab.theory.quadrature import gaussian_expectation  # numpy only; loaded on first use
+
+    _check_no_overflow(act)
+    try:
+        second_moment = float(gaussian_expectation(lambda x: np.square(act.fn(x)), 1.0))
+    except BadInputError:  # non-finite on the quadrature nodes (|z| <= 10)
+        second_moment = math.inf
     if not (math.isfinite(second_moment) and second_moment > 0):
         raise InvalidArgumentError(
             f"activation {act.name!r} has E[f(z)^2] = {second_moment!r} for z ~ N(0, 1), so no gain "
-            "keeps the forward variance: use an activation that is not zero almost everywhere"
+            "keeps the forward variance: use an activation that is finite and not zero almost everywhere"
         )
     return 1.0 / math.sqrt(second_moment)
 
@@ -176,9 +150,10 @@ def gain(activation: ActivationLike) -> float:
     .. math::
         g = \\frac{1}{\\sqrt{E[f(z)^2]}}, \\qquad z \\sim N(0, 1),
 
-    by adaptive quadrature split at the kink at 0, so that ``Var(W) = g^2 / fan_in`` keeps
-    ``E[x^2]`` fixed from layer to layer (the argument of Glorot & Bengio 2010 with the
-    activation's own second moment; for relu it gives sqrt(2), torch's value).
+    by :func:`numstab.theory.gaussian_expectation` (Gauss-Legendre split at the kink at 0, the
+    quadrature of the mean-field theory), so that ``Var(W) = g^2 / fan_in`` keeps ``E[x^2]``
+    fixed from layer to layer (the argument of Glorot & Bengio 2010 with the activation's own
+    second moment; for relu it gives sqrt(2), torch's value).
 
     Args:
         activation: a registered name, one of torch's linear names (``"conv2d"``, ...), an
@@ -186,6 +161,8 @@ def gain(activation: ActivationLike) -> float:
 
     Raises:
         UnknownNameError: an unknown name; the message lists the valid ones.
+        InvalidArgumentError: an activation that overflows float64 for |x| <= 1e100 (``torch.exp``:
+            the theory's limits do not exist), or whose second moment is 0 or not finite.
 
     Examples:
         >>> gain("tanh") == 5 / 3, gain("conv_transpose2d")
@@ -339,6 +316,15 @@ class _Plan:
     value: float = 0.0
     bias_std: float = 0.0
 
+    def cause(self, bias: bool) -> str:
+        """The argument behind a sampled value, for an error message."""
+        if bias:
+            return f"bias_std={self.bias_std!r}"
+        if self.scheme in ("normal", "constant"):
+            name = "scale" if self.scheme == "normal" else "value"
+            return f"scheme={self.scheme!r} with {name}={getattr(self, name)!r}"
+        return f"scheme={self.scheme!r} (gain {self.gain:.4g}, from activation=)"
+
 
 def _kaiming_std(w: torch.Tensor, plan: _Plan) -> float:
     fan_in, fan_out = fans(w)
@@ -350,12 +336,24 @@ def _symmetric_uniform_(w: torch.Tensor, bound: float, generator: torch.Generato
     return nn_init.uniform_(w, -bound, bound, generator=generator)
 
 
+#: The dtypes torch's QR (behind orthogonal_) runs in on every device.
+_QR_DTYPES = (torch.float32, torch.float64)
+
+
+def _orthogonal_(w: torch.Tensor, gain: float, generator: torch.Generator | None) -> torch.Tensor:
+    """torch.nn.init.orthogonal_, computed in float32 and rounded for float16/bfloat16 (no QR there)."""
+    if w.dtype in _QR_DTYPES:
+        return nn_init.orthogonal_(w, gain, generator=generator)
+    work = torch.empty(w.shape, dtype=torch.float32, device=w.device)
+    return w.copy_(nn_init.orthogonal_(work, gain, generator=generator))
+
+
 _FILLERS: dict[str, Callable[[torch.Tensor, _Plan, torch.Generator | None], Any]] = {
     "xavier_normal": lambda w, p, g: nn_init.xavier_normal_(w, p.gain, generator=g),
     "xavier_uniform": lambda w, p, g: nn_init.xavier_uniform_(w, p.gain, generator=g),
     "kaiming_normal": lambda w, p, g: nn_init.normal_(w, 0.0, _kaiming_std(w, p), generator=g),
     "kaiming_uniform": lambda w, p, g: _symmetric_uniform_(w, math.sqrt(3.0) * _kaiming_std(w, p), g),
-    "orthogonal": lambda w, p, g: nn_init.orthogonal_(w, p.gain, generator=g),
+    "orthogonal": lambda w, p, g: _orthogonal_(w, p.gain, g),
     "critical": lambda w, p, g: _normal_critical_(w, p.sigma_w, g),
     "normal": lambda w, p, g: nn_init.normal_(w, 0.0, p.scale, generator=g),
     "constant": lambda w, p, g: nn_init.constant_(w, p.value),
@@ -423,41 +421,124 @@ def _as_number(name: str, value: Any) -> float:
     """float(value) for a finite real number (int, float, numpy or 0-d tensor), else raise naming it."""
     try:
         number = math.nan if isinstance(value, bool | str) else float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         number = math.nan
     if not math.isfinite(number):
         raise InvalidArgumentError(f"{name} must be a finite number, got {value!r} ({type(value).__name__})")
     return number
 
 
-def _layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    found = [(name, m) for name, m in model.named_modules() if isinstance(m, LAYER_TYPES)]
-    lazy = [name for name, m in found if isinstance(m.weight, nn.parameter.UninitializedParameter)]
+def _generator(generator: torch.Generator | None, seed: int | None) -> torch.Generator | None:
+    """The generator to draw from: ``generator``, or a CPU one seeded with ``seed`` (never both)."""
+    _check_generator(generator)
+    if seed is None:
+        return generator
+    check_seed("seed", seed)
+    if generator is not None:
+        raise InvalidArgumentError("pass seed= or generator=, not both: seed=N means generator=torch."
+                                   "Generator().manual_seed(N)")
+    return torch.Generator().manual_seed(seed)
+
+
+def _check_writable(name: str, param: torch.Tensor) -> None:
+    """Refuse, before anything is written, a parameter that cannot take new floating-point values."""
+    where = f"model parameter {name!r}"
+    if param.is_meta:
+        raise ModelError(f"{where} is on the meta device and holds no values: materialize the model first, "
+                         "e.g. model.to_empty(device='cpu')")
+    if param.is_inference() and not torch.is_inference_mode_enabled():
+        raise ModelError(f"{where} was created under torch.inference_mode() and cannot be written outside "
+                         "it: build the model outside inference_mode, or call apply_ inside it too")
+    if not param.is_floating_point():
+        raise ModelError(f"{where} holds {param.dtype} values, not floating point: an initializer draws real "
+                         "numbers; cast the model first (model.float())")
+
+
+def _targets(model: nn.Module, scheme: str) -> tuple[list[layers.WeightLayer], list[tuple[str, str]]]:
+    """The layers apply_ writes (weights owned, no lazy or empty ones) and the unknown ones it skips."""
+    found, unknown = layers.scan(model)
+    lazy = [la.name for la in found if isinstance(la.module.weight, nn.parameter.UninitializedParameter)]
     if lazy:
         raise ModelError(
             f"layer {lazy[0]!r} is lazy and has no weight shape yet: run one forward pass, then apply_"
         )
-    if not found:
+    todo = [la for la in found if la.owns_weight or la.owns_bias]
+    if not todo:
+        skipped = f"; modules with a weight of unknown fan convention: {_listing(unknown)}" if unknown else ""
         raise ModelError(
-            f"{type(model).__name__} has no Linear, Conv or ConvTranspose layer for apply_ to initialize: "
-            "use torch.nn.init on your own parameters"
+            f"scheme={scheme!r} cannot apply to any layer of {type(model).__name__}: it has no Linear, Conv, "
+            f"ConvTranspose or HF Conv1D layer whose weight it owns{skipped}: use torch.nn.init on your own "
+            "parameters"
         )
-    return found
+    for layer in todo:
+        if layer.owns_weight and layer.module.weight.numel() == 0:
+            raise ModelError(
+                f"model layer {layer.name!r} ({type(layer.module).__name__}) has a weight with no entries, "
+                f"shape {tuple(layer.module.weight.shape)}: no fan to scale by; give it at least one input "
+                "and one output feature, or leave it out of the model"
+            )
+    return todo, unknown
+
+
+def _listing(named: list[tuple[str, str]], limit: int = 5) -> str:
+    shown = ", ".join(f"{name!r} ({kind})" for name, kind in named[:limit])
+    return shown + (f" and {len(named) - limit} more" if len(named) > limit else "")
+
+
+def _draw(shape: torch.Size | tuple[int, ...], like: torch.Tensor, generator: torch.Generator | None,
+          fill: Callable[[torch.Tensor], Any]) -> torch.Tensor:
+    """A fresh tensor of ``like``'s dtype, filled on the generator's device (the parameter's without one)."""
+    device = like.device if generator is None else generator.device
+    new = torch.empty(shape, dtype=like.dtype, device=device)
+    fill(new)
+    return new
 
 
 def _new_values(
-    layers: list[tuple[str, nn.Module]], plan: _Plan, generator: torch.Generator | None
+    targets: list[layers.WeightLayer], plan: _Plan, generator: torch.Generator | None
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """(parameter, new value) pairs, sampled into fresh tensors so the model is untouched on failure."""
-    for _, layer in layers:
-        weight = torch.empty_like(layer.weight)
-        _FILLERS[plan.scheme](weight, plan, generator)
-        yield layer.weight, weight
-        if layer.bias is not None:
-            bias = torch.zeros_like(layer.bias)
-            if plan.bias_std > 0:
-                nn_init.normal_(bias, 0.0, plan.bias_std, generator=generator)
-            yield layer.bias, bias
+    """(parameter, new value) pairs, each checked finite in its dtype; the model is not touched."""
+    for layer in targets:
+        module = layer.module
+        if layer.owns_weight:
+            w = module.weight
+            shape = tuple(w.shape)[::-1] if layer.transposed else w.shape  # HF Conv1D: drawn (out, in)
+            new = _draw(shape, w, generator, lambda t: _FILLERS[plan.scheme](t, plan, generator))
+            new = new.T if layer.transposed else new
+            yield w, _finite(new, f"{layer.name}.weight", plan.cause(bias=False))
+        if layer.owns_bias:
+            def fill(t: torch.Tensor) -> None:
+                if plan.bias_std > 0:
+                    nn_init.normal_(t, 0.0, plan.bias_std, generator=generator)
+                else:
+                    t.zero_()
+
+            new = _draw(module.bias.shape, module.bias, generator, fill)
+            yield module.bias, _finite(new, f"{layer.name}.bias", plan.cause(bias=True))
+
+
+def _finite(new: torch.Tensor, name: str, cause: str) -> torch.Tensor:
+    if not bool(torch.isfinite(new).all()):
+        top = torch.finfo(new.dtype).max
+        raise InvalidArgumentError(
+            f"{cause} gives values beyond {str(new.dtype).removeprefix('torch.')} (largest {top:.4g}) in "
+            f"model parameter {name!r}: pass a smaller number, or cast the model to a wider dtype first"
+        )
+    return new
+
+
+@contextmanager
+def _global_rng_kept_on_error(params: list[torch.Tensor]) -> Iterator[None]:
+    """Put torch's global RNGs (CPU, and the CUDA devices of ``params``) back if the block raises."""
+    cuda = sorted({p.device.index or 0 for p in params if p.device.type == "cuda"})
+    cpu, gpu = torch.get_rng_state(), [torch.cuda.get_rng_state(i) for i in cuda]
+    try:
+        yield
+    except BaseException:
+        torch.set_rng_state(cpu)
+        for index, state in zip(cuda, gpu, strict=True):
+            torch.cuda.set_rng_state(state, index)
+        raise
 
 
 def apply_(
@@ -470,12 +551,13 @@ def apply_(
     scale: float | None = None,
     value: float | None = None,
     mode: FanMode = "fan_in",
+    seed: int | None = None,
 ) -> nn.Module:
-    """Initialize every Linear, Conv1d/2d/3d and ConvTranspose1d/2d/3d layer of ``model`` in place.
+    """Initialize every Linear, Conv1d/2d/3d, ConvTranspose1d/2d/3d and HF Conv1D layer of ``model`` in place.
 
     Weights by ``scheme``; biases to zero, or from N(0, bias_std^2) when ``bias_std > 0``; every
     other module untouched. With gain g (:func:`gain` of ``activation``) and the fans of
-    :func:`fans`:
+    :func:`numstab.layers.fans` (HF ``Conv1D`` stores its weight ``(in, out)``: fan_in is its first dim):
 
     ==================  =====================================================================
     scheme              weight law
@@ -492,24 +574,38 @@ def apply_(
 
     ``activation=None`` means g = 1 for xavier and orthogonal and relu for kaiming (torch's
     defaults), so the results are bit-identical to torch.nn.init's with the same generator.
-    Everything is validated and every new value sampled before the first weight is written: a
-    failed call leaves the model bit-identical.
+
+    Note:
+        A parameter shared by several modules (GPT-2's ``lm_head.weight`` is ``transformer.wte.weight``)
+        is initialized once, under its first owner in ``named_modules()`` order, and only if that
+        owner is a layer above: a Linear tied to an embedding keeps the embedding's values.
+        Embeddings have no fans and are left alone; any other module with a >= 2-D ``weight``
+        (``nn.Bilinear``, a custom layer) is skipped with a warning that names it.
+
+    Everything is validated and every new value sampled (and checked finite in its parameter's
+    dtype) before the first weight is written: a failed call leaves the model bit-identical, and
+    the global RNG as it was. Orthogonal weights of float16/bfloat16 layers are computed in float32.
 
     Args:
         model: the module to initialize.
         scheme: one of :data:`SCHEMES`.
         activation: the activation that follows the layers (name, Activation or callable).
         bias_std: standard deviation of the biases (>= 0); 0 zeroes them.
-        generator: the torch Generator to sample from, layer after layer in ``named_modules`` order.
+        generator: the torch Generator to sample from, layer after layer in ``named_modules`` order
+            (on its device; without one, torch's global RNG of each parameter's device).
         scale: the std of each entry; required by ``"normal"`` and only there.
         value: the constant; required by ``"constant"`` and only there.
         mode: ``"fan_in"`` (keeps the forward variance) or ``"fan_out"`` (the backward); kaiming only.
+        seed: instead of ``generator``: draw from ``torch.Generator().manual_seed(seed)``.
 
     Raises:
-        NumstabTypeError: ``model`` is not an ``nn.Module``.
+        NumstabTypeError: ``model`` is not an ``nn.Module``; ``generator`` is not a Generator.
         UnknownNameError: an unknown scheme, mode or activation (the message lists the valid ones).
-        InvalidArgumentError: a missing, superfluous or negative ``scale``/``value``/``bias_std``.
-        ModelError: the model has no layer to initialize.
+        InvalidArgumentError: a missing, superfluous or negative ``scale``/``value``/``bias_std``, a
+            number whose values would overflow the parameter's dtype, an activation that overflows, a
+            bad ``seed`` or both ``seed`` and ``generator``.
+        ModelError: no layer the scheme applies to; a lazy, empty, non-float, meta or inference-mode
+            parameter.
 
     Examples:
         >>> net = nn.Sequential(nn.Linear(4, 4), nn.Sigmoid(), nn.Linear(4, 1))
@@ -522,13 +618,31 @@ def apply_(
             f"model must be a torch.nn.Module, got {type(model).__name__}: to initialize one tensor use "
             "torch.nn.init or numstab.init.critical_ / delta_orthogonal_"
         )
-    _check_generator(generator)
+    generator = _generator(generator, seed)
     plan = _plan(scheme, activation, bias_std, scale, value, mode)
-    pending = list(_new_values(_layers(model), plan, generator))
+    targets, unknown = _targets(model, scheme)
+    for param, name in _parameters(targets):
+        _check_writable(name, param)
+    with _global_rng_kept_on_error([p for p, _ in _parameters(targets)]):
+        pending = list(_new_values(targets, plan, generator))
     with torch.no_grad():
         for param, new in pending:
             param.copy_(new)
+    if unknown:
+        warnings.warn(
+            f"apply_ left {len(unknown)} module(s) whose weight's fan convention it does not know: "
+            f"{_listing(unknown)}; initialize them with torch.nn.init", stacklevel=2
+        )
     return model
+
+
+def _parameters(targets: list[layers.WeightLayer]) -> Iterator[tuple[torch.Tensor, str]]:
+    """(parameter, name) of every tensor apply_ writes."""
+    for layer in targets:
+        if layer.owns_weight:
+            yield layer.module.weight, f"{layer.name}.weight"
+        if layer.owns_bias:
+            yield layer.module.bias, f"{layer.name}.bias"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -536,11 +650,13 @@ def apply_(
 
 
 def _weighted_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """Modules owning a ``weight`` parameter with >= 2 dims (Linear, Conv*, Embedding, ...)."""
+    """Modules owning a ``weight`` parameter with >= 2 dims (Linear, Conv*, Embedding, HF Conv1D, ...);
+    a shared weight counts once, under its first owner."""
+    owner = layers.owners(model)
     return [
         (name or type(m).__name__, m)
         for name, m in model.named_modules()
-        if isinstance(getattr(m, "weight", None), nn.Parameter) and m.weight.dim() >= 2
+        if (w := layers.own_weight(m)) is not None and owner[id(w)] == name
     ]
 
 
@@ -567,7 +683,7 @@ class _OutputStd:
         self.order.clear()
         self.std.clear()
         model(*inputs)
-        return self.std
+        return dict(self.std)
 
     def remove(self) -> None:
         for handle in self.handles:
@@ -578,19 +694,34 @@ def _rescale_layer(
     name: str,
     layer: nn.Module,
     measure: Callable[[], dict[str, float]],
+    stds: dict[str, float],
     settings: tuple[float, float, int],
-) -> None:
+) -> dict[str, float]:
+    """Rescale ``layer`` until its output std is within tol of the target, one pass after each rescaling.
+
+    Returns the last pass's stds; raises, naming the layer and its last std, when max_iter rescalings
+    do not get there.
+    """
     target, tol, max_iter = settings
     for _ in range(max_iter):
-        std = measure()[name]
+        std = stds[name]
         if not (math.isfinite(std) and std > 0):
             raise ModelError(
                 f"lsuv_: layer {name!r} has output std {std!r} on these inputs, so no rescaling reaches "
                 f"target_std={target}: check that its input is not constant (dead units, zero inputs)"
             )
         if abs(std - target) <= tol:
-            return
+            return stds
         layer.weight.mul_(target / std)
+        stds = measure()
+    if abs(stds[name] - target) > tol:
+        raise ModelError(
+            f"lsuv_: layer {name!r} has output std {stds[name]!r} after max_iter={max_iter} rescalings, "
+            f"not within tol={tol} of target_std={target}: a constant or zero batch, or a dominating bias, "
+            "keeps the spread from following the weight; pass a batch of real inputs, or a larger max_iter "
+            "or tol"
+        )
+    return stds
 
 
 def _as_input_tuple(inputs: Any) -> tuple[torch.Tensor, ...]:
@@ -610,6 +741,7 @@ def lsuv_(
     tol: float = 0.05,
     max_iter: int = 10,
     generator: torch.Generator | None = None,
+    seed: int | None = None,
 ) -> nn.Module:
     """Layer-sequential unit-variance initialization (Mishkin & Matas 2016, "All you need is a good init").
 
@@ -620,21 +752,27 @@ def lsuv_(
         \\big|\\operatorname{std}(\\text{layer}(x)) - \\text{target\\_std}\\big| \\le \\text{tol}
         \\qquad\\text{via}\\qquad W \\leftarrow W \\cdot \\frac{\\text{target\\_std}}{\\operatorname{std}},
 
-    with at most ``max_iter`` forward passes per layer. Biases are left as they are. The passes run
-    under ``torch.no_grad()`` in eval mode (dropout off, BatchNorm running statistics untouched);
-    each module's train/eval flag is restored and every hook removed, also on error, and on error
-    every weight is restored. No global state is touched.
+    with at most ``max_iter`` rescalings (each followed by one forward pass) per layer; a layer that
+    does not get there is an error. Biases are left as they are; a weight shared by several modules
+    is set and rescaled once, under its first owner. The passes run under ``torch.no_grad()`` in eval
+    mode (dropout off, BatchNorm running statistics untouched); each module's train/eval flag is
+    restored and every hook removed, also on error, and on error every weight is restored. No global
+    state is touched: without ``generator=`` the orthogonal draws come from a fork of torch's global
+    RNG, which is left as it was.
 
     Args:
         model: the module to initialize in place.
         inputs: a batch, or a tuple of arguments for ``model(*inputs)``.
         target_std: the wanted std of every layer's output (> 0).
         tol: accepted distance from ``target_std`` (> 0).
-        max_iter: forward passes per layer at most (>= 1).
+        max_iter: rescalings (and forward passes) per layer at most (>= 1).
         generator: the torch Generator for the orthogonal pre-initialization.
+        seed: instead of ``generator``: draw from ``torch.Generator().manual_seed(seed)``.
 
     Raises:
-        ModelError: a layer's output has zero (or non-finite) variance; the message names it.
+        ModelError: a layer's output has zero (or non-finite) variance, or is still not within ``tol``
+            of ``target_std`` after ``max_iter`` rescalings (a constant batch); the message names the
+            layer and its last std. A weight that cannot be written (inference mode, meta, integer).
 
     Examples:
         >>> net = nn.Sequential(nn.Linear(16, 32), nn.Tanh(), nn.Linear(32, 8))
@@ -649,30 +787,40 @@ def lsuv_(
     args = _as_input_tuple(inputs)
     target_std, tol = check_positive("target_std", target_std), check_positive("tol", tol)
     check_int_at_least("max_iter", max_iter, 1)
-    _check_generator(generator)
-    layers = _weighted_layers(model)
-    if not layers:
+    generator = _generator(generator, seed)
+    found = _weighted_layers(model)
+    if not found:
         raise ModelError(f"lsuv_: {type(model).__name__} has no module with a weight of >= 2 dims")
-    _lsuv_guarded(model, args, layers, (target_std, tol, max_iter), generator)
+    for name, layer in found:
+        _check_writable(f"{name}.weight", layer.weight)
+    _lsuv_guarded(model, args, found, (target_std, tol, max_iter), _forked(generator))
     return model
+
+
+def _forked(generator: torch.Generator | None) -> torch.Generator:
+    """``generator``, or a CPU generator seeded from a fork of torch's global RNG (which does not move)."""
+    if generator is not None:
+        return generator
+    with torch.random.fork_rng(devices=[]):
+        return torch.Generator().manual_seed(int(torch.randint(0, 2**62, ())))
 
 
 def _lsuv_guarded(
     model: nn.Module,
     args: tuple[torch.Tensor, ...],
-    layers: list[tuple[str, nn.Module]],
+    found: list[tuple[str, nn.Module]],
     settings: tuple[float, float, int],
-    generator: torch.Generator | None,
+    generator: torch.Generator,
 ) -> None:
     """Run LSUV with hooks, modes and (on error) weights restored in ``finally``."""
     modes = [(m, m.training) for m in model.modules()]
-    saved = [(m.weight, m.weight.detach().clone()) for _, m in layers]
-    recorder = _OutputStd(layers)
+    saved = [(m.weight, m.weight.detach().clone()) for _, m in found]
+    recorder = _OutputStd(found)
     done = False
     try:
         model.eval()
         with torch.no_grad():
-            _lsuv_passes(model, args, layers, recorder, settings, generator)
+            _lsuv_passes(model, args, found, recorder, settings, generator)
         done = True
     finally:
         recorder.remove()
@@ -687,17 +835,19 @@ def _lsuv_guarded(
 def _lsuv_passes(
     model: nn.Module,
     args: tuple[torch.Tensor, ...],
-    layers: list[tuple[str, nn.Module]],
+    found: list[tuple[str, nn.Module]],
     recorder: _OutputStd,
     settings: tuple[float, float, int],
-    generator: torch.Generator | None,
+    generator: torch.Generator,
 ) -> None:
-    for _, layer in layers:
-        nn_init.orthogonal_(layer.weight, generator=generator)
-    by_name = dict(layers)
+    for _, layer in found:
+        layer.weight.copy_(_draw(layer.weight.shape, layer.weight, generator,
+                                 lambda t: _orthogonal_(t, 1.0, generator)))
+    by_name = dict(found)
 
     def measure() -> dict[str, float]:
         return recorder.run(model, args)
 
-    for name in list(measure()):  # forward order of the first call
-        _rescale_layer(name, by_name[name], measure, settings)
+    stds = measure()
+    for name in list(stds):  # forward order of the first call
+        stds = _rescale_layer(name, by_name[name], measure, stds, settings)

@@ -398,7 +398,7 @@ def test_bad_input_is_rejected_before_any_weight_changes(kwargs, error, message)
 def test_non_module_and_layerless_models():
     with pytest.raises(NumstabTypeError, match="model must be a torch.nn.Module, got Tensor"):
         init.apply_(torch.empty(3, 3), "xavier_normal")
-    with pytest.raises(ModelError, match="no Linear, Conv or ConvTranspose layer"):
+    with pytest.raises(ModelError, match="scheme='xavier_normal' cannot apply to any layer.*no Linear, Conv"):
         init.apply_(nn.Sequential(nn.ReLU(), nn.LayerNorm(3)), "xavier_normal")
     with pytest.raises(ModelError, match="'1' is lazy.*run one forward pass"):
         init.apply_(nn.Sequential(nn.Linear(2, 3), nn.LazyLinear(4)), "xavier_normal")
@@ -486,18 +486,59 @@ def test_lsuv_restores_modes_removes_hooks_and_leaves_batchnorm_stats():
     assert all(p.grad is None for p in model.parameters())
 
 
+def count_passes(model: nn.Module) -> tuple[list[int], object]:
+    passes: list[int] = []
+    return passes, model.register_forward_pre_hook(lambda module, args: passes.append(1))
+
+
 @pytest.mark.parametrize("max_iter", [1, 3])
-def test_lsuv_runs_at_most_max_iter_passes_per_layer(max_iter):
+def test_lsuv_gives_up_after_max_iter_rescalings_naming_the_layer(max_iter):
     model = tanh_mlp(6)
-    passes = []
-    handle = model.register_forward_pre_hook(lambda module, args: passes.append(1))
+    before = state(model)
+    passes, handle = count_passes(model)
+    x = torch.randn(64, 32, generator=gen(0))
     try:
-        x = torch.randn(64, 32, generator=gen(0))
-        init.lsuv_(model, x, tol=1e-12, max_iter=max_iter, generator=gen(0))
+        # tol=1e-12 is below float32's resolution of a std: layer '0' never gets there
+        with pytest.raises(ModelError, match=rf"layer '0' has output std [01]\.\d+ after max_iter={max_iter} "):
+            init.lsuv_(model, x, tol=1e-12, max_iter=max_iter, generator=gen(0))
     finally:
         handle.remove()
-    # one pass finds the order, then max_iter per layer (tol=1e-12 is never reached)
-    assert len(passes) == 1 + 6 * max_iter
+    assert len(passes) == 1 + max_iter  # one pass finds the order, then one after each rescaling
+    assert_same_state(model, before)
+
+
+def test_lsuv_runs_one_pass_per_rescaling():
+    model = tanh_mlp(6)
+    passes, handle = count_passes(model)
+    x = torch.randn(64, 32, generator=gen(0))
+    try:
+        init.lsuv_(model, x, tol=0.05, max_iter=3, generator=gen(0))
+    finally:
+        handle.remove()
+    assert 1 + 6 <= len(passes) <= 1 + 6 * 3  # an orthogonal start is off target in every layer here
+
+
+def test_lsuv_on_a_zero_batch_raises_and_leaves_model_and_global_rng_as_they_were():
+    """A zero batch: layer '0' outputs its bias whatever its weight; the old code scaled it by ~1e8."""
+    model = tanh_mlp(4)
+    before, rng = state(model), torch.get_rng_state()
+    with pytest.raises(ModelError, match=r"layer '0' has output std 0\.\d+ after max_iter=10 rescalings"):
+        init.lsuv_(model, torch.zeros(16, 32))
+    assert_same_state(model, before)
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert all(not m._forward_hooks for m in model.modules())
+
+
+def test_lsuv_without_a_generator_leaves_the_global_rng_where_it_was():
+    first, second = tanh_mlp(4), tanh_mlp(4)  # (tanh_mlp seeds the global RNG)
+    torch.manual_seed(123)
+    rng = torch.get_rng_state()
+    x = torch.randn(64, 32, generator=gen(0))
+    a = state(init.lsuv_(first, x))
+    assert torch.equal(torch.get_rng_state(), rng)
+    b = state(init.lsuv_(second, x))  # the same fork of the same global state: the same weights
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert torch.equal(torch.get_rng_state(), rng)
 
 
 def test_lsuv_is_reproducible_with_a_generator():

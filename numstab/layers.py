@@ -1,0 +1,177 @@
+"""What numstab knows about a layer's weight: how its fans are laid out, and who owns a shared one.
+
+torch stores a Linear or convolution weight as ``(out, in, *kernel)`` and computes ``y = x W^T``;
+HF transformers' ``Conv1D`` (GPT-2's every projection) stores it ``(in, out)`` and computes
+``y = x W``. The fans follow from the layout:
+
+.. math::
+    \\text{fan\\_in} = \\text{in} \\cdot \\prod \\text{kernel}, \\qquad
+    \\text{fan\\_out} = \\text{out} \\cdot \\prod \\text{kernel}.
+
+A parameter can belong to several modules (GPT-2's ``lm_head.weight`` *is* ``transformer.wte.weight``):
+it is one parameter, owned by the first module that holds it in ``model.named_modules()`` order, and
+whatever initializes or judges it does so once, there.
+
+``transformers`` is never imported here: a ``Conv1D`` can only exist once its module is loaded, so it is
+recognized through ``sys.modules``.
+
+Examples:
+    >>> from torch import nn
+    >>> fans(nn.Conv2d(3, 16, 5).weight)
+    (75, 400)
+    >>> tied = nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 10, bias=False))
+    >>> tied[1].weight = tied[0].weight
+    >>> found, unknown = scan(tied)
+    >>> [(layer.name, layer.owns_weight) for layer in found], unknown
+    ([('1', False)], [])
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from numstab.errors import BadInputError
+
+__all__ = [
+    "TORCH_LAYER_TYPES",
+    "LOOKUP_TYPES",
+    "WeightLayer",
+    "fans",
+    "is_hf_conv1d",
+    "owners",
+    "own_weight",
+    "scan",
+]
+
+#: Layers whose weight torch stores ``(out, in, *kernel)`` (subclasses included). A ConvTranspose
+#: weight is stored ``(in, out, *kernel)``; torch.nn.init counts its fans as if it were not, and so do we.
+TORCH_LAYER_TYPES: tuple[type[nn.Module], ...] = (
+    nn.Linear,
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Conv3d,
+    nn.ConvTranspose1d,
+    nn.ConvTranspose2d,
+    nn.ConvTranspose3d,
+)
+
+#: Lookup tables: a 2-D weight that is not a fan-in map (each row is read, never summed over).
+LOOKUP_TYPES: tuple[type[nn.Module], ...] = (nn.Embedding, nn.EmbeddingBag)
+
+
+def fans(tensor: torch.Tensor, *, transposed: bool = False) -> tuple[int, int]:
+    """Return (fan_in, fan_out) of a weight stored ``(out, in, *kernel)``, or ``(in, out)`` if ``transposed``.
+
+    The default is torch.nn.init's convention (``y = x W^T``); ``transposed=True`` is HF ``Conv1D``'s.
+
+    Raises:
+        BadInputError: the tensor has fewer than 2 dimensions; the message names its shape.
+
+    Examples:
+        >>> fans(torch.empty(16, 3, 5, 5)), fans(torch.empty(768, 2304), transposed=True)
+        ((75, 400), (768, 2304))
+    """
+    shape = tuple(tensor.shape)
+    if len(shape) < 2:
+        raise BadInputError(
+            f"a weight needs at least 2 dimensions (out, in, *kernel) to have fans, got shape {shape}: "
+            "pass a Linear or convolution weight, not a bias or a scalar"
+        )
+    if transposed:
+        return shape[0], shape[1]
+    receptive = math.prod(shape[2:])
+    return shape[1] * receptive, shape[0] * receptive
+
+
+def is_hf_conv1d(module: nn.Module) -> bool:
+    """True for ``transformers.pytorch_utils.Conv1D`` (and subclasses), without importing transformers.
+
+    Examples:
+        >>> is_hf_conv1d(nn.Conv1d(2, 2, 1))
+        False
+    """
+    conv1d = getattr(sys.modules.get("transformers.pytorch_utils"), "Conv1D", None)
+    return isinstance(conv1d, type) and isinstance(module, conv1d)
+
+
+@dataclass(frozen=True)
+class WeightLayer:
+    """A module whose weight's fan convention numstab knows.
+
+    Attributes:
+        name: the module's name in ``model.named_modules()`` ("" for the model itself).
+        module: the module.
+        transposed: True when the weight is stored ``(in, out)`` (HF ``Conv1D``).
+        owns_weight: False when the weight is shared with a module met earlier, which owns it.
+        owns_bias: True when the module has a bias and no earlier module holds it.
+    """
+
+    name: str
+    module: nn.Module
+    transposed: bool
+    owns_weight: bool
+    owns_bias: bool
+
+
+def own_weight(module: nn.Module) -> torch.Tensor | None:
+    """The module's own ``weight`` parameter with >= 2 dims, or None (a lazy one counts: no shape yet).
+
+    Examples:
+        >>> own_weight(nn.LayerNorm(4)) is None, tuple(own_weight(nn.Linear(2, 3)).shape)
+        (True, (3, 2))
+    """
+    weight = dict(module.named_parameters(recurse=False)).get("weight")
+    if isinstance(weight, nn.parameter.UninitializedParameter):
+        return weight
+    return weight if isinstance(weight, torch.Tensor) and weight.dim() >= 2 else None
+
+
+def owners(model: nn.Module) -> dict[int, str]:
+    """``{id(parameter): name of its first owner}``: the first module holding it in ``named_modules()`` order.
+
+    Examples:
+        >>> tied = nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 10, bias=False))
+        >>> tied[1].weight = tied[0].weight
+        >>> owners(tied)[id(tied[1].weight)]
+        '0'
+    """
+    owner: dict[int, str] = {}
+    for name, module in model.named_modules():
+        for param in module.parameters(recurse=False):
+            owner.setdefault(id(param), name)
+    return owner
+
+
+def scan(model: nn.Module) -> tuple[list[WeightLayer], list[tuple[str, str]]]:
+    """Sort the modules of ``model`` that own a >= 2-D ``weight`` parameter by what is known of them.
+
+    Returns:
+        ``(layers, unknown)``: every Linear, Conv, ConvTranspose and HF Conv1D as a
+        :class:`WeightLayer` (with who owns its weight and bias), and ``(name, type name)`` of every
+        other module with a >= 2-D weight whose fan convention is unknown. Lookup tables
+        (:data:`LOOKUP_TYPES`) are in neither: they have no fans. Both in ``named_modules()`` order.
+
+    Examples:
+        >>> found, unknown = scan(nn.Sequential(nn.Linear(2, 3), nn.Bilinear(3, 3, 2)))
+        >>> [layer.name for layer in found], unknown
+        (['0'], [('1', 'Bilinear')])
+    """
+    owner = owners(model)
+    layers, unknown = [], []
+    for name, module in model.named_modules():
+        weight = own_weight(module)
+        if weight is None or isinstance(module, LOOKUP_TYPES):
+            continue
+        transposed = is_hf_conv1d(module)
+        if not (transposed or isinstance(module, TORCH_LAYER_TYPES)):
+            unknown.append((name, type(module).__name__))
+            continue
+        bias = dict(module.named_parameters(recurse=False)).get("bias")
+        owns_bias = bias is not None and owner[id(bias)] == name
+        layers.append(WeightLayer(name, module, transposed, owner[id(weight)] == name, owns_bias))
+    return layers, unknown
