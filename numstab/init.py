@@ -502,10 +502,12 @@ def _new_values(
         module = layer.module
         if layer.owns_weight:
             w = module.weight
+            if plan.scheme == "constant" and abs(plan.value) > torch.finfo(w.dtype).max:  # fill_ would raise
+                raise _beyond(w.dtype, _qualified(layer.name, "weight"), plan.cause(bias=False))
             shape = tuple(w.shape)[::-1] if layer.transposed else w.shape  # HF Conv1D: drawn (out, in)
             new = _draw(shape, w, generator, lambda t: _FILLERS[plan.scheme](t, plan, generator))
             new = new.T if layer.transposed else new
-            yield w, _finite(new, f"{layer.name}.weight", plan.cause(bias=False))
+            yield w, _finite(new, _qualified(layer.name, "weight"), plan.cause(bias=False))
         if layer.owns_bias:
             def fill(t: torch.Tensor) -> None:
                 if plan.bias_std > 0:
@@ -514,17 +516,21 @@ def _new_values(
                     t.zero_()
 
             new = _draw(module.bias.shape, module.bias, generator, fill)
-            yield module.bias, _finite(new, f"{layer.name}.bias", plan.cause(bias=True))
+            yield module.bias, _finite(new, _qualified(layer.name, "bias"), plan.cause(bias=True))
 
 
 def _finite(new: torch.Tensor, name: str, cause: str) -> torch.Tensor:
     if not bool(torch.isfinite(new).all()):
-        top = torch.finfo(new.dtype).max
-        raise InvalidArgumentError(
-            f"{cause} gives values beyond {str(new.dtype).removeprefix('torch.')} (largest {top:.4g}) in "
-            f"model parameter {name!r}: pass a smaller number, or cast the model to a wider dtype first"
-        )
+        raise _beyond(new.dtype, name, cause)
     return new
+
+
+def _beyond(dtype: torch.dtype, name: str, cause: str) -> InvalidArgumentError:
+    return InvalidArgumentError(
+        f"{cause} gives values beyond {str(dtype).removeprefix('torch.')} (largest "
+        f"{torch.finfo(dtype).max:.4g}) in model parameter {name!r}: pass a smaller number, or cast the "
+        "model to a wider dtype first"
+    )
 
 
 @contextmanager
@@ -640,9 +646,14 @@ def _parameters(targets: list[layers.WeightLayer]) -> Iterator[tuple[torch.Tenso
     """(parameter, name) of every tensor apply_ writes."""
     for layer in targets:
         if layer.owns_weight:
-            yield layer.module.weight, f"{layer.name}.weight"
+            yield layer.module.weight, _qualified(layer.name, "weight")
         if layer.owns_bias:
-            yield layer.module.bias, f"{layer.name}.bias"
+            yield layer.module.bias, _qualified(layer.name, "bias")
+
+
+def _qualified(module: str, param: str) -> str:
+    """The parameter's name in ``model.named_parameters()``."""
+    return f"{module}.{param}" if module else param
 
 
 # ---------------------------------------------------------------------------------------------
@@ -792,7 +803,7 @@ def lsuv_(
     if not found:
         raise ModelError(f"lsuv_: {type(model).__name__} has no module with a weight of >= 2 dims")
     for name, layer in found:
-        _check_writable(f"{name}.weight", layer.weight)
+        _check_writable(_qualified(name, "weight"), layer.weight)
     _lsuv_guarded(model, args, found, (target_std, tol, max_iter), _forked(generator))
     return model
 

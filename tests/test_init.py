@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import math
+import re
+import subprocess
+import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -11,7 +15,7 @@ import torch
 from scipy import stats
 from torch import nn
 
-from numstab import activations, init
+from numstab import activations, init, layers
 from numstab.errors import BadInputError, InvalidArgumentError, ModelError, NumstabTypeError, UnknownNameError
 
 KS_P_MIN = 1e-4  # as in pytorch's test/nn/test_init.py
@@ -499,7 +503,8 @@ def test_lsuv_gives_up_after_max_iter_rescalings_naming_the_layer(max_iter):
     x = torch.randn(64, 32, generator=gen(0))
     try:
         # tol=1e-12 is below float32's resolution of a std: layer '0' never gets there
-        with pytest.raises(ModelError, match=rf"layer '0' has output std [01]\.\d+ after max_iter={max_iter} "):
+        message = rf"layer '0' has output std [01]\.\d+ after max_iter={max_iter} "
+        with pytest.raises(ModelError, match=message):
             init.lsuv_(model, x, tol=1e-12, max_iter=max_iter, generator=gen(0))
     finally:
         handle.remove()
@@ -574,3 +579,208 @@ def test_lsuv_bad_input():
         init.lsuv_("model", torch.randn(4, 3))
     with pytest.raises(ModelError, match="no module with a weight"):
         init.lsuv_(nn.ReLU(), torch.randn(4, 3))
+
+
+# ---------------------------------------------------------------------------------------------
+# layers torch does not define, tied weights, layers of unknown convention
+
+
+def hf_conv1d(nx: int, nf: int) -> nn.Module:
+    """transformers' Conv1D (GPT-2's projections): weight stored (in=nx, out=nf), y = x @ W + b."""
+    pytorch_utils = pytest.importorskip("transformers.pytorch_utils")
+    return pytorch_utils.Conv1D(nf, nx)
+
+
+def test_hf_conv1d_fans_run_along_its_first_dim():
+    conv = hf_conv1d(5, 8)
+    assert tuple(conv.weight.shape) == (5, 8)
+    assert init.fans(conv.weight, transposed=True) == (5, 8)
+    found, unknown = layers.scan(nn.Sequential(conv))
+    assert [(la.name, la.transposed, la.owns_weight, la.owns_bias) for la in found] == [
+        ("0", True, True, True)]
+    assert unknown == []
+
+
+@pytest.mark.parametrize(("scheme", "reference"), [
+    ("kaiming_normal", lambda w, g: nn.init.kaiming_normal_(w, generator=g)),
+    ("kaiming_uniform", lambda w, g: nn.init.kaiming_uniform_(w, a=0.0, generator=g)),
+    ("xavier_normal", lambda w, g: nn.init.xavier_normal_(w, generator=g)),
+])
+def test_hf_conv1d_gets_torch_s_draw_of_its_out_by_in_weight_transposed(scheme, reference):
+    conv = hf_conv1d(5, 8)
+    expected = reference(torch.empty(8, 5), gen(7)).T  # torch's (out, in) layout, stored (in, out)
+    init.apply_(conv, scheme, generator=gen(7), **({"activation": "relu"} if scheme.startswith("k") else {}))
+    assert torch.equal(conv.weight, expected)
+    assert torch.equal(conv.bias, torch.zeros(8))
+
+
+def test_hf_conv1d_kaiming_law_uses_fan_in_equal_to_its_first_dim():
+    conv = hf_conv1d(400, 100)  # fan_in 400; torch's convention would read fan_in = 100
+    init.apply_(conv, "kaiming_normal", generator=gen(1))
+    assert_law(conv.weight.double(), stats.norm(0, math.sqrt(2.0 / 400)), kurtosis=3.0)
+
+
+def test_hf_conv1d_orthogonal_maps_inputs_isometrically():
+    conv = hf_conv1d(5, 8).double()  # y = x @ W with W (5, 8): an isometry needs W W^T = I_5
+    init.apply_(conv, "orthogonal", generator=gen(2))
+    w = conv.weight.detach()
+    torch.testing.assert_close(w @ w.T, torch.eye(5, dtype=torch.float64), rtol=0, atol=1e-12)
+
+
+def tied_lm() -> nn.Sequential:
+    """An embedding, a Linear, and an output Linear whose weight is the embedding's (GPT-2's lm_head)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 4), nn.Linear(4, 10))
+    model[2].weight = model[0].weight
+    return model
+
+
+def test_a_linear_tied_to_an_embedding_keeps_the_embedding_s_values():
+    model = tied_lm()
+    embedding, head_bias = model[0].weight.detach().clone(), model[2].bias
+    init.apply_(model, "kaiming_normal", generator=gen(0))
+    assert model[2].weight is model[0].weight
+    assert torch.equal(model[0].weight, embedding)  # not re-initialized as a Linear
+    expected = nn.init.kaiming_normal_(torch.empty(4, 4), generator=gen(0))
+    assert torch.equal(model[1].weight, expected)
+    assert torch.equal(head_bias, torch.zeros(10))  # the head's own bias is its own: zeroed
+
+
+def test_a_weight_shared_by_two_linears_is_drawn_once_under_its_first_owner():
+    model = nn.Sequential(nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 4))
+    model[2].weight = model[0].weight
+    init.apply_(model, "xavier_normal", bias_std=0.5, generator=gen(3))
+    g = gen(3)  # the order of draws: weight of '0', bias of '0', bias of '2' (the weight only once)
+    weight = nn.init.xavier_normal_(torch.empty(4, 4), generator=g)
+    bias0, bias2 = torch.empty(4).normal_(0, 0.5, generator=g), torch.empty(4).normal_(0, 0.5, generator=g)
+    assert model[2].weight is model[0].weight
+    assert torch.equal(model[0].weight, weight)
+    assert torch.equal(model[0].bias, bias0) and torch.equal(model[2].bias, bias2)
+
+
+def test_a_layer_of_unknown_convention_is_named_in_a_warning_and_left_alone():
+    model = nn.Sequential(nn.Linear(3, 3), nn.Bilinear(3, 3, 2))
+    bilinear = state(model[1])
+    with pytest.warns(UserWarning, match=r"'1' \(Bilinear\).*torch.nn.init"):
+        init.apply_(model, "xavier_normal", generator=gen(0))
+    assert_same_state(model[1], bilinear)
+
+
+def test_a_scheme_that_applies_to_no_layer_is_one_error_naming_the_scheme():
+    model = nn.Sequential(nn.Embedding(5, 3), nn.Bilinear(3, 3, 2), nn.LayerNorm(2))
+    before = state(model)
+    with pytest.raises(ModelError, match=r"scheme='orthogonal' cannot apply to any layer.*'1' \(Bilinear\)"):
+        init.apply_(model, "orthogonal")
+    assert_same_state(model, before)
+
+
+def test_importing_numstab_does_not_import_transformers():
+    code = "import sys, numstab, numstab.init, numstab.layers; print('transformers' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_gpt2_from_a_config_conv1d_fans_and_the_tied_head():
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(n_layer=2, n_embd=32, n_head=4, vocab_size=64, n_positions=16)
+    model = transformers.GPT2LMHeadModel(config)
+    embeddings = {k: v.clone() for k, v in model.state_dict().items()
+                  if k.endswith(("wte.weight", "wpe.weight"))}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # GPT-2 holds no layer of unknown convention
+        init.apply_(model, "kaiming_normal", generator=gen(4))
+    assert model.lm_head.weight is model.transformer.wte.weight
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in embeddings.items())
+    projections = [m for m in model.modules() if type(m).__name__ == "Conv1D"]
+    assert len(projections) == 8
+    for conv in projections:  # c_attn (32, 96), c_proj (32, 32), c_fc (32, 128), mlp.c_proj (128, 32)
+        assert_law(conv.weight.double(), stats.norm(0, math.sqrt(2.0 / conv.weight.shape[0])), kurtosis=3.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# validated against each parameter's dtype and writability before anything is written
+
+
+def test_a_model_built_under_inference_mode_is_refused_before_any_write():
+    with torch.inference_mode():
+        model = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 4), nn.Linear(4, 2))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ModelError, match=r"parameter '0.weight' was created under torch.inference_mode"):
+        init.apply_(model, "xavier_normal", generator=gen(0))
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in before.items())
+    with torch.inference_mode():  # where such tensors can be written, it works
+        init.apply_(model, "constant", value=0.5)
+    assert bool((model[2].weight == 0.5).all())
+
+
+@pytest.mark.parametrize(("dtype", "kwargs", "argument"), [
+    (torch.float32, {"scheme": "normal", "scale": 1e39}, "scale=1e+39"),
+    (torch.float32, {"scheme": "normal", "scale": 3e38}, "scale=3e+38"),  # a quarter of |draws| > 3.4e38
+    (torch.float16, {"scheme": "normal", "scale": 1e5}, "scale=100000.0"),
+    (torch.float16, {"scheme": "constant", "value": 70000.0}, "value=70000.0"),
+    (torch.bfloat16, {"scheme": "xavier_normal", "bias_std": 1e39}, "bias_std=1e+39"),
+])
+def test_values_beyond_the_parameter_s_dtype_are_refused_naming_the_argument(dtype, kwargs, argument):
+    model = nn.Sequential(nn.Linear(30, 40), nn.Linear(40, 2)).to(dtype)
+    before, rng = state(model), torch.get_rng_state()
+    with pytest.raises(InvalidArgumentError, match=rf"{re.escape(argument)} gives values beyond"):
+        init.apply_(model, **kwargs)  # the global RNG: drawn from, then put back
+    assert_same_state(model, before)
+    assert torch.equal(torch.get_rng_state(), rng)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_orthogonal_on_a_16_bit_model_is_the_float32_draw_rounded(dtype):
+    model = nn.Linear(6, 10).to(dtype)
+    init.apply_(model, "orthogonal", activation="tanh", generator=gen(5))
+    expected = nn.init.orthogonal_(torch.empty(10, 6), 5 / 3, generator=gen(5)).to(dtype)
+    assert model.weight.dtype == dtype and torch.equal(model.weight, expected)
+
+
+def test_a_weight_with_no_entries_is_one_error_naming_the_layer():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch: "Initializing zero-element tensors is a no-op"
+        model = nn.Sequential(nn.Linear(3, 4), nn.Linear(0, 4))
+    before = state(model)
+    message = r"layer '1' \(Linear\) has a weight with no entries, shape \(4, 0\)"
+    for scheme, kw in [("critical", {"activation": "tanh"}), ("kaiming_normal", {}), ("xavier_normal", {})]:
+        with pytest.raises(ModelError, match=message):
+            init.apply_(model, scheme, **kw)
+    assert_same_state(model, before)
+
+
+def test_meta_and_integer_parameters_are_refused():
+    with torch.device("meta"):
+        meta = nn.Linear(3, 3)
+    with pytest.raises(ModelError, match="parameter 'weight' is on the meta device.*to_empty"):
+        init.apply_(meta, "xavier_normal")
+    model = nn.Linear(3, 3)
+    model.weight = nn.Parameter(torch.ones(3, 3, dtype=torch.int64), requires_grad=False)
+    with pytest.raises(ModelError, match="'weight' holds torch.int64 values"):
+        init.apply_(model, "constant", value=1.0)
+
+
+def test_an_activation_that_overflows_is_named():
+    model = nn.Linear(3, 3)
+    before = state(model)
+    calls = (lambda: init.gain(torch.exp), lambda: init.apply_(model, "kaiming_normal", activation=torch.exp))
+    for call in calls:
+        with pytest.raises(InvalidArgumentError, match=r"activation 'exp' overflows: f\(-1e100\), f\(1e10"):
+            call()
+    assert_same_state(model, before)
+    # a polynomial does not overflow there: E[(z^3)^2] = 15
+    assert init.gain(lambda x: x**3) == pytest.approx(1 / math.sqrt(15), rel=1e-12)
+
+
+def test_seed_is_a_generator_seeded_with_it_and_is_validated():
+    a, b = nn.Linear(5, 5), nn.Linear(5, 5)
+    init.apply_(a, "kaiming_uniform", seed=3)
+    init.apply_(b, "kaiming_uniform", generator=gen(3))
+    assert torch.equal(a.weight, b.weight)
+    for seed, error in [(-1, InvalidArgumentError), (2**64, InvalidArgumentError), (1.5, NumstabTypeError)]:
+        with pytest.raises(error, match="seed"):
+            init.apply_(a, "kaiming_uniform", seed=seed)
+    with pytest.raises(InvalidArgumentError, match="seed= or generator=, not both"):
+        init.apply_(a, "kaiming_uniform", seed=1, generator=gen(1))
+    assert torch.equal(a.weight, b.weight)
