@@ -43,6 +43,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from numstab.layers import is_hf_conv1d
 from numstab.probe.hooks import float_tensors
 
 __all__ = ["GemmSpec", "gemm_spec", "gemm_layers", "GemmCapture", "GEMM_KINDS"]
@@ -73,12 +74,6 @@ class GemmSpec:
     called: bool = True
 
 
-def _is_hf_conv1d(module: nn.Module) -> bool:
-    """transformers.pytorch_utils.Conv1D (GPT-2's projections), recognized without importing transformers."""
-    weight = getattr(module, "weight", None)
-    return type(module).__name__ == "Conv1D" and hasattr(module, "nf") and isinstance(weight, torch.Tensor)
-
-
 def gemm_spec(module: nn.Module) -> GemmSpec | None:
     """The :class:`GemmSpec` of ``module``, or None when it is not GEMM-like (or has no float weight).
 
@@ -95,7 +90,7 @@ def gemm_spec(module: nn.Module) -> GemmSpec | None:
     if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
         channel = -(module.weight.dim() - 1)  # (N, C, *spatial): C is spatial + 1 from the end
         return _spec(kind, module.weight, channel, 1, channel)
-    if _is_hf_conv1d(module):
+    if is_hf_conv1d(module):
         return _spec(kind, module.weight, -1, 0, -1)
     return None
 
