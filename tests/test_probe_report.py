@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from numstab import jsonio
-from numstab.errors import InvalidArgumentError, UnknownNameError
+from numstab.errors import InvalidArgumentError, ModelError, UnknownNameError
 from numstab.probe import Finding, LayerReport, Report, diagnose
 from numstab.render.terminal import make_console
 
@@ -119,3 +119,40 @@ def test_flags_name_each_layers_most_severe_finding_and_the_worst_severity() -> 
     assert report.worst_severity == "error"
     assert Report([], findings[1:], "dead", 1.0).worst_severity == "warning"
     assert Report([], [], "healthy", 1.0).worst_severity is None
+
+
+# -- with_fix on a real model: the same machinery as init.apply_ ---------------------------------------
+
+
+def test_with_fix_on_gpt2_keeps_the_head_tied_and_scales_conv1d_along_its_fan_in() -> None:
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)  # HF initializes from the global RNG
+    config = transformers.GPT2Config(n_layer=2, n_embd=32, n_head=4, vocab_size=64, n_positions=16)
+    model = transformers.GPT2LMHeadModel(config)
+    ids = torch.randint(0, 64, (2, 8), generator=torch.Generator().manual_seed(0))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    comparison = diagnose(model, ids).with_fix("kaiming_normal")
+    fixed = comparison.model
+    assert fixed is not model and all(torch.equal(model.state_dict()[k], v) for k, v in before.items())
+    assert fixed.lm_head.weight is fixed.transformer.wte.weight  # still one parameter
+    assert torch.equal(fixed.transformer.wte.weight, before["transformer.wte.weight"])  # and not rewritten
+    for name, module in fixed.named_modules():
+        if type(module).__name__ == "Conv1D":  # weight (in, out): kaiming's std is sqrt(2 / in)
+            fan_in, n = module.weight.shape[0], module.weight.numel()
+            std = math.sqrt(2.0 / fan_in)
+            # the sample std of n normal draws is within 5 standard errors (std / sqrt(2n)) of the law's
+            assert abs(float(module.weight.detach().double().std()) - std) < 5 * std / math.sqrt(2 * n), name
+            assert comparison.after.layer(name).weight_std == pytest.approx(
+                float(module.weight.detach().double().std()), rel=1e-3)
+    assert comparison.after.layer("lm_head").weight_std == pytest.approx(
+        comparison.before.layer("lm_head").weight_std, rel=1e-6)
+
+
+def test_with_fix_whose_scheme_applies_to_no_layer_is_one_error_naming_it() -> None:
+    model = nn.Sequential(nn.Embedding(10, 8), nn.LayerNorm(8))
+    ids = torch.randint(0, 10, (4, 5), generator=torch.Generator().manual_seed(0))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    report = diagnose(model, ids)
+    with pytest.raises(ModelError, match="scheme='xavier_normal' cannot apply to any layer of Sequential"):
+        report.with_fix("xavier_normal")
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in before.items())

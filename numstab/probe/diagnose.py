@@ -421,16 +421,18 @@ def _encloses(outer: str, inner: str) -> bool:
 def _with_recheck(
     report: Report, model: nn.Module, inputs: Any, loss_fn: Callable[..., Any] | None, target: Any, seed: int
 ) -> Report:
-    def recheck(scheme: str, options: dict[str, Any]) -> Report:
+    def recheck(scheme: str, options: dict[str, Any]) -> tuple[nn.Module, Report]:
         import copy
 
         from numstab.init import apply_
 
         # the new weights come from a generator seeded like the report: the same fix every time, and the
-        # global RNG untouched (unless the caller passes generator=)
-        options = {"generator": torch.Generator().manual_seed(seed), **options}
+        # global RNG untouched (unless the caller passes generator= or seed=); apply_ knows HF Conv1D and
+        # initializes a tied parameter once, under its first owner, so the copy's ties hold
+        if "seed" not in options:
+            options = {"generator": torch.Generator().manual_seed(seed), **options}
         fixed = apply_(copy.deepcopy(model), scheme, **options)
-        return diagnose(fixed, inputs, loss_fn=loss_fn, target=target, seed=seed)
+        return fixed, diagnose(fixed, inputs, loss_fn=loss_fn, target=target, seed=seed)
 
     from dataclasses import replace
 

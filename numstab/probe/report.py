@@ -272,21 +272,28 @@ class Report:
 
         The model is not changed. The copy is diagnosed with the same inputs, loss and seed, and its new
         weights are drawn from a ``torch.Generator`` seeded with the report's seed (the global RNG is not
-        used), so the same report gives the same fix every time.
+        used), so the same report gives the same fix every time. ``apply_`` decides what the fix touches:
+        every Linear, Conv, ConvTranspose and HF ``Conv1D`` along its own fan layout, each tied parameter
+        once under its first owner (GPT-2's ``lm_head`` stays the token embedding, which is left alone).
 
         Args:
             scheme: an initialization scheme of :func:`numstab.init.apply_` ("kaiming_normal", ...).
             **init_options: passed on to ``apply_`` (``activation=``, ``generator=``, ...).
 
         Returns:
-            A :class:`FixComparison` with the report before and after.
+            A :class:`FixComparison` with the report before and after, and the fixed copy.
+
+        Raises:
+            ModelError: the scheme applies to no layer of the model (the message names it); everything
+                ``apply_`` raises for a bad option.
         """
         if self._recheck is None:
             raise InvalidArgumentError(
                 "with_fix needs the model this report came from: call it on a report returned by "
                 "numstab.diagnose, not on one read back from JSON"
             )
-        return FixComparison(scheme, self, self._recheck(scheme, init_options))
+        fixed, after = self._recheck(scheme, init_options)
+        return FixComparison(scheme, self, after, model=fixed)
 
     __repr__ = short_repr
 
@@ -308,11 +315,13 @@ class FixComparison:
         scheme: the scheme applied with :func:`numstab.init.apply_`.
         before: the report of the model as given.
         after: the report of the fixed copy.
+        model: the fixed copy itself (None for a comparison built by hand); not part of ``to_dict``.
     """
 
     scheme: str
     before: Report
     after: Report
+    model: Any = field(default=None, repr=False, compare=False)
 
     @property
     def improved(self) -> bool:
