@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import pathlib
 import random
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -20,7 +21,7 @@ import numpy as np
 import pytest
 import torch
 
-from numstab import errors, jsonio, lab, precision, theory
+from numstab import errors, init, jsonio, lab, precision, theory
 from numstab.cli import main
 from numstab.files import ReportFolder
 from numstab.lab import training
@@ -167,6 +168,20 @@ def _hostile_files(tmp: pathlib.Path) -> None:
     (tmp / "int.json").write_text(header + '"n": ' + "9" * 5000 + "}")
 
 
+def _inference_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """``model``'s layers (shared, so a partial write would show) then a Linear built under inference_mode."""
+    with torch.random.fork_rng(devices=[]), torch.inference_mode():  # the helper moves no RNG itself
+        frozen = torch.nn.Linear(4, 4)
+    return torch.nn.Sequential(*model, frozen)
+
+
+def _with_empty_layer(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` (its layers shared, so a partial write would show) followed by a Linear(0, 4)."""
+    with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
+        warnings.simplefilter("ignore")  # torch: "Initializing zero-element tensors is a no-op"
+        return torch.nn.Sequential(*model, torch.nn.Linear(0, 4))
+
+
 def _self_referencing() -> dict:
     payload: dict = {}
     payload["me"] = payload
@@ -310,6 +325,41 @@ API_CASES: dict[str, Case] = {
                                        errors.InvalidArgumentError, "payload"),
     "ReportFolder over a user's folder": (lambda m, r, t: ReportFolder(t, kind="tour"),
                                           errors.InvalidArgumentError, "not a numstab report"),
+    # init: values beyond the parameter's dtype, weights that cannot be written, overflowing activations,
+    # seeds and generators, layers with no entries, batches LSUV cannot calibrate on
+    "apply_ normal scale 1e39 on float32": (lambda m, r, t: init.apply_(m, "normal", scale=1e39),
+                                            errors.InvalidArgumentError, "scale=1e+39"),
+    "apply_ constant value 1e39 on float32": (lambda m, r, t: init.apply_(m, "constant", value=1e39),
+                                              errors.InvalidArgumentError, "value=1e+39"),
+    "apply_ bias_std 1e39 on float32": (lambda m, r, t: init.apply_(m, "xavier_normal", bias_std=1e39),
+                                        errors.InvalidArgumentError, "bias_std=1e+39"),
+    "apply_ activation torch.exp": (lambda m, r, t: init.apply_(m, "kaiming_normal", activation=torch.exp),
+                                    errors.InvalidArgumentError, "activation 'exp'"),
+    "gain torch.exp": (lambda m, r, t: init.gain(torch.exp), errors.InvalidArgumentError, "activation 'exp'"),
+    "apply_ seed -1": (lambda m, r, t: init.apply_(m, "xavier_normal", seed=-1), errors.InvalidArgumentError,
+                       "seed"),
+    "apply_ seed 2**64": (lambda m, r, t: init.apply_(m, "xavier_normal", seed=2**64),
+                          errors.InvalidArgumentError, "seed"),
+    "apply_ seed '0'": (lambda m, r, t: init.apply_(m, "xavier_normal", seed="0"), errors.NumstabTypeError,
+                        "seed"),
+    "apply_ seed and generator": (
+        lambda m, r, t: init.apply_(m, "xavier_normal", seed=0, generator=torch.Generator()),
+        errors.InvalidArgumentError, "seed= or generator="),
+    "apply_ generator 0": (lambda m, r, t: init.apply_(m, "xavier_normal", generator=0),
+                           errors.NumstabTypeError, "generator"),
+    "lsuv_ seed 1.5": (lambda m, r, t: init.lsuv_(m, torch.ones(8, 4), seed=1.5), errors.NumstabTypeError,
+                       "seed"),
+    "apply_ on a model built under inference_mode": (
+        lambda m, r, t: init.apply_(_inference_copy(m), "xavier_normal"), errors.ModelError,
+        "parameter '3.weight' was created under torch.inference_mode()"),
+    "apply_ critical on Linear(0, 4)": (
+        lambda m, r, t: init.apply_(_with_empty_layer(m), "critical", activation="tanh"),
+        errors.ModelError, "layer '3' (Linear) has a weight with no entries"),
+    "apply_ a scheme that applies to no layer": (
+        lambda m, r, t: init.apply_(torch.nn.Sequential(m[1], m[2]), "orthogonal"),
+        errors.ModelError, "scheme='orthogonal'"),
+    "lsuv_ on a zero batch": (lambda m, r, t: init.lsuv_(m, torch.zeros(8, 4)), errors.ModelError,
+                              "layer '0' has output std"),
     # check's inputs
     "load_target seed -1": (lambda m, r, t: __import__("numstab.probe.target").probe.target.load_target(
         "sigmoid_mlp", seed=-1), errors.InvalidArgumentError, "seed"),
