@@ -235,12 +235,20 @@ def critical_(
         bias_std: sigma_b, the standard deviation of the biases (>= 0).
         generator: the torch Generator to sample from.
 
+    Raises:
+        BadInputError: fewer than 2 dims, or fan_in = 0.
+        NoCriticalPointError: no sigma_w reaches chi_1 = 1 at this bias_std.
+
     Examples:
         >>> w = critical_(torch.empty(256, 512), "relu", generator=torch.Generator().manual_seed(0))
         >>> round(float(w.std() * 512**0.5), 1)  # sqrt(2)
         1.4
     """
-    fans(tensor)
+    if fans(tensor)[0] == 0:
+        raise BadInputError(
+            f"critical_ needs a weight with fan_in >= 1, got shape {tuple(tensor.shape)}: N(0, sigma_w^2 / "
+            "fan_in) has no variance at fan_in = 0; give the layer at least one input"
+        )
     _check_generator(generator)
     sigma_w = _critical_weight_std(activation, check_nonnegative("bias_std", bias_std))
     return _normal_critical_(tensor, sigma_w, generator)

@@ -2,8 +2,8 @@
 imports alone.
 
 The layers are the import-linter contract in pyproject.toml (docs/architecture.md explains them):
-ground (errors, files, resources, notation, jsonio, display, _repr, precision, activations) -> theory ->
-init / examples -> lab / probe / monitor -> render -> tour -> cli.
+ground (errors, files, resources, notation, jsonio, display, _repr, precision, activations, layers) ->
+theory -> init / examples -> lab / probe / monitor -> render -> tour -> cli.
 """
 
 from __future__ import annotations

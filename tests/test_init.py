@@ -15,7 +15,7 @@ import torch
 from scipy import stats
 from torch import nn
 
-from numstab import activations, init, layers
+from numstab import activations, init, layers, theory
 from numstab.errors import BadInputError, InvalidArgumentError, ModelError, NumstabTypeError, UnknownNameError
 
 KS_P_MIN = 1e-4  # as in pytorch's test/nn/test_init.py
@@ -144,6 +144,13 @@ def test_gain_matches_monte_carlo_with_a_million_samples(name):
     beta, *_ = np.linalg.lstsq(centred - centred.mean(0), y - y.mean(), rcond=None)
     second_moment = float(np.mean(y - centred @ beta))
     assert init.gain(name) == pytest.approx(1 / math.sqrt(second_moment), abs=1e-3)
+
+
+@pytest.mark.parametrize("name", ["gelu", "silu", "elu", "softplus", "erf", "scaled_sigmoid"])
+def test_gain_is_the_theory_s_second_moment_at_q_1(name):
+    """One quadrature: gain(f) = 1 / sqrt(V(1)), V the mean-field variance map at sigma_w = 1, sigma_b = 0."""
+    second_moment = theory.variance_map(name, 1.0, 0.0, 1.0)
+    assert init.gain(name) == pytest.approx(1 / math.sqrt(second_moment), rel=1e-13)
 
 
 def test_gain_of_a_torch_callable_equals_the_registered_closed_form():
@@ -325,6 +332,8 @@ def test_critical_scheme_law_and_biases(shape):
 def test_critical_bad_input():
     with pytest.raises(BadInputError, match=r"shape \(4,\)"):
         init.critical_(torch.empty(4), "relu")
+    with pytest.raises(BadInputError, match=r"fan_in >= 1, got shape \(4, 0\)"):
+        init.critical_(torch.empty(4, 0), "relu")
     with pytest.raises(UnknownNameError, match="tanh"):
         init.critical_(torch.empty(4, 4), "tanhh")
     with pytest.raises(InvalidArgumentError, match="activation="):
