@@ -333,6 +333,12 @@ class _Plan:
             return f"scheme={self.scheme!r} with {name}={getattr(self, name)!r}"
         return f"scheme={self.scheme!r} (gain {self.gain:.4g}, from activation=)"
 
+    def nonzero(self, bias: bool) -> bool:
+        """True when the values asked for are not all zero (so a tensor of zeros means they flushed)."""
+        if bias:
+            return self.bias_std > 0
+        return {"normal": self.scale, "constant": self.value}.get(self.scheme, 1.0) != 0
+
 
 def _kaiming_std(w: torch.Tensor, plan: _Plan) -> float:
     fan_in, fan_out = fans(w)
@@ -515,7 +521,7 @@ def _new_values(
             shape = tuple(w.shape)[::-1] if layer.transposed else w.shape  # HF Conv1D: drawn (out, in)
             new = _draw(shape, w, generator, lambda t: _FILLERS[plan.scheme](t, plan, generator))
             new = new.T if layer.transposed else new
-            yield w, _finite(new, _qualified(layer.name, "weight"), plan.cause(bias=False))
+            yield w, _representable(new, _qualified(layer.name, "weight"), plan, bias=False)
         if layer.owns_bias:
             def fill(t: torch.Tensor) -> None:
                 if plan.bias_std > 0:
@@ -524,12 +530,20 @@ def _new_values(
                     t.zero_()
 
             new = _draw(module.bias.shape, module.bias, generator, fill)
-            yield module.bias, _finite(new, _qualified(layer.name, "bias"), plan.cause(bias=True))
+            yield module.bias, _representable(new, _qualified(layer.name, "bias"), plan, bias=True)
 
 
-def _finite(new: torch.Tensor, name: str, cause: str) -> torch.Tensor:
+def _representable(new: torch.Tensor, name: str, plan: _Plan, *, bias: bool) -> torch.Tensor:
+    """``new`` if its dtype holds what was asked: no inf (overflow), not all zeros when non-zero was asked."""
     if not bool(torch.isfinite(new).all()):
-        raise _beyond(new.dtype, name, cause)
+        raise _beyond(new.dtype, name, plan.cause(bias))
+    if plan.nonzero(bias) and new.numel() > 0 and not bool(new.any()):
+        tiny = torch.finfo(new.dtype).smallest_normal
+        raise InvalidArgumentError(
+            f"{plan.cause(bias)} flushes every value of model parameter {name!r} to zero in "
+            f"{str(new.dtype).removeprefix('torch.')} (smallest normal {tiny:.4g}): pass a larger number, or "
+            "0 if zeros are meant"
+        )
     return new
 
 

@@ -739,6 +739,21 @@ def test_values_beyond_the_parameter_s_dtype_are_refused_naming_the_argument(dty
     assert torch.equal(torch.get_rng_state(), rng)
 
 
+@pytest.mark.parametrize(("dtype", "kwargs", "argument"), [
+    (torch.float32, {"scheme": "normal", "scale": 1e-50}, "scale=1e-50"),
+    (torch.float16, {"scheme": "constant", "value": 1e-9}, "value=1e-09"),
+    (torch.float32, {"scheme": "xavier_normal", "bias_std": 1e-60}, "bias_std=1e-60"),
+])
+def test_values_that_all_flush_to_zero_in_the_dtype_are_refused(dtype, kwargs, argument):
+    model = nn.Linear(30, 40).to(dtype)
+    before = state(model)
+    with pytest.raises(InvalidArgumentError, match=rf"{re.escape(argument)} flushes every value .* to zero"):
+        init.apply_(model, **kwargs)
+    assert_same_state(model, before)
+    init.apply_(model, "normal", scale=0.0)  # zeros asked for are zeros
+    assert int(torch.count_nonzero(model.weight)) == 0
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_orthogonal_on_a_16_bit_model_is_the_float32_draw_rounded(dtype):
     model = nn.Linear(6, 10).to(dtype)
