@@ -469,29 +469,39 @@ def _check_writable(name: str, param: torch.Tensor) -> None:
 
 
 def _targets(model: nn.Module, scheme: str) -> tuple[list[layers.WeightLayer], list[tuple[str, str]]]:
-    """The layers apply_ writes (weights owned, no lazy or empty ones) and the unknown ones it skips."""
+    """The layers apply_ writes (owning a weight or bias, none lazy or empty) and the unknown it skips."""
     found, unknown = layers.scan(model)
-    lazy = [la.name for la in found if isinstance(la.module.weight, nn.parameter.UninitializedParameter)]
+    lazy = [la.name for la in found if any(isinstance(w, nn.parameter.UninitializedParameter)
+                                          for _, w in _weights(la))]
     if lazy:
         raise ModelError(
             f"layer {lazy[0]!r} is lazy and has no weight shape yet: run one forward pass, then apply_"
         )
-    todo = [la for la in found if la.owns_weight or la.owns_bias]
+    todo = [la for la in found if la.weights or la.biases]
     if not todo:
         skipped = f"; modules with a weight of unknown fan convention: {_listing(unknown)}" if unknown else ""
         raise ModelError(
             f"scheme={scheme!r} cannot apply to any layer of {type(model).__name__}: it has no Linear, Conv, "
-            f"ConvTranspose or HF Conv1D layer whose weight it owns{skipped}: use torch.nn.init on your own "
-            "parameters"
+            f"ConvTranspose, HF Conv1D or MultiheadAttention layer whose weight it owns{skipped}: use "
+            "torch.nn.init on your own parameters"
         )
     for layer in todo:
-        if layer.owns_weight and layer.module.weight.numel() == 0:
-            raise ModelError(
-                f"model layer {layer.name!r} ({type(layer.module).__name__}) has a weight with no entries, "
-                f"shape {tuple(layer.module.weight.shape)}: no fan to scale by; give it at least one input "
-                "and one output feature, or leave it out of the model"
-            )
+        for _, weight in _weights(layer):
+            if weight.numel() == 0:
+                raise ModelError(
+                    f"model layer {layer.name!r} ({type(layer.module).__name__}) has a weight with no "
+                    f"entries, shape {tuple(weight.shape)}: no fan to scale by; give it at least one input "
+                    "and one output feature, or leave it out of the model"
+                )
     return todo, unknown
+
+
+def _weights(layer: layers.WeightLayer) -> list[tuple[str, torch.Tensor]]:
+    return [(name, getattr(layer.module, name)) for name in layer.weights]
+
+
+def _biases(layer: layers.WeightLayer) -> list[tuple[str, torch.Tensor]]:
+    return [(name, getattr(layer.module, name)) for name in layer.biases]
 
 
 def _listing(named: list[tuple[str, str]], limit: int = 5) -> str:
@@ -511,26 +521,34 @@ def _draw(shape: torch.Size | tuple[int, ...], like: torch.Tensor, generator: to
 def _new_values(
     targets: list[layers.WeightLayer], plan: _Plan, generator: torch.Generator | None
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """(parameter, new value) pairs, each checked finite in its dtype; the model is not touched."""
+    """(parameter, new value) pairs, each checked representable in its dtype; the model is not touched."""
     for layer in targets:
-        module = layer.module
-        if layer.owns_weight:
-            w = module.weight
+        for name, w in _weights(layer):
+            qualified = _qualified(layer.name, name)
             if plan.scheme == "constant" and abs(plan.value) > torch.finfo(w.dtype).max:  # fill_ would raise
-                raise _beyond(w.dtype, _qualified(layer.name, "weight"), plan.cause(bias=False))
-            shape = tuple(w.shape)[::-1] if layer.transposed else w.shape  # HF Conv1D: drawn (out, in)
-            new = _draw(shape, w, generator, lambda t: _FILLERS[plan.scheme](t, plan, generator))
-            new = new.T if layer.transposed else new
-            yield w, _representable(new, _qualified(layer.name, "weight"), plan, bias=False)
-        if layer.owns_bias:
+                raise _beyond(w.dtype, qualified, plan.cause(bias=False))
+            yield w, _representable(_new_weight(layer, w, plan, generator), qualified, plan, bias=False)
+        for name, b in _biases(layer):
             def fill(t: torch.Tensor) -> None:
                 if plan.bias_std > 0:
                     nn_init.normal_(t, 0.0, plan.bias_std, generator=generator)
                 else:
                     t.zero_()
 
-            new = _draw(module.bias.shape, module.bias, generator, fill)
-            yield module.bias, _representable(new, _qualified(layer.name, "bias"), plan, bias=True)
+            new = _draw(b.shape, b, generator, fill)
+            yield b, _representable(new, _qualified(layer.name, name), plan, bias=True)
+
+
+def _new_weight(
+    layer: layers.WeightLayer, w: torch.Tensor, plan: _Plan, generator: torch.Generator | None
+) -> torch.Tensor:
+    """A new value for ``w``: drawn in torch's (out, in, *kernel) layout, block by block along dim 0."""
+    shape = tuple(w.shape)[::-1] if layer.transposed else tuple(w.shape)  # HF Conv1D: drawn (out, in)
+    block = (shape[0] // layer.blocks, *shape[1:])  # MultiheadAttention's packed q, k, v: three (E, E) maps
+    parts = [_draw(block, w, generator, lambda t: _FILLERS[plan.scheme](t, plan, generator))
+             for _ in range(layer.blocks)]
+    new = parts[0] if layer.blocks == 1 else torch.cat(parts)
+    return new.T if layer.transposed else new
 
 
 def _representable(new: torch.Tensor, name: str, plan: _Plan, *, bias: bool) -> torch.Tensor:
@@ -581,11 +599,13 @@ def apply_(
     mode: FanMode = "fan_in",
     seed: int | None = None,
 ) -> nn.Module:
-    """Initialize every Linear, Conv1d/2d/3d, ConvTranspose1d/2d/3d and HF Conv1D layer of ``model`` in place.
+    """Initialize every Linear, Conv, ConvTranspose, HF Conv1D and MultiheadAttention layer of ``model``.
 
-    Weights by ``scheme``; biases to zero, or from N(0, bias_std^2) when ``bias_std > 0``; every
-    other module untouched. With gain g (:func:`gain` of ``activation``) and the fans of
-    :func:`numstab.layers.fans` (HF ``Conv1D`` stores its weight ``(in, out)``: fan_in is its first dim):
+    In place. Weights by ``scheme``; biases to zero, or from N(0, bias_std^2) when ``bias_std > 0``;
+    every other module untouched. With gain g (:func:`gain` of ``activation``) and the fans of
+    :func:`numstab.layers.fans` (HF ``Conv1D`` stores its weight ``(in, out)``: fan_in is its first
+    dim; MultiheadAttention's packed ``in_proj_weight`` is its query, key and value maps, each
+    ``(E, E)`` and initialized as one; ``bias_k``/``bias_v`` are left alone):
 
     ==================  =====================================================================
     scheme              weight law
@@ -667,10 +687,8 @@ def apply_(
 def _parameters(targets: list[layers.WeightLayer]) -> Iterator[tuple[torch.Tensor, str]]:
     """(parameter, name) of every tensor apply_ writes."""
     for layer in targets:
-        if layer.owns_weight:
-            yield layer.module.weight, _qualified(layer.name, "weight")
-        if layer.owns_bias:
-            yield layer.module.bias, _qualified(layer.name, "bias")
+        for name, param in _weights(layer) + _biases(layer):
+            yield param, _qualified(layer.name, name)
 
 
 def _qualified(module: str, param: str) -> str:

@@ -22,8 +22,8 @@ Examples:
     >>> tied = nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 10, bias=False))
     >>> tied[1].weight = tied[0].weight
     >>> found, unknown = scan(tied)
-    >>> [(layer.name, layer.owns_weight) for layer in found], unknown
-    ([('1', False)], [])
+    >>> [(layer.name, layer.weights, layer.biases) for layer in found], unknown
+    ([('1', (), ())], [])
 """
 
 from __future__ import annotations
@@ -91,6 +91,8 @@ def fans(tensor: torch.Tensor, *, transposed: bool = False) -> tuple[int, int]:
 def is_hf_conv1d(module: nn.Module) -> bool:
     """True for ``transformers.pytorch_utils.Conv1D`` (and subclasses), without importing transformers.
 
+    A Conv1D can only exist once its module is loaded, so the class is looked up in ``sys.modules``.
+
     Examples:
         >>> is_hf_conv1d(nn.Conv1d(2, 2, 1))
         False
@@ -101,21 +103,39 @@ def is_hf_conv1d(module: nn.Module) -> bool:
 
 @dataclass(frozen=True)
 class WeightLayer:
-    """A module whose weight's fan convention numstab knows.
+    """A module whose weights' fan convention numstab knows, with the parameters it owns.
 
     Attributes:
         name: the module's name in ``model.named_modules()`` ("" for the model itself).
         module: the module.
-        transposed: True when the weight is stored ``(in, out)`` (HF ``Conv1D``).
-        owns_weight: False when the weight is shared with a module met earlier, which owns it.
-        owns_bias: True when the module has a bias and no earlier module holds it.
+        weights: attribute names of its >= 2-D weights that it owns (a weight shared with a module met
+            earlier is that module's): ``("weight",)``, MultiheadAttention's ``("in_proj_weight",)`` or
+            ``("q_proj_weight", "k_proj_weight", "v_proj_weight")``, or ``()``.
+        biases: attribute names of the biases it owns (``("bias",)``, ``("in_proj_bias",)`` or ``()``).
+        transposed: True when the weights are stored ``(in, out)`` (HF ``Conv1D``).
+        blocks: each weight stacks this many maps of equal shape along dim 0 (3 for MultiheadAttention's
+            packed ``in_proj_weight``: the query, key and value projections, each ``(E, E)``).
     """
 
     name: str
     module: nn.Module
-    transposed: bool
-    owns_weight: bool
-    owns_bias: bool
+    weights: tuple[str, ...]
+    biases: tuple[str, ...]
+    transposed: bool = False
+    blocks: int = 1
+
+
+def _convention(module: nn.Module) -> tuple[tuple[str, ...], tuple[str, ...], bool, int] | None:
+    """(weight names, bias names, transposed, blocks) of a layer type numstab knows, else None."""
+    if is_hf_conv1d(module):
+        return ("weight",), ("bias",), True, 1
+    if isinstance(module, TORCH_LAYER_TYPES):
+        return ("weight",), ("bias",), False, 1
+    if isinstance(module, nn.MultiheadAttention):  # its out_proj is a Linear of its own
+        if module.in_proj_weight is not None:
+            return ("in_proj_weight",), ("in_proj_bias",), False, 3
+        return ("q_proj_weight", "k_proj_weight", "v_proj_weight"), ("in_proj_bias",), False, 1
+    return None
 
 
 def own_weight(module: nn.Module) -> torch.Tensor | None:
@@ -148,30 +168,30 @@ def owners(model: nn.Module) -> dict[int, str]:
 
 
 def scan(model: nn.Module) -> tuple[list[WeightLayer], list[tuple[str, str]]]:
-    """Sort the modules of ``model`` that own a >= 2-D ``weight`` parameter by what is known of them.
+    """Sort the modules of ``model`` with weights by what is known of their fan convention.
 
     Returns:
-        ``(layers, unknown)``: every Linear, Conv, ConvTranspose and HF Conv1D as a
-        :class:`WeightLayer` (with who owns its weight and bias), and ``(name, type name)`` of every
-        other module with a >= 2-D weight whose fan convention is unknown. Lookup tables
+        ``(layers, unknown)``: every Linear, Conv, ConvTranspose, HF Conv1D and MultiheadAttention as
+        a :class:`WeightLayer` (with the weights and biases it owns), and ``(name, type name)`` of every
+        other module with a >= 2-D ``weight`` parameter, whose convention is unknown. Lookup tables
         (:data:`LOOKUP_TYPES`) are in neither: they have no fans. Both in ``named_modules()`` order.
 
     Examples:
         >>> found, unknown = scan(nn.Sequential(nn.Linear(2, 3), nn.Bilinear(3, 3, 2)))
-        >>> [layer.name for layer in found], unknown
-        (['0'], [('1', 'Bilinear')])
+        >>> [(layer.name, layer.weights) for layer in found], unknown
+        ([('0', ('weight',))], [('1', 'Bilinear')])
     """
     owner = owners(model)
     layers, unknown = [], []
     for name, module in model.named_modules():
-        weight = own_weight(module)
-        if weight is None or isinstance(module, LOOKUP_TYPES):
+        convention = _convention(module)
+        if convention is None:
+            if own_weight(module) is not None and not isinstance(module, LOOKUP_TYPES):
+                unknown.append((name, type(module).__name__))
             continue
-        transposed = is_hf_conv1d(module)
-        if not (transposed or isinstance(module, TORCH_LAYER_TYPES)):
-            unknown.append((name, type(module).__name__))
-            continue
-        bias = dict(module.named_parameters(recurse=False)).get("bias")
-        owns_bias = bias is not None and owner[id(bias)] == name
-        layers.append(WeightLayer(name, module, transposed, owner[id(weight)] == name, owns_bias))
+        weights, biases, transposed, blocks = convention
+        params = {n: p for n, p in module.named_parameters(recurse=False) if owner[id(p)] == name}
+        owned_weights = tuple(n for n in weights if n in params)
+        layers.append(WeightLayer(name, module, owned_weights, tuple(n for n in biases if n in params),
+                                  transposed, blocks))
     return layers, unknown

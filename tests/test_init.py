@@ -605,8 +605,8 @@ def test_hf_conv1d_fans_run_along_its_first_dim():
     assert tuple(conv.weight.shape) == (5, 8)
     assert init.fans(conv.weight, transposed=True) == (5, 8)
     found, unknown = layers.scan(nn.Sequential(conv))
-    assert [(la.name, la.transposed, la.owns_weight, la.owns_bias) for la in found] == [
-        ("0", True, True, True)]
+    assert [(la.name, la.transposed, la.weights, la.biases) for la in found] == [
+        ("0", True, ("weight",), ("bias",))]
     assert unknown == []
 
 
@@ -634,6 +634,29 @@ def test_hf_conv1d_orthogonal_maps_inputs_isometrically():
     init.apply_(conv, "orthogonal", generator=gen(2))
     w = conv.weight.detach()
     torch.testing.assert_close(w @ w.T, torch.eye(5, dtype=torch.float64), rtol=0, atol=1e-12)
+
+
+def test_multihead_attention_in_projection_is_three_maps_each_drawn_as_one():
+    mha = nn.MultiheadAttention(8, 2)
+    init.apply_(mha, "kaiming_normal", bias_std=0.1, generator=gen(6))
+    g = gen(6)  # in_proj_weight as q, k, v blocks, then in_proj_bias, then out_proj (a Linear of its own)
+    blocks = [nn.init.kaiming_normal_(torch.empty(8, 8), generator=g) for _ in range(3)]
+    in_bias = torch.empty(24).normal_(0, 0.1, generator=g)
+    out_weight = nn.init.kaiming_normal_(torch.empty(8, 8), generator=g)
+    assert torch.equal(mha.in_proj_weight, torch.cat(blocks)) and torch.equal(mha.in_proj_bias, in_bias)
+    assert torch.equal(mha.out_proj.weight, out_weight)
+
+
+def test_multihead_attention_orthogonal_blocks_and_separate_key_value_dims():
+    mha = nn.MultiheadAttention(8, 2, kdim=4, vdim=6).double()
+    init.apply_(mha, "orthogonal", generator=gen(7))
+    for name, cols in (("q_proj_weight", 8), ("k_proj_weight", 4), ("v_proj_weight", 6)):
+        w = getattr(mha, name).detach()  # (8, cols), tall or square: orthonormal columns
+        torch.testing.assert_close(w.T @ w, torch.eye(cols, dtype=torch.float64), rtol=0, atol=1e-12)
+    packed = nn.MultiheadAttention(8, 2).double()
+    init.apply_(packed, "orthogonal", generator=gen(7))
+    for block in packed.in_proj_weight.detach().split(8):  # each of q, k, v is orthogonal on its own
+        torch.testing.assert_close(block @ block.T, torch.eye(8, dtype=torch.float64), rtol=0, atol=1e-12)
 
 
 def tied_lm() -> nn.Sequential:

@@ -156,3 +156,17 @@ def test_with_fix_whose_scheme_applies_to_no_layer_is_one_error_naming_it() -> N
     with pytest.raises(ModelError, match="scheme='xavier_normal' cannot apply to any layer of Sequential"):
         report.with_fix("xavier_normal")
     assert all(torch.equal(model.state_dict()[k], v) for k, v in before.items())
+
+
+def test_with_fix_on_the_built_in_transformer_reaches_its_attention_projections() -> None:
+    from numstab import examples
+
+    model, x = examples.build("transformer")
+    comparison = diagnose(model, x).with_fix("xavier_uniform")
+    for name, module in comparison.model.named_modules():
+        if isinstance(module, nn.MultiheadAttention):  # each (64, 64) block: U(-a, a), a = sqrt(6 / 128)
+            bound = math.sqrt(6.0 / 128)
+            w = module.in_proj_weight.detach()
+            assert float(w.abs().max()) <= bound and float(w.abs().max()) > 0.99 * bound, name
+            original = dict(model.named_modules())[name].in_proj_weight
+            assert not torch.equal(w, original), name
