@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -42,7 +42,7 @@ import torch
 from torch import nn
 from torch.nn import init as nn_init
 
-from numstab import activations, layers
+from numstab import activations
 from numstab.activations import Activation
 from numstab.errors import (
     BadInputError,
@@ -56,7 +56,7 @@ from numstab.errors import (
     check_positive,
     check_seed,
 )
-from numstab.layers import fans
+from numstab.layers import TORCH_LAYER_TYPES, WeightLayer, fans, own_weight, owners, scan
 
 __all__ = [
     "Scheme",
@@ -89,7 +89,7 @@ SCHEMES: tuple[str, ...] = get_args(Scheme)
 _FAN_MODES: tuple[str, ...] = get_args(FanMode)
 
 #: The torch layers :func:`apply_` initializes (subclasses included), beside HF ``Conv1D``.
-LAYER_TYPES: tuple[type[nn.Module], ...] = layers.TORCH_LAYER_TYPES
+LAYER_TYPES: tuple[type[nn.Module], ...] = TORCH_LAYER_TYPES
 
 # Names torch.nn.init.calculate_gain defines without going through an activation.
 _TORCH_LINEAR_NAMES = (
@@ -468,9 +468,15 @@ def _check_writable(name: str, param: torch.Tensor) -> None:
                          "numbers; cast the model first (model.float())")
 
 
-def _targets(model: nn.Module, scheme: str) -> tuple[list[layers.WeightLayer], list[tuple[str, str]]]:
+def _targets(
+    model: nn.Module, scheme: str, only: Iterable[str] | None
+) -> tuple[list[WeightLayer], list[tuple[str, str]]]:
     """The layers apply_ writes (owning a weight or bias, none lazy or empty) and the unknown it skips."""
-    found, unknown = layers.scan(model)
+    found, unknown = scan(model)  # owners over the whole model, also when only some layers are asked for
+    if only is not None:
+        only = _module_names(model, only)
+        found = [la for la in found if _within(la.name, only)]
+        unknown = [(name, kind) for name, kind in unknown if _within(name, only)]
     lazy = [la.name for la in found if any(isinstance(w, nn.parameter.UninitializedParameter)
                                           for _, w in _weights(la))]
     if lazy:
@@ -480,10 +486,11 @@ def _targets(model: nn.Module, scheme: str) -> tuple[list[layers.WeightLayer], l
     todo = [la for la in found if la.weights or la.biases]
     if not todo:
         skipped = f"; modules with a weight of unknown fan convention: {_listing(unknown)}" if unknown else ""
+        among = "" if only is None else f" within layers={only!r}"
         raise ModelError(
-            f"scheme={scheme!r} cannot apply to any layer of {type(model).__name__}: it has no Linear, Conv, "
-            f"ConvTranspose, HF Conv1D or MultiheadAttention layer whose weight it owns{skipped}: use "
-            "torch.nn.init on your own parameters"
+            f"scheme={scheme!r} cannot apply to any layer of {type(model).__name__}{among}: it has no "
+            "Linear, Conv, ConvTranspose, HF Conv1D or MultiheadAttention layer whose weight it owns"
+            f"{skipped}: use torch.nn.init on your own parameters"
         )
     for layer in todo:
         for _, weight in _weights(layer):
@@ -496,11 +503,32 @@ def _targets(model: nn.Module, scheme: str) -> tuple[list[layers.WeightLayer], l
     return todo, unknown
 
 
-def _weights(layer: layers.WeightLayer) -> list[tuple[str, torch.Tensor]]:
+def _module_names(model: nn.Module, only: Iterable[str]) -> list[str]:
+    """``only`` as a list of names of ``model.named_modules()``, each checked."""
+    names = list(only) if not isinstance(only, str) and isinstance(only, Iterable) else None
+    if names is None or not all(isinstance(name, str) for name in names):
+        raise NumstabTypeError(
+            f"layers must be a list of module names (as in model.named_modules()), got {only!r}: e.g. "
+            "layers=['encoder.0']"
+        )
+    known = dict(model.named_modules())
+    for name in names:
+        if name not in known:
+            shown = [n for n in known if n][:8] + (["..."] if len(known) > 9 else [])
+            raise UnknownNameError("layers entry", name, shown, hint="the names of model.named_modules()")
+    return names
+
+
+def _within(name: str, selected: list[str]) -> bool:
+    """True when module ``name`` is one of ``selected`` or inside one (the root, "", holds all)."""
+    return any(n == "" or name == n or name.startswith(n + ".") for n in selected)
+
+
+def _weights(layer: WeightLayer) -> list[tuple[str, torch.Tensor]]:
     return [(name, getattr(layer.module, name)) for name in layer.weights]
 
 
-def _biases(layer: layers.WeightLayer) -> list[tuple[str, torch.Tensor]]:
+def _biases(layer: WeightLayer) -> list[tuple[str, torch.Tensor]]:
     return [(name, getattr(layer.module, name)) for name in layer.biases]
 
 
@@ -519,7 +547,7 @@ def _draw(shape: torch.Size | tuple[int, ...], like: torch.Tensor, generator: to
 
 
 def _new_values(
-    targets: list[layers.WeightLayer], plan: _Plan, generator: torch.Generator | None
+    targets: list[WeightLayer], plan: _Plan, generator: torch.Generator | None
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """(parameter, new value) pairs, each checked representable in its dtype; the model is not touched."""
     for layer in targets:
@@ -540,7 +568,7 @@ def _new_values(
 
 
 def _new_weight(
-    layer: layers.WeightLayer, w: torch.Tensor, plan: _Plan, generator: torch.Generator | None
+    layer: WeightLayer, w: torch.Tensor, plan: _Plan, generator: torch.Generator | None
 ) -> torch.Tensor:
     """A new value for ``w``: drawn in torch's (out, in, *kernel) layout, block by block along dim 0."""
     shape = tuple(w.shape)[::-1] if layer.transposed else tuple(w.shape)  # HF Conv1D: drawn (out, in)
@@ -598,6 +626,7 @@ def apply_(
     value: float | None = None,
     mode: FanMode = "fan_in",
     seed: int | None = None,
+    layers: Iterable[str] | None = None,
 ) -> nn.Module:
     """Initialize every Linear, Conv, ConvTranspose, HF Conv1D and MultiheadAttention layer of ``model``.
 
@@ -645,10 +674,15 @@ def apply_(
         value: the constant; required by ``"constant"`` and only there.
         mode: ``"fan_in"`` (keeps the forward variance) or ``"fan_out"`` (the backward); kaiming only.
         seed: instead of ``generator``: draw from ``torch.Generator().manual_seed(seed)``.
+        layers: only the layers within these modules (names of ``model.named_modules()``; a name
+            selects its whole subtree). Ties are still judged over the whole model: a selected
+            Linear tied to an embedding outside the selection keeps the embedding's values.
 
     Raises:
-        NumstabTypeError: ``model`` is not an ``nn.Module``; ``generator`` is not a Generator.
-        UnknownNameError: an unknown scheme, mode or activation (the message lists the valid ones).
+        NumstabTypeError: ``model`` is not an ``nn.Module``; ``generator`` is not a Generator;
+            ``layers`` is not a list of names.
+        UnknownNameError: an unknown scheme, mode, activation or ``layers`` entry (the message lists
+            valid ones).
         InvalidArgumentError: a missing, superfluous or negative ``scale``/``value``/``bias_std``, a
             number whose values would overflow the parameter's dtype, an activation that overflows, a
             bad ``seed`` or both ``seed`` and ``generator``.
@@ -668,7 +702,7 @@ def apply_(
         )
     generator = _generator(generator, seed)
     plan = _plan(scheme, activation, bias_std, scale, value, mode)
-    targets, unknown = _targets(model, scheme)
+    targets, unknown = _targets(model, scheme, layers)
     for param, name in _parameters(targets):
         _check_writable(name, param)
     with _global_rng_kept_on_error([p for p, _ in _parameters(targets)]):
@@ -684,7 +718,7 @@ def apply_(
     return model
 
 
-def _parameters(targets: list[layers.WeightLayer]) -> Iterator[tuple[torch.Tensor, str]]:
+def _parameters(targets: list[WeightLayer]) -> Iterator[tuple[torch.Tensor, str]]:
     """(parameter, name) of every tensor apply_ writes."""
     for layer in targets:
         for name, param in _weights(layer) + _biases(layer):
@@ -703,11 +737,11 @@ def _qualified(module: str, param: str) -> str:
 def _weighted_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """Modules owning a ``weight`` parameter with >= 2 dims (Linear, Conv*, Embedding, HF Conv1D, ...);
     a shared weight counts once, under its first owner."""
-    owner = layers.owners(model)
+    owner = owners(model)
     return [
         (name or type(m).__name__, m)
         for name, m in model.named_modules()
-        if (w := layers.own_weight(m)) is not None and owner[id(w)] == name
+        if (w := own_weight(m)) is not None and owner[id(w)] == name
     ]
 
 

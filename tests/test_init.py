@@ -678,6 +678,33 @@ def test_a_weight_shared_by_two_linears_is_drawn_once_under_its_first_owner():
     assert torch.equal(model[0].bias, bias0) and torch.equal(model[2].bias, bias2)
 
 
+def test_layers_selects_subtrees_and_ties_are_still_judged_over_the_whole_model():
+    model = tied_lm()
+    before = state(model)
+    init.apply_(model, "constant", value=0.5, layers=["2"])  # the head alone: its weight is the embedding's
+    assert torch.equal(model[0].weight, before["0.weight"])
+    assert torch.equal(model[1].weight, before["1.weight"]) and torch.equal(model[2].bias, torch.zeros(10))
+    init.apply_(model, "constant", value=0.25, layers=["1"])
+    assert bool((model[1].weight == 0.25).all()) and torch.equal(model[0].weight, before["0.weight"])
+    nested = nn.Sequential(nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2)), nn.Linear(2, 2))
+    init.apply_(nested, "constant", value=1.0, layers=["0"])
+    assert bool((nested[0][1].weight == 1).all()) and not bool((nested[1].weight == 1).all())
+
+
+@pytest.mark.parametrize(("only", "error", "message"), [
+    (["3"], UnknownNameError, "unknown layers entry '3': use one of 0, 1, 2"),
+    ("1", NumstabTypeError, "layers must be a list of module names"),
+    ([1], NumstabTypeError, "layers must be a list of module names"),
+    (["0"], ModelError, r"cannot apply to any layer of Sequential within layers=\['0'\]"),
+])
+def test_bad_layers_selection(only, error, message):
+    model = tied_lm()
+    before = state(model)
+    with pytest.raises(error, match=message):
+        init.apply_(model, "xavier_normal", layers=only)
+    assert_same_state(model, before)
+
+
 def test_a_layer_of_unknown_convention_is_named_in_a_warning_and_left_alone():
     model = nn.Sequential(nn.Linear(3, 3), nn.Bilinear(3, 3, 2))
     bilinear = state(model[1])
