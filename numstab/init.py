@@ -4,10 +4,10 @@ The chapter (D2L "Numerical Stability and Initialization") ends with Xavier init
 the weight variance so that the variance of the signal neither grows nor shrinks from layer to
 layer. This module applies that idea, and its successors, to a whole ``nn.Module``:
 
-- :func:`apply_` initializes every Linear / Conv / ConvTranspose / HF Conv1D layer by one scheme
-  (Xavier, Kaiming, orthogonal, critical, the book's raw ``normal``, or the chapter's ``constant``
-  symmetry trap), reusing :mod:`torch.nn.init`, each fan along its layer's own layout and each
-  tied parameter once (:mod:`numstab.layers`);
+- :func:`apply_` initializes every Linear / Conv / ConvTranspose / HF Conv1D / MultiheadAttention
+  layer by one scheme (Xavier, Kaiming, orthogonal, critical, the book's raw ``normal``, or the
+  chapter's ``constant`` symmetry trap), reusing :mod:`torch.nn.init`, each fan along its layer's
+  own layout and each tied parameter once (:mod:`numstab.layers`);
 - :func:`gain` extends ``torch.nn.init.calculate_gain`` to any activation by the theory's quadrature;
 - :func:`critical_` samples at the edge of chaos of mean-field theory (Poole et al. 2016);
 - :func:`delta_orthogonal_` makes a convolution an isometry at initialization (Xiao et al. 2018);
@@ -88,7 +88,8 @@ ActivationLike = str | Activation | Callable[[Any], Any]
 SCHEMES: tuple[str, ...] = get_args(Scheme)
 _FAN_MODES: tuple[str, ...] = get_args(FanMode)
 
-#: The torch layers :func:`apply_` initializes (subclasses included), beside HF ``Conv1D``.
+#: The torch layers :func:`apply_` initializes (subclasses included), beside HF ``Conv1D`` and
+#: MultiheadAttention's in-projection.
 LAYER_TYPES: tuple[type[nn.Module], ...] = TORCH_LAYER_TYPES
 
 # Names torch.nn.init.calculate_gain defines without going through an activation.
