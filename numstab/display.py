@@ -28,7 +28,13 @@ from typing import Any
 
 from numstab.errors import NumstabTypeError
 
-__all__ = ["Renderer", "register", "renderer", "html", "write_html", "rich", "text", "REGISTRY", "TERMINAL"]
+__all__ = [
+    "Renderer", "register", "renderer", "html", "write_html", "rich", "text", "plain", "mimebundle", "figure",
+    "Displayed", "REGISTRY", "TERMINAL", "PLAIN_LIMIT",
+]
+
+#: The most bytes of ``text/plain`` a notebook output carries (the table is cut, with a pointer to print).
+PLAIN_LIMIT = 2000
 
 #: The module that registers every renderer, imported on first use.
 REGISTRY = "numstab.render.registry"
@@ -47,12 +53,15 @@ class Renderer:
         page: result -> a :class:`numstab.render.html.HtmlPage` (notebooks, ``to_html``).
         section: (page, result, anchor) -> adds the result as one section of a page (the tour); None
             where the result is only ever shown alone.
+        figure: result -> a new matplotlib Figure (what ``result.figure()`` returns); None where the
+            result has no figure.
     """
 
     title: str
     terminal: Callable[[Any], Any] | None
     page: Callable[[Any], Any]
     section: Callable[..., Any] | None = None
+    figure: Callable[[Any], Any] | None = None
 
 
 _RENDERERS: dict[type, Renderer] = {}
@@ -81,6 +90,63 @@ def renderer(result: Any) -> Renderer:
 def html(result: Any) -> str:
     """Return ``result`` as an HTML fragment (no <html>/<head>), what ``_repr_html_`` shows in a notebook."""
     return renderer(result).page(result).render(fragment=True)
+
+
+def figure(result: Any) -> Any:
+    """Return a new :class:`matplotlib.figure.Figure` of ``result``, yours to restyle, save or show.
+
+    Raises:
+        NumstabTypeError: the result has no figure.
+    """
+    draw = renderer(result).figure
+    if draw is None:
+        raise NumstabTypeError(f"a {type(result).__name__} has no figure: print it or show it in a notebook")
+    return draw(result)
+
+
+def plain(result: Any) -> str:
+    """``text(result)``, cut to at most :data:`PLAIN_LIMIT` bytes: the ``text/plain`` of a notebook output."""
+    full = text(result)
+    if len(full.encode()) <= PLAIN_LIMIT:
+        return full
+    tail = "\n... (cut: print(result) shows the whole table)"
+    kept, size = [], len(tail.encode())
+    for line in full.splitlines():
+        size += len(line.encode()) + 1
+        if size > PLAIN_LIMIT:
+            break
+        kept.append(line)
+    return "\n".join(kept) + tail
+
+
+def mimebundle(result: Any) -> dict[str, str]:
+    """What a notebook shows: ``text/html`` (tables and the figure) and a short ``text/plain`` (the table).
+
+    The figure is inside the HTML (one output, one copy of the image); ``result.figure()`` gives it
+    as a matplotlib Figure, which Jupyter shows as ``image/png``.
+    """
+    return {"text/plain": plain(result), "text/html": html(result)}
+
+
+class Displayed:
+    """Mixin: how a result shows itself through its registered renderer (notebook, console, print).
+
+    ``_repr_mimebundle_`` (Jupyter, Colab) gives HTML and a short text; ``str`` and ``__rich__`` its
+    table; ``figure()`` a new matplotlib Figure where the result has one.
+    """
+
+    def __str__(self) -> str:
+        return text(self)
+
+    def _repr_html_(self) -> str:
+        return html(self)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        return mimebundle(self)
+
+    def figure(self) -> Any:
+        """A new matplotlib Figure of this result (restyle it, ``fig.savefig(...)``, or show it)."""
+        return figure(self)
 
 
 def write_html(result: Any, path: str | os.PathLike) -> pathlib.Path:

@@ -42,11 +42,14 @@ class TourStep:
         name: the HTML anchor and JSON key, [a-z0-9-]+.
         title: the progress bar's label (and the heading of a step with several results).
         run: run(quick) -> a result dataclass, or a :class:`TourResults` (computation only).
+        calls: calls(quick) -> the Python call that makes each result (``r = lab.taylor()``), shown at
+            the end of its HTML section; empty: the renderer's default (the chapter's settings).
     """
 
     name: str
     title: str
     run: Callable[[bool], Any]
+    calls: Callable[[bool], tuple[str, ...]] = lambda quick: ()
 
     def __post_init__(self) -> None:
         if not _ANCHOR.match(self.name):
@@ -110,7 +113,8 @@ class TourSummary:
 
 
 def render_step(
-    step: TourStep, result: Any, *, console: rich.console.Console, page: HtmlPage, payload: dict
+    step: TourStep, result: Any, *, console: rich.console.Console, page: HtmlPage, payload: dict,
+    quick: bool = False,
 ) -> None:
     """Show one step's result: a table each, an HTML section each, ``payload[step.name]``.
 
@@ -118,24 +122,29 @@ def render_step(
     step's name, the others at their own anchors; a step of several results prints its title first.
     """
     parts = result.parts() if isinstance(result, TourResults) else (result,)
+    calls = step.calls(quick) or (None,) * len(parts)
     if len(parts) > 1:
         console.print(step.title, style="bold")
-    for index, part in enumerate(parts):
+    for index, (part, call) in enumerate(zip(parts, calls, strict=True)):
         drawn_by = display.renderer(part)
         console.print(drawn_by.terminal(part))
-        drawn_by.section(page, part, anchor=step.name if index == 0 else None)
+        drawn_by.section(page, part, anchor=step.name if index == 0 else None, call=call)
     payload[step.name] = result.to_dict()
 
 
-def _lab(function: str, **quick_kwargs: Any) -> Callable[[bool], Any]:
-    """run(quick): the lab function at the chapter's settings, or with ``quick_kwargs``."""
+def _lab(name: str, title: str, function: str, **quick_kwargs: Any) -> TourStep:
+    """A step running the lab function at the chapter's settings, or with ``quick_kwargs``."""
 
     def run(quick: bool) -> Any:
         from numstab import lab
 
         return getattr(lab, function)(**(quick_kwargs if quick else {}))
 
-    return run
+    def calls(quick: bool) -> tuple[str, ...]:
+        arguments = ", ".join(f"{k}={v!r}" for k, v in quick_kwargs.items()) if quick else ""
+        return (f"r = lab.{function}({arguments})",)
+
+    return TourStep(name, title, run, calls)
 
 
 def _training(quick: bool) -> TourResults:
@@ -152,23 +161,31 @@ def _training(quick: bool) -> TourResults:
     return TourResults(depth, cures, grid)
 
 
+def _training_calls(quick: bool) -> tuple[str, ...]:
+    steps = 30 if quick else 200
+    depths, stds = ((4, 16), (0.5, 1.25, 4.0)) if quick else ((4, 12, 32), (0.5, 1.0, 1.25, 2.0, 4.0))
+    return (
+        f"r = training.depth_sweep({[2, 6] if quick else [2, 10]}, steps={steps}, seeds=[0])",
+        f"r = training.remedies(['residual', 'scaled_sigmoid', 'layernorm', 'clip'], "
+        f"depth={8 if quick else 15}, steps={steps}, seeds=[0])",
+        f"r = training.trainability_map({depths}, {stds}, steps={steps // 2}, seeds=[0], lr=0.03)",
+    )
+
+
 TOUR_STEPS: list[TourStep] = [
-    TourStep("activation-curves", "Vanishing gradients: sigmoid and friends", _lab("activation_curves")),
-    TourStep("matrix-products", "Exploding products of random matrices", _lab("matrix_products", trials=200)),
-    TourStep(
-        "mlp-gradients",
-        "The 50-layer synthetic MLP gradient",
-        _lab("mlp_gradients", width=30, depth=20, repeats=3),
+    _lab("activation-curves", "Vanishing gradients: sigmoid and friends", "activation_curves"),
+    _lab("matrix-products", "Exploding products of random matrices", "matrix_products", trials=200),
+    _lab(
+        "mlp-gradients", "The 50-layer synthetic MLP gradient", "mlp_gradients", width=30, depth=20, repeats=3
     ),
-    TourStep("taylor", "Which activations look like the identity near 0", _lab("taylor")),
-    TourStep(
-        "xavier",
-        "Xavier initialization, measured",
-        _lab("xavier", width=32, other_width=128, depth=8, batch=32, trials=2),
+    _lab("taylor", "Which activations look like the identity near 0", "taylor"),
+    _lab(
+        "xavier", "Xavier initialization, measured", "xavier",
+        width=32, other_width=128, depth=8, batch=32, trials=2,
     ),
-    TourStep("symmetry", "Breaking the symmetry", _lab("symmetry", steps=100)),
-    TourStep("precision", "Number formats: where products leave the range", _lab("precision", depth=170)),
-    TourStep("training", "Training on real data (digits)", _training),
+    _lab("symmetry", "Breaking the symmetry", "symmetry", steps=100),
+    _lab("precision", "Number formats: where products leave the range", "precision", depth=170),
+    TourStep("training", "Training on real data (digits)", _training, _training_calls),
 ]
 
 #: The chapter's experiments (the training on real data goes beyond the chapter).
@@ -203,7 +220,7 @@ def run_tour(out_dir: str | pathlib.Path, *, quick: bool, console: rich.console.
         for step in TOUR_STEPS:
             bar.update(task, description=step.title)
             start = time.perf_counter()
-            render_step(step, step.run(quick), console=console, page=page, payload=payload)
+            render_step(step, step.run(quick), console=console, page=page, payload=payload, quick=quick)
             seconds[step.name] = time.perf_counter() - start
             bar.advance(task)
     data = jsonio.dumps("tour", {"quick": quick, "seconds": seconds, "steps": payload}) + "\n"

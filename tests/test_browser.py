@@ -76,8 +76,15 @@ def _screenshot_std(png: bytes) -> float:
     return float(np.std(pixels[..., :3] * 255.0))
 
 
-def inspect_page(context: object, path: pathlib.Path, *, min_images: int = 1) -> list[str]:
-    """Open ``path`` from disk and return every problem found (an empty list: the page is fine)."""
+_MATH = "els => els.map(e => { const r = e.getBoundingClientRect(); return [r.width, r.height]; })"
+
+
+def inspect_page(context: object, path: pathlib.Path, *, min_images: int = 1, min_math: int = 0) -> list[str]:
+    """Open ``path`` from disk and return every problem found (an empty list: the page is fine).
+
+    ``min_math``: the page must hold at least that many MathML ``<math>`` elements, each laid out by the
+    browser with a non-zero width and height (a browser without MathML gives them no box).
+    """
     page = context.new_page()
     problems: list[str] = []
 
@@ -99,6 +106,10 @@ def inspect_page(context: object, path: pathlib.Path, *, min_images: int = 1) ->
             problems.append(f"{len(images)} images, expected at least {min_images}")
         problems += [f"image not loaded: {i['src']}" for i in images if not (i["done"] and i["width"] > 0)]
         problems += [f"image without alt text: {i['src']}" for i in images if not i["alt"].strip()]
+        boxes = page.eval_on_selector_all("math", _MATH)
+        if len(boxes) < min_math:
+            problems.append(f"{len(boxes)} MathML formulas, expected at least {min_math}")
+        problems += [f"MathML formula {i} has no size: {box}" for i, box in enumerate(boxes) if min(box) <= 0]
         links = page.eval_on_selector_all("nav a", "els => els.map(e => e.getAttribute('href'))")
         if not links:
             problems.append("no table of contents")
@@ -156,6 +167,10 @@ def test_the_checker_sees_broken_pages(browser_context: object, tmp_path: pathli
     assert any(p.startswith("console error") for p in problems)  # the CSP refusal is logged
     assert "table-of-contents link #missing: no element with that id" in problems
     assert any(p.startswith("screenshot looks blank") for p in problems)
+    assert "0 MathML formulas, expected at least 1" in inspect_page(browser_context, page, min_math=1)
+    hidden = tmp_path / "hidden.html"
+    hidden.write_text("<!DOCTYPE html><html><body><math style='display:none'><mi>x</mi></math></body></html>")
+    assert "MathML formula 0 has no size: [0, 0]" in inspect_page(browser_context, hidden, min_images=0)
 
 
 def test_check_report(browser_context: object, tmp_path: pathlib.Path) -> None:
@@ -189,4 +204,4 @@ def test_tour_report(browser_context: object, tmp_path: pathlib.Path) -> None:
     pages = sorted(out.glob("*.html"))
     assert pages, f"no HTML file in {out}: {sorted(p.name for p in out.iterdir())}"
     for page in pages:
-        assert inspect_page(browser_context, page, min_images=1) == [], page.name
+        assert inspect_page(browser_context, page, min_images=1, min_math=7) == [], page.name

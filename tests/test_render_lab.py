@@ -22,11 +22,12 @@ def test_taylor_table_golden():
     expected = "\n".join(
         [
             "Which activations look like the identity near 0",
-            " quantity               the chapter             measured                 theory             verdict",  # noqa: E501
+            " quantity   the chapter         measured            theory              regime              agrees?",  # noqa: E501
             "─" * 100,
-            " sigmoid: f(0), f'(0)   fails: f(0) = 1/2,      f(0) = 0.500, f'(0) =    not the identity   agrees",  # noqa: E501
-            "                        f'(0) = 1/4             0.250",
-            " tanh: f(0), f'(0)      passes: x - x^3/3       f(0) = 0, f'(0) = 1.00   identity near 0    agrees",  # noqa: E501
+            " sigmoid    fails: f(0) =       f(0) = 0.500,       f(0) = 1/2, f'(0)   ≈ identity near     yes",  # noqa: E501
+            "            1/2, f'(0) = 1/4    f'(0) = 0.250       = 1/4               0: no",
+            " tanh       passes: x - x^3/3   f(0) = 0, f'(0) =   f(0) = 0, f'(0) =   ≈ identity near     yes",  # noqa: E501
+            "                                1.00                1                   0: yes",
         ]
     )
     assert _text(lab_report.terminal_table(lab.taylor(["sigmoid", "tanh"]))) == expected
@@ -35,11 +36,21 @@ def test_taylor_table_golden():
 def test_mlp_rows_name_the_regime_and_the_lectures_value():
     r = lab.mlp_gradients(["relu", "sigmoid"], [0.05, 0.8], width=50, depth=20, repeats=2)
     headers, rows = lab_report.summary_rows(r)
-    assert headers == ["quantity", "the chapter", "measured", "theory", "verdict"]
-    verdicts = {row[0].split(":")[0]: row[4] for row in rows}
-    assert verdicts["relu, 0.05"] == "vanishing" and verdicts["relu, 0.8"] == "exploding"
-    assert verdicts["sigmoid, 0.05"] == "vanishing"
-    assert rows[1][1] == "explodes"  # what the lecture said about relu at 0.8
+    assert headers == ["quantity", "what the chapter says", "measured", "theory", "regime",
+                       "agrees with the chapter?"]
+    regimes = {row[0]: row[4] for row in rows}
+    assert regimes["relu, 0.05"] == "vanishing" and regimes["relu, 0.8"] == "exploding"
+    assert regimes["sigmoid, 0.05"] == "vanishing"
+    assert rows[1][1] == "explodes" and rows[1][5] == "yes"  # what the lecture said about relu at 0.8
+
+
+def test_a_disagreement_is_printed_under_the_table_and_boxed_in_the_html():
+    r = lab.mlp_gradients(["relu"], [0.2], width=100, depth=50, repeats=2, xavier_uniform=False)
+    text = _text(lab_report.terminal_table(r))
+    assert "! relu at 0.2: the lecture says 'reasonable'" in text.replace("\n", " ")
+    html = r._repr_html_()
+    assert "Where the measurement and the chapter part, and why" in html and "<math" in html
+    assert "<dt>regime</dt>" in html and "r = lab.mlp_gradients()" in html  # columns explained, the code
 
 
 def test_repr_html_is_a_fragment_with_a_figure():

@@ -16,7 +16,7 @@ from numstab._repr import short_repr
 __all__ = ["LabResult"]
 
 
-class LabResult:
+class LabResult(display.Displayed):
     """Mixin for the frozen result dataclasses of :mod:`numstab.lab` (declared with ``repr=False``).
 
     ``repr`` is one short line (arrays by their shape); ``str`` is the result's table, the one
@@ -26,12 +26,6 @@ class LabResult:
 
     __repr__ = short_repr
 
-    def __str__(self) -> str:
-        return display.text(self)
-
     def to_dict(self) -> dict[str, Any]:
         """Return every field as plain Python values (arrays become nested lists)."""
         return jsonio.plain(self)
-
-    def _repr_html_(self) -> str:
-        return display.html(self)

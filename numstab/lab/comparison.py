@@ -6,8 +6,11 @@ measured, what theory predicts, the measured regime and whether they agree. The 
 
 Examples:
     >>> row = Comparison("sigmoid' max", "0.25 at x = 0", 0.25, "1/4 at 0", agrees=True)
-    >>> row.verdict, row.cells()[-1]
-    ('agrees', 'agrees')
+    >>> row.verdict, row.agreement, row.cells()[-1]
+    ('agrees', 'yes', 'yes')
+    >>> Comparison("gelu", "-", 0.5, 0.5, agrees=True).agreement  # the chapter is silent: theory decides
+    'theory: yes'
+
     >>> magnitude_regime(-5.0), magnitude_regime(0.5), magnitude_regime(4.0)
     ('vanishing', 'stable', 'exploding')
 """
@@ -17,10 +20,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["Comparison", "magnitude_regime", "HEADERS", "VANISHING_LOG10", "EXPLODING_LOG10"]
+__all__ = [
+    "Comparison", "magnitude_regime", "HEADERS", "SILENT", "VANISHING_LOG10", "EXPLODING_LOG10",
+]
 
 #: The columns of a comparison table, in the order of :meth:`Comparison.cells`.
-HEADERS = ("quantity", "the chapter", "measured", "theory", "verdict")
+HEADERS = ("quantity", "what the chapter says", "measured", "theory", "regime", "agrees with the chapter?")
+
+#: The ``chapter`` cell of a row the chapter says nothing about.
+SILENT = "-"
 
 #: A magnitude below 10**VANISHING_LOG10 has vanished, above 10**EXPLODING_LOG10 exploded.
 VANISHING_LOG10, EXPLODING_LOG10 = -3.0, 3.0
@@ -44,8 +52,10 @@ class Comparison:
         theory: the prediction: a number, or text.
         regime: the measured regime or outcome in one word where the row has one ("vanishing",
             "stable", "exploding"; "overflow", "underflow", "subnormal", "ok"; "pass", "fail"), else None.
-        agrees: whether measurement, chapter and theory agree, by the test the result's
-            ``comparisons()`` states; None where the row checks no claim (then its regime is its verdict).
+        agrees: whether the measurement agrees with the chapter's claim, by the test the result's
+            ``comparisons()`` states; where the chapter is silent (``chapter == "-"``), whether it agrees
+            with the theory. None only for rows that check nothing (the chapter's tables have none).
+        note: one sentence that explains a disagreement (or a surprising agreement); "" otherwise.
     """
 
     quantity: str
@@ -54,6 +64,7 @@ class Comparison:
     theory: Any
     regime: str | None = None
     agrees: bool | None = None
+    note: str = ""
 
     def __post_init__(self) -> None:
         if self.agrees is not None:  # a numpy bool from a comparison becomes a plain one
@@ -66,10 +77,21 @@ class Comparison:
             return "agrees" if self.agrees else "disagrees"
         return self.regime or "-"
 
+    @property
+    def agreement(self) -> str:
+        """The last column: "yes" / "no" against the chapter; "theory: yes/no" where it says nothing.
+
+        "-" only for a row that checks nothing.
+        """
+        if self.agrees is None:
+            return "-"
+        word = "yes" if self.agrees else "no"
+        return f"theory: {word}" if self.chapter == SILENT else word
+
     def cells(self) -> list[Any]:
-        """The row as :data:`HEADERS` orders it: quantity, chapter, measured, theory, verdict."""
-        return [self.quantity, self.chapter, self.measured, self.theory, self.verdict]
+        """The row as :data:`HEADERS` orders it: quantity, chapter, measured, theory, regime, agreement."""
+        return [self.quantity, self.chapter, self.measured, self.theory, self.regime or "-", self.agreement]
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields and the verdict as plain values."""
-        return {**asdict(self), "verdict": self.verdict}
+        """The fields, the verdict and the agreement word as plain values."""
+        return {**asdict(self), "verdict": self.verdict, "agreement": self.agreement}

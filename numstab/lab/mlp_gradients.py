@@ -28,11 +28,12 @@ from numstab.activations import get as get_activation
 from numstab.errors import InvalidArgumentError, check_int_at_least, check_seed
 from numstab.lab._result import LabResult
 from numstab.lab._validate import activation_list, scales_tuple
-from numstab.lab.comparison import Comparison, magnitude_regime
+from numstab.lab.comparison import SILENT, Comparison, magnitude_regime
 from numstab.notation import power10
 from numstab.resources import check_memory
 
-__all__ = ["mlp_gradients", "MLPGradients", "CHAPTER_ACTIVATIONS", "CHAPTER_MLP_SCALES", "LECTURE_MLP"]
+__all__ = ["mlp_gradients", "MLPGradients", "CHAPTER_ACTIVATIONS", "CHAPTER_MLP_SCALES", "LECTURE_MLP",
+           "LECTURE_MLP_REGIME", "LECTURE_MLP_LOG10", "CLAIM_DECADES"]
 
 #: The lecture's activations and normal weight scales (standard deviations of the entries).
 CHAPTER_ACTIVATIONS = ("relu", "sigmoid", "scaled_sigmoid")
@@ -53,6 +54,23 @@ LECTURE_MLP = {
     ("scaled_sigmoid", "0.4"): "reasonable",
     ("scaled_sigmoid", "0.8"): "reasonable",
 }
+
+#: The regime each of the lecture's words (or printed numbers) claims.
+LECTURE_MLP_REGIME = {
+    "~1e-9": "vanishing", "reasonable": "stable", "~1e20 (explodes)": "exploding", "explodes": "exploding",
+    "~1e-33": "vanishing", "~5e-5": "vanishing", "~0.01": "stable", "not too large": "stable",
+    "vanishes": "vanishing",
+}  # fmt: skip
+
+#: log10 of the numbers the lecture printed, by (activation, init).
+LECTURE_MLP_LOG10 = {
+    ("relu", "0.1"): -9.0, ("relu", "0.4"): 20.0, ("relu", "xavier_uniform"): -9.0,
+    ("sigmoid", "0.1"): -33.0, ("sigmoid", "0.8"): math.log10(5e-5), ("scaled_sigmoid", "0.1"): -2.0,
+}  # fmt: skip
+
+#: A measured magnitude within this many decades of a number the lecture printed agrees with it (the
+#: lecture printed one run's smallest entry, we report the mean log magnitude: a decade or two apart).
+CLAIM_DECADES = 2.0
 _LN10 = math.log(10.0)
 
 
@@ -116,28 +134,51 @@ class MLPGradients(LabResult):
         """One row per (activation, init): the lecture's value, the measured and predicted magnitude.
 
         The regime is the measured magnitude's (:func:`numstab.lab.comparison.magnitude_regime`:
-        vanishing below 1e-3, exploding above 1e3); no agreement is claimed here, the theory column
-        (mean-field from the input's variance) stands beside it.
+        vanishing below 1e-3, exploding above 1e3). Agreement with the lecture: its claim's regime
+        (:data:`LECTURE_MLP_REGIME`) is the measured one, or, for a number it printed, the measured
+        magnitude is within :data:`CLAIM_DECADES` decades of it. Where the lecture is silent, the
+        measured regime is the mean-field theory's. A disagreement's note gives the per-layer factor
+        chi_1 that decides it.
 
         Examples:
             >>> r = mlp_gradients(["relu"], [0.05, 0.8], width=50, depth=20, repeats=2, xavier_uniform=False)
-            >>> [(row.quantity, row.regime) for row in r.comparisons()]
-            [('relu, 0.05', 'vanishing'), ('relu, 0.8', 'exploding')]
+            >>> [(row.quantity, row.regime, row.agreement) for row in r.comparisons()]
+            [('relu, 0.05', 'vanishing', 'theory: yes'), ('relu, 0.8', 'exploding', 'yes')]
         """
-        rows = []
-        for a, act in enumerate(self.activations):
-            for i, init in enumerate(self.inits):
-                final = self.log10_magnitude[a, i, -1]
-                rows.append(
-                    Comparison(
-                        f"{act}, {init}",
-                        LECTURE_MLP.get((act, init), "vanishes" if act == "sigmoid" else "-"),
-                        f"{power10(final)} (min {power10(self.log10_min_entry[a, i])})",
-                        power10(self.theory_from_input_log10_magnitude[a, i, -1]),
-                        regime=magnitude_regime(final),
-                    )
-                )
-        return rows
+        return [self._row(a, i) for a in range(len(self.activations)) for i in range(len(self.inits))]
+
+    def _row(self, a: int, i: int) -> Comparison:
+        act, init = self.activations[a], self.inits[i]
+        final = float(self.log10_magnitude[a, i, -1])
+        theory = float(self.theory_from_input_log10_magnitude[a, i, -1])
+        regime = magnitude_regime(final)
+        claim = LECTURE_MLP.get((act, init), "vanishes" if act == "sigmoid" else SILENT)
+        if claim == SILENT:
+            agrees = regime == magnitude_regime(theory)
+        else:
+            printed = LECTURE_MLP_LOG10.get((act, init))
+            near = printed is not None and abs(final - printed) <= CLAIM_DECADES
+            agrees = regime == LECTURE_MLP_REGIME[claim] or near
+        note = ""
+        if not agrees:
+            chi, sigma_w = float(self.chi1[a, i]), float(self.weight_scales[i]) * math.sqrt(self.width)
+            trend = "grows" if chi > 1 else "shrinks"
+            said = "theory predicts" if claim == SILENT else f"the lecture says {claim!r}, but"
+            note = (
+                f"{act} at {init}: {said} sigma_w = scale * sqrt({self.width}) = {sigma_w:.3g} gives "
+                f"chi_1 = {chi:.3g} per layer, so the squared gradient {trend} {chi:.3g}x a layer: "
+                f"{power10(theory)} predicted, {power10(final)} measured after {self.depth} layers "
+                f"({regime})."
+            )
+        return Comparison(
+            f"{act}, {init}",
+            claim,
+            f"{power10(final)} (min {power10(self.log10_min_entry[a, i])})",
+            power10(theory),
+            regime=regime,
+            agrees=agrees,
+            note=note,
+        )
 
 
 def mlp_gradients(

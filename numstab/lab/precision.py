@@ -19,7 +19,7 @@ from numstab import precision as _precision
 from numstab.errors import InvalidArgumentError, check_finite, check_int_at_least, check_seed
 from numstab.lab._result import LabResult
 from numstab.lab._validate import scales_tuple
-from numstab.lab.comparison import Comparison
+from numstab.lab.comparison import SILENT, Comparison
 from numstab.notation import fmt, power10
 from numstab.resources import check_memory
 
@@ -114,12 +114,14 @@ class Precision(LabResult):
         """The chapter's powers in float16, bfloat16 and float32, then each deep product's first bad layer.
 
         A power's regime is where its exact value lands (:func:`numstab.precision.classify`; "ok" for a
-        normal number). Agreement of a deep product: the layer at which the format overflowed (or hit 0)
+        normal number); it agrees (with the chapter for float16, else with that regime) when the computed
+        power is wrong exactly where the exact value leaves the format (:func:`_lands_as_predicted`).
+        Agreement of a deep product: the layer at which the format overflowed (or hit 0)
         is within ``max(3, 5%)`` layers of the one the float64 reference predicts, or neither happened.
 
         Examples:
-            >>> [(row.quantity, row.verdict) for row in precision(depth=30, scales=[1.0]).comparisons()][:2]
-            [('1.5^100 in float16', 'overflow'), ('1.5^100 in bfloat16', 'ok')]
+            >>> [(row.regime, row.agreement) for row in precision(depth=30, scales=[1.0]).comparisons()][:2]
+            [('overflow', 'yes'), ('ok', 'theory: yes')]
         """
         rows = [_power_row(p) for p in self.powers if p.fmt in ("float16", "bfloat16", "float32")]
         for d in self.products:
@@ -132,6 +134,7 @@ class Precision(LabResult):
                         "-",
                         got if got is not None else f"none in {self.depth}",
                         want if want is not None else f"none in {self.depth}",
+                        regime=("overflow" if d.lyapunov > 0 else "underflow") if got is not None else "ok",
                         agrees=_same_layer(got, want),
                     )
                 )
@@ -145,18 +148,43 @@ def _same_layer(got: int | None, want: int | None) -> bool:
     return abs(got - want) <= max(3, 0.05 * want)
 
 
+def _lands_as_predicted(p: PowerRow) -> bool:
+    """The computed power is wrong exactly where the exact value leaves the format.
+
+    Overflow: the running product is inf. Underflow: it is 0 or more than 2x off (a subnormal that got
+    stuck). A normal or subnormal value: finite, non-zero and within 2x of the exact value.
+    """
+    if p.category == "overflow":
+        return math.isinf(p.computed)
+    off = p.computed == 0 or not math.isfinite(p.computed)
+    off = off or abs(math.log10(p.computed) - p.log10_exact) > _LOG10_2
+    return off if p.category == "underflow" else not off
+
+
+_LOG10_2 = math.log10(2.0)
+
+
 def _power_row(p: PowerRow) -> Comparison:
-    chapter = ("overflows (> 65504)" if p.base > 1 else "flushes (< 2^-24)") if p.fmt == "float16" else "-"
+    chapter = ("overflows (> 65504)" if p.base > 1 else "flushes (< 2^-24)") if p.fmt == "float16" else SILENT
     step = p.first_overflow or p.first_zero
-    note = f" (from step {step})" if step else ""
+    note_cell = f" (from step {step})" if step else ""
+    note = ""
     if not step and p.category == "underflow" and p.first_subnormal:
-        note = f" (subnormal from step {p.first_subnormal}, then stuck)"
+        note_cell = f" (subnormal from step {p.first_subnormal}, then stuck)"
+        note = (
+            f"{p.base:g}^{p.exponent} in {p.fmt} never reaches 0: once subnormal, rounding to nearest gives "
+            f"{p.base:g} * x = x, so the product sticks at {fmt(p.computed)}, "
+            f"{10 ** (math.log10(p.computed) - p.log10_exact):.0f}x the exact value: wrong, as the chapter "
+            "warns, though not flushed."
+        )
     return Comparison(
         f"{p.base:g}^{p.exponent} in {p.fmt}",
         chapter,
-        ("n/a" if math.isnan(p.computed) else fmt(p.computed)) + note,
+        ("n/a" if math.isnan(p.computed) else fmt(p.computed)) + note_cell,
         f"{power10(p.log10_exact)}: {p.category}",
         regime=p.category if p.category != "normal" else "ok",
+        agrees=None if math.isnan(p.computed) else _lands_as_predicted(p),
+        note=note,
     )
 
 

@@ -76,8 +76,8 @@ class Symmetry(LabResult):
         dropout and random cases.
 
         Examples:
-            >>> [row.cells()[::2] for row in symmetry(steps=3).comparisons()][0]
-            ['constant', 0.0, 'agrees']
+            >>> [(row.quantity, row.measured, row.agreement) for row in symmetry(steps=3).comparisons()][0]
+            ('constant', 0.0, 'yes')
         """
         rows = []
         for run in self.runs:

@@ -228,16 +228,10 @@ def _without_unused_numbers(fields: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if not (k in ("scale", "gain", "weight_std") and v is None)}
 
 
-class _Html:
-    """Mixin: notebooks and ``str`` show results through the renderer registered for their type."""
+class _Html(display.Displayed):
+    """Mixin: notebooks, ``str`` and ``figure()`` go through the renderer registered for the type."""
 
     __repr__ = short_repr
-
-    def __str__(self) -> str:
-        return display.text(self)
-
-    def _repr_html_(self) -> str:
-        return display.html(self)
 
 
 def select(runs: Iterable[Run], **where: Any) -> list[Run]:
@@ -517,6 +511,18 @@ class TrainabilityMap(_Html):
     def agrees(self) -> tuple[bool, ...]:
         """Per sigma_w, whether the theory holds: no depth deeper than 6 xi_c trained (true if none did)."""
         return tuple(d is None or d <= b for d, b in zip(self.deepest_trained(), self.boundary, strict=True))
+
+    def verdicts(self) -> tuple[str, ...]:
+        """Per sigma_w, a verdict word: :meth:`agrees`, never claiming agreement where nothing trained.
+
+        "agrees": some depth trained and none deeper than 6 xi_c; "disagrees": a depth deeper than
+        6 xi_c trained; "nothing trained": no depth reached :data:`TRAINED_ACCURACY`, so the column tests
+        nothing (6 xi_c is an upper bound: failing to train below it does not contradict it).
+        """
+        return tuple(
+            "nothing trained" if d is None else ("agrees" if ok else "disagrees")
+            for d, ok in zip(self.deepest_trained(), self.agrees(), strict=True)
+        )
 
     def outside_boundary(self, tolerance: float = 0.0) -> list[tuple[int, float]]:
         """Trained cells (depth, sigma_w) deeper than (1 + tolerance) * 6 xi_c: the theory's misses."""

@@ -167,7 +167,7 @@ class NonfiniteOrigin:
 
 
 @dataclass(frozen=True, repr=False)
-class Report:
+class Report(display.Displayed):
     """Per-layer statistics of one forward and backward pass, the findings and the verdict.
 
     Printing it in a rich console shows a table; in a notebook it shows as HTML.
@@ -297,18 +297,12 @@ class Report:
 
     __repr__ = short_repr
 
-    def __str__(self) -> str:
-        return display.text(self)
-
     def __rich__(self) -> Any:
         return display.rich(self)
 
-    def _repr_html_(self) -> str:
-        return display.html(self)
-
 
 @dataclass(frozen=True, repr=False)
-class FixComparison:
+class FixComparison(display.Displayed):
     """A report before and after an initialization fix applied to a copy of the model.
 
     Attributes:
@@ -333,9 +327,6 @@ class FixComparison:
         return {"scheme": self.scheme, "before": self.before.to_dict(), "after": self.after.to_dict()}
 
     __repr__ = short_repr
-
-    def __str__(self) -> str:
-        return display.text(self)
 
     def __rich__(self) -> Any:
         return display.rich(self)

@@ -23,14 +23,15 @@ VerdictKind = Literal["ok", "warn", "bad"]
 #: A word not listed here is shown uncoloured.
 VERDICT_WORDS: dict[str, VerdictKind] = {
     **dict.fromkeys(
-        ("ok", "healthy", "pass", "passed", "stable", "yes", "true", "trainable", "agrees"), "ok"
+        ("ok", "healthy", "pass", "passed", "stable", "yes", "true", "trainable", "agrees",
+         "theory:_yes"), "ok"
     ),
-    **dict.fromkeys(("warn", "warning", "marginal", "borderline", "slow"), "warn"),
+    **dict.fromkeys(("warn", "warning", "marginal", "borderline", "slow", "nothing_trained"), "warn"),
     **dict.fromkeys(
         (
             "bad", "error", "fail", "failed", "no", "false", "vanishing", "exploding", "nonfinite",
             "non-finite", "dead", "symmetric", "overflow", "underflow", "out_of_range", "diverged",
-            "untrainable", "disagrees",
+            "untrainable", "disagrees", "theory:_no",
         ),
         "bad",
     ),

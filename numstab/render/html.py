@@ -76,6 +76,11 @@ _CSS = """
 .numstab-report .kind-ok{background:#1a7f37}.numstab-report .kind-warn{background:#9a6700}
 .numstab-report .kind-bad{background:#cf222e}
 .numstab-report td .badge{margin:0}
+.numstab-report .math{overflow-x:auto;margin:.8rem 0}
+.numstab-report math[display="block"]{display:inline-block;font-size:1.08rem;margin:0 .3rem}
+.numstab-report .verdict ul{margin:.2rem 0 .2rem 1.2rem;padding:0}
+.numstab-report dl{font-size:.9rem;margin:.5rem 0}.numstab-report dt{font-weight:600;display:inline}
+.numstab-report dd{display:inline;margin:0}.numstab-report dd::after{content:"";display:block}
 .numstab-report footer{margin-top:3rem;color:#57606a;font-size:.85rem}
 """
 
@@ -144,6 +149,58 @@ class Section:
             '<section id="a"><h2>A</h2><pre><code>numstab lab mlp</code></pre></section>'
         """
         self._blocks.append(f"<pre><code>{_escape(_require_text('text', text))}</code></pre>")
+        return self
+
+    def math(self, latex: str, *, label: str | None = None) -> Section:
+        """Add a displayed formula, written in LaTeX and shown as MathML (no JavaScript, no network).
+
+        Args:
+            latex: the formula, LaTeX math mode without ``$``.
+            label: a lead-in such as ``"Theory"``, shown before the formula.
+
+        Examples:
+            >>> block = HtmlPage("r").section("a", "A").math("x^2", label="Theory").render()
+            >>> '<p class="math"><span class="label">Theory:</span> <math' in block
+            True
+        """
+        from numstab.render.mathml import mathml
+
+        lead = _lead(label) if label else ""
+        self._blocks.append(
+            f'<p class="math">{lead}{mathml(_require_text("latex", latex), display=True)}</p>'
+        )
+        return self
+
+    def notes(self, items: Sequence[str], *, kind: str, label: str) -> Section:
+        """Add a labelled list of sentences in a coloured box (``kind`` as in :meth:`verdict`).
+
+        Examples:
+            >>> HtmlPage("r").section("a", "A").notes(["x < 1"], kind="warn", label="Disagreements").render()
+            ... # doctest: +ELLIPSIS
+            '...<p class="label">Disagreements:</p><ul><li>x &lt; 1</li></ul></div></section>'
+        """
+        if kind not in VERDICT_LABELS:
+            raise UnknownNameError("notes kind", kind, list(VERDICT_LABELS))
+        lis = "".join(f"<li>{_escape(_require_text('item', item))}</li>" for item in items)
+        head = f'<p class="label">{_escape(_require_text("label", label).rstrip(":"))}:</p>'
+        self._blocks.append(f'<div class="verdict verdict-{kind}">{head}<ul>{lis}</ul></div>')
+        return self
+
+    def definitions(self, items: Sequence[tuple[str, str]], *, label: str) -> Section:
+        """Add a labelled list of terms and what they mean (a table's columns explained).
+
+        Examples:
+            >>> HtmlPage("r").section("a", "A").definitions([("bottom Δ", "change")], label="Cols").render()
+            ... # doctest: +ELLIPSIS
+            '...<dl><dt>bottom Δ</dt> <dd>: change</dd></dl></section>'
+        """
+        pairs = "".join(
+            f"<dt>{_escape(_require_text('term', t))}</dt> <dd>: {_escape(_require_text('meaning', m))}</dd>"
+            for t, m in items
+        )
+        self._blocks.append(
+            f'<p class="label">{_escape(_require_text("label", label).rstrip(":"))}:</p><dl>{pairs}</dl>'
+        )
         return self
 
     def figure(self, fig: Any, *, alt: str, caption: str = "") -> Section:
@@ -243,6 +300,10 @@ class Section:
             '<section id="a"><h2>A &amp; B</h2></section>'
         """
         return f'<section id="{self.anchor}"><h2>{_escape(self.title)}</h2>{"".join(self._blocks)}</section>'
+
+
+def _lead(label: str) -> str:
+    return f'<span class="label">{_escape(_require_text("label", label).rstrip(":"))}:</span> '
 
 
 def _num_class(numeric: bool) -> str:

@@ -8,10 +8,10 @@ figure; :mod:`numstab.render.registry` registers them.
 Examples:
     >>> from numstab import lab
     >>> headers, rows = summary_rows(lab.taylor(["sigmoid"]))
-    >>> headers
-    ['quantity', 'the chapter', 'measured', 'theory', 'verdict']
+    >>> headers[-2:]
+    ['regime', 'agrees with the chapter?']
     >>> rows[0][:3]
-    ["sigmoid: f(0), f'(0)", "fails: f(0) = 1/2, f'(0) = 1/4", "f(0) = 0.500, f'(0) = 0.250"]
+    ['sigmoid', "fails: f(0) = 1/2, f'(0) = 1/4", "f(0) = 0.500, f'(0) = 0.250"]
 """
 
 from __future__ import annotations
@@ -37,7 +37,10 @@ from numstab.render import style
 from numstab.render.html import HtmlPage, Section
 from numstab.render.terminal import make_table
 
-__all__ = ["HEADERS", "LabView", "VIEWS", "view", "summary_rows", "terminal_table", "add_section", "page"]
+__all__ = [
+    "HEADERS", "COLUMNS", "LabView", "VIEWS", "view", "summary_rows", "notes", "terminal_table", "code",
+    "add_section", "figure", "page",
+]
 
 HEADERS = list(_HEADERS)
 
@@ -52,6 +55,8 @@ class LabView:
         chapter: one paragraph: what the chapter did and printed.
         figure: result -> (matplotlib Figure, alt text, caption).
         measured: what the "measured" column holds, when the header alone does not say.
+        math: the theory's formulas in LaTeX, shown as MathML under the chapter's paragraph.
+        code: the Python that reproduces the section at the chapter's settings.
     """
 
     anchor: str
@@ -59,6 +64,8 @@ class LabView:
     chapter: str
     figure: Callable[[Any], tuple[Any, str, str]]
     measured: str = ""
+    math: tuple[str, ...] = ()
+    code: str = ""
 
 
 # -- activation curves -------------------------------------------------------------------------------------
@@ -290,6 +297,9 @@ VIEWS: dict[type, LabView] = {
         "The book plots sigmoid and its gradient on arange(-8, 8, 0.1): the gradient is at most "
         "0.25 and about 3.35e-4 at the ends.",
         _curves_figure,
+        math=(r"\sigma'(x) = \sigma(x)\,(1 - \sigma(x)) \le \tfrac{1}{4},\qquad "
+              r"\sigma'(\pm 8) \approx 3.35\times 10^{-4}",),
+        code="r = lab.activation_curves()",
     ),
     MatrixProducts: LabView(
         "matrix-products",
@@ -297,6 +307,9 @@ VIEWS: dict[type, LabView] = {
         "The book multiplies a 4x4 N(0,1) matrix by 100 more and prints entries near 1e22; the "
         "lecture's prod_random_matrices gives ~1e-6 at scale 0.5 and ~1e9-1e10 at 0.7.",
         _products_figure,
+        math=(r"\lambda(s) = \ln s + \tfrac{1}{2}\left(\ln 2 + \psi(k/2)\right),\qquad "
+              r"\log_{10}\|Y_t\|_F \approx \frac{t\,\lambda}{\ln 10}",),
+        code="r = lab.matrix_products()",
     ),
     MLPGradients: LabView(
         "mlp-gradients",
@@ -308,18 +321,28 @@ VIEWS: dict[type, LabView] = {
         "||Y_L||_F / sqrt(K) after the last layer (mean of log10 over repeats), the lecture's smallest "
         "non-zero |entry| in brackets; theory: mean-field prod chi_l^(1/2) from the input's variance "
         "(chi_1^(L/2) once at the fixed point)",
+        math=(r"Y_l = f'(a_l) \odot (W_l^\top Y_{l-1}),\qquad \chi_1 = \sigma_w^2\,"
+              r"\mathbb{E}\left[f'(z)^2\right],\quad \sigma_w = s\sqrt{K},\qquad "
+              r"\frac{\|Y_L\|_F}{\sqrt{K}} \approx \chi_1^{L/2}",),
+        code="r = lab.mlp_gradients()  # 50 layers of width 100, 10 repeats",
     ),
     TaylorTable: LabView(
         "taylor",
         "Which activations look like the identity near 0",
         "tanh and relu pass, sigmoid fails, 4 sigmoid(x) - 2 passes.",
         _taylor_figure,
+        math=(r"f(x) = f(0) + f'(0)\,x + O(x^2) \approx x \iff f(0) = 0,\ f'(0) = 1",),
+        code="r = lab.taylor()",
     ),
     XavierVariance: LabView(
         "xavier",
         "Xavier initialization, measured",
         "Var[o] = n_in sigma^2 gamma^2 forward, n_out sigma^2 backward; sigma^2 = 2/(n_in + n_out).",
         _xavier_figure,
+        math=(r"\operatorname{Var}[o] = n_\mathrm{in}\sigma^2\gamma^2,\quad "
+              r"\operatorname{Var}[\partial_x] = n_\mathrm{out}\sigma^2\operatorname{Var}[\partial_o],\quad "
+              r"\sigma^2 = \frac{2}{n_\mathrm{in} + n_\mathrm{out}}",),
+        code="r = lab.xavier()",
     ),
     Symmetry: LabView(
         "symmetry",
@@ -327,12 +350,18 @@ VIEWS: dict[type, LabView] = {
         "Two hidden units with constant init stay identical under SGD; dropout breaks the tie.",
         _symmetry_figure,
         "max |unit 1 - unit 2| over W1 rows, b1 and W2 after the last SGD step",
+        math=(r"h_1 = h_2 \;\Rightarrow\; \frac{\partial L}{\partial W^{(1)}_{1,:}} = "
+              r"\frac{\partial L}{\partial W^{(1)}_{2,:}}",),
+        code="r = lab.symmetry()",
     ),
     Precision: LabView(
         "precision",
         "Number formats: where products leave the range",
         "1.5^100 ~ 4e17 and 0.8^100 ~ 2e-10 against float16's 65504 and 2^-24 ~ 6e-8.",
         _precision_figure,
+        math=(r"1.5^{100} \approx 4\times 10^{17} > 65504,\qquad "
+              r"0.8^{100} \approx 2\times 10^{-10} < 2^{-24} \approx 6\times 10^{-8}",),
+        code="r = lab.precision()",
     ),
 }
 
@@ -364,46 +393,96 @@ def summary_rows(result: Any) -> tuple[list[str], list[list[Any]]]:
     Examples:
         >>> from numstab import lab
         >>> summary_rows(lab.symmetry(steps=3))[1][0][::2]
-        ['constant', 0.0, 'agrees']
+        ['constant', 0.0, '-']
     """
     view(result)  # refuse a foreign object by name before asking it for comparisons
     return list(HEADERS), [row.cells() for row in result.comparisons()]
 
 
+#: What each column of a lab table holds (the notes under every table).
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("what the chapter says", "the book or the lecture, in its words; '-' where it says nothing"),
+    ("measured", "what numstab measured at these settings"),
+    ("theory", "what theory predicts (closed form, mean-field or random-matrix theory)"),
+    ("regime", "vanishing below 1e-3, exploding above 1e3; for a number format, where the value lands"),
+    ("agrees with the chapter?", "yes / no by the rule the result's comparisons() states; where the "
+     "chapter is silent, 'theory: yes/no' says whether the measurement agrees with the theory"),
+)
+
+
+#: The same columns, named to fit 80 terminal columns.
+TERMINAL_HEADERS = ("quantity", "the chapter", "measured", "theory", "regime", "agrees?")
+
+
+def notes(result: Any) -> list[str]:
+    """The rows' notes: one sentence per disagreement (or surprising agreement), in table order."""
+    return [row.note for row in result.comparisons() if row.note]
+
+
 def terminal_table(result: Any, *, title: str | None = None) -> Any:
-    """Return the result's table as a rich Table (print it on a :func:`terminal.make_console` console).
+    """Return the result's table, then its notes, as a rich renderable (print it on a console).
 
     Args:
         result: a result of :mod:`numstab.lab`.
         title: the table's title (default: the experiment's title, plus what "measured" holds).
     """
+    from rich.console import Group
+    from rich.text import Text
+
     v = view(result)
-    headers, rows = summary_rows(result)
+    _, rows = summary_rows(result)
+    headers = list(TERMINAL_HEADERS)
+    if all(row[4] == "-" for row in rows):  # no regime in this table: give its width to the others
+        headers, rows = headers[:4] + headers[5:], [row[:4] + row[5:] for row in rows]
     title = v.title if title is None else title
-    return make_table(
-        f"{title} (measured: {v.measured})" if v.measured else title, headers, rows, verdict_column=4
+    table = make_table(
+        f"{title} (measured: {v.measured})" if v.measured else title, headers, rows,
+        verdict_column=len(headers) - 1,
     )
+    lines = [Text(f"! {note}", style="yellow") for note in notes(result)]
+    return Group(table, *lines) if lines else table
+
+
+def code(result: Any, call: str | None = None) -> str:
+    """The few lines of Python that reproduce the section (``call``: the lab call, default the view's)."""
+    call = call or view(result).code
+    rest = "r.comparisons()  # the table's rows\nr.figure()       # the figure, to restyle"
+    return f"from numstab import lab\n\n{call}\n{rest}"
 
 
 def add_section(
-    report: HtmlPage, result: Any, *, anchor: str | None = None, title: str | None = None
+    report: HtmlPage, result: Any, *, anchor: str | None = None, title: str | None = None,
+    call: str | None = None,
 ) -> Section:
-    """Add the result as a section of ``report``: the chapter, the table, the figure.
+    """Add the result as a section of ``report``: the chapter, the theory, the table, the notes, the code.
 
     Args:
         report: the HTML page to add to.
         result: a result of :mod:`numstab.lab`.
         anchor: the section's anchor (default: the experiment's, e.g. "matrix-products").
         title: the section's title (default: the experiment's).
+        call: the lab call that made ``result`` (default: the chapter's settings).
     """
     v = view(result)
     headers, rows = summary_rows(result)
     section = report.section(anchor or v.anchor, title or v.title).text(v.chapter, label="The chapter")
+    for latex in v.math:
+        section.math(latex, label="Theory")
     if v.measured:
         section.text(v.measured, label="Measured")
-    section.table(headers, rows, verdict_column=4)
+    section.table(headers, rows, verdict_column=len(headers) - 1)
+    flagged = notes(result)
+    if flagged:
+        section.notes(flagged, kind="warn", label="Where the measurement and the chapter part, and why")
+    section.definitions(COLUMNS, label="Columns")
     fig, alt, caption = v.figure(result)
-    return section.figure(fig, alt=alt, caption=caption)
+    section.figure(fig, alt=alt, caption=caption)
+    return section.text("Reproduce it:").code(code(result, call))
+
+
+def figure(result: Any) -> Any:
+    """The result's figure as a new matplotlib Figure (``result.figure()``)."""
+    return view(result).figure(result)[0]
 
 
 def page(result: Any) -> HtmlPage:

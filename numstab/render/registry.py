@@ -26,19 +26,23 @@ __all__ = ["RENDERERS"]
 RENDERERS: dict[type, display.Renderer] = {
     # the chapter's experiments: a comparison table and a figure each (numstab.render.lab)
     **{
-        kind: display.Renderer(view.title, lab.terminal_table, lab.page, lab.add_section)
+        kind: display.Renderer(view.title, lab.terminal_table, lab.page, lab.add_section, lab.figure)
         for kind, view in lab.VIEWS.items()
     },
     # training on the digits: a table of outcomes and a figure each (numstab.render.training)
     **{
         kind: display.Renderer(
-            training.title_of(kind), training.terminal_table, training.page, training.add_section
+            training.title_of(kind), training.terminal_table, training.page, training.add_section,
+            training.figure,
         )
         for kind in (results.DepthSweep, results.LrSweep, results.Remedies, results.TrainabilityMap)
     },
     # theory (numstab.render.theory)
     TheorySummary: display.Renderer("Mean-field theory", theory.summary_table, theory.summary_page),
-    PhaseDiagram: display.Renderer("Phase diagram", theory.critical_line_table, theory.phase_diagram_page),
+    PhaseDiagram: display.Renderer(
+        "Phase diagram", theory.critical_line_table, theory.phase_diagram_page,
+        figure=theory.phase_diagram_figure,
+    ),
     # the check (numstab.render.check)
     Report: display.Renderer("numstab check", check.rich_table, check.html_report),
     FixComparison: display.Renderer("The fix, re-checked", check.rich_fix, check.fix_page),

@@ -53,7 +53,7 @@ RC: dict[str, Any] = {
     "axes.labelsize": 10,
     "xtick.labelsize": 9,
     "ytick.labelsize": 9,
-    "legend.fontsize": 8.5,
+    "legend.fontsize": 10,  # legible at the report's width (the figures are shown ~75 px per inch)
     "legend.frameon": False,
     "font.size": 10,
     "figure.dpi": 100,

@@ -23,7 +23,7 @@ from numstab.lab.training import DepthSweep, LrSweep, Remedies, TrainabilityMap
 from numstab.render import style
 from numstab.render.html import HtmlPage, Section
 
-__all__ = ["table_rows", "terminal_table", "add_section", "page", "title_of"]
+__all__ = ["table_rows", "terminal_table", "add_section", "figure", "code", "page", "title_of", "COLUMNS"]
 
 
 def _summary(o: training.Outcome) -> list[Any]:
@@ -61,10 +61,10 @@ def _remedy_rows(r: Remedies) -> tuple[list[str], list[list[Any]]]:
 
 def _map_rows(m: TrainabilityMap) -> tuple[list[str], list[list[Any]]]:
     rows = []
-    for j, (deepest, agrees) in enumerate(zip(m.deepest_trained(), m.agrees(), strict=True)):
+    for j, (deepest, verdict) in enumerate(zip(m.deepest_trained(), m.verdicts(), strict=True)):
         best = max(row[j] for row in m.accuracy)
         cells = [m.weight_stds[j], m.xi_c[j], m.boundary[j], "-" if deepest is None else deepest, best]
-        rows.append([*cells, "agrees" if agrees else "disagrees"])
+        rows.append([*cells, verdict])
     return ["sigma_w", "xi_c", "6 xi_c", "deepest trained", "best accuracy", "verdict"], rows
 
 
@@ -104,7 +104,8 @@ def terminal_table(result: Any) -> Any:
 
 
 def _depth_figure(r: DepthSweep) -> tuple[Any, str, str]:
-    fig, (ax_acc, ax_loss, ax_grad) = style.figure(1, 3, width=12.0, height=3.8)
+    fig, axes = style.figure(2, 2, width=9.0, height=6.6)
+    (ax_acc, ax_loss), (ax_grad, ax_key) = axes
     deepest = max(r.depths)
     for s in r.setups:
         ax_acc.plot(r.depths, [r.accuracy(s.label, d) for d in r.depths], label=s.label, **style.MEASURED)
@@ -118,6 +119,9 @@ def _depth_figure(r: DepthSweep) -> tuple[Any, str, str]:
     )
     style.label(style.log_axis(ax_grad), x="layer (0 = input)", y="gradient norm (log)", title="at step 0")
     ax_grad.get_legend().remove()
+    ax_acc.get_legend().remove()
+    ax_key.axis("off")  # the fourth panel holds the legend, in a type size that reads at report width
+    ax_key.legend(*ax_acc.get_legend_handles_labels(), loc="center", fontsize=11, title="setup")
     alt = (
         "Three panels: test accuracy against depth for each activation/init pair; the training loss over "
         "steps at the deepest depth; per-layer gradient norms at step 0 (small at layer 0: vanishing)."
@@ -201,16 +205,69 @@ _CHAPTER = {
 }
 
 
-def add_section(report: HtmlPage, result: Any, *, anchor: str | None = None) -> Section:
-    """Add the result as a section of ``report``: the chapter's claim, the table, the figure."""
+#: What the columns of the training tables mean (shown under each table).
+COLUMNS: dict[str, tuple[str, str]] = {
+    "accuracy": ("accuracy", "mean test accuracy over the seeds (chance is 0.1: ten digits)"),
+    "bottom Δ": ("bottom Δ", "how far the input layer moved: ||θ_end − θ_0|| / ||θ_0||; near 0, the bottom "
+                 "layer did not train (its gradient vanished)"),
+    "fails at": ("fails at", "the first step whose loss was inf or NaN, and how many seeds failed"),
+    "effect": ("effect", "the remedy's accuracy minus the untreated deep network's"),
+    "xi_c": ("xi_c", "the depth over which correlations between inputs survive (mean-field theory)"),
+    "6 xi_c": ("6 xi_c", "the deepest network theory lets train (Schoenholz et al. 2017)"),
+    "deepest trained": ("deepest trained", f"the deepest network that reached accuracy "
+                        f"{training.TRAINED_ACCURACY:g}; '-' if none did"),
+    "verdict": ("verdict", "trainable / untrainable / diverged; on the map: agrees (the deepest trained "
+                "is within 6 xi_c), disagrees, or nothing trained (that column tests nothing)"),
+}  # fmt: skip
+
+_CODE = {
+    DepthSweep: "r = training.depth_sweep([2, 10], steps=200, seeds=[0])",
+    LrSweep: "r = training.lr_sweep(steps=200, seeds=[0])",
+    Remedies: "r = training.remedies(['residual', 'scaled_sigmoid', 'layernorm', 'clip'], depth=15, "
+    "steps=200, seeds=[0])",
+    TrainabilityMap: "r = training.trainability_map((4, 12, 32), (0.5, 1.0, 1.25, 2.0, 4.0), steps=100, "
+    "seeds=[0], lr=0.03)",
+}
+
+
+#: Where the chapter's LARS exercise is answered: the remedies lab runs it against plain SGD.
+LARS_LINK = (
+    "layer-wise adaptive rates against plain SGD on this exploding deep net: "
+    "training.remedies(['lars'], depth=15, steps=200, seeds=[0]) or `numstab lab training -e remedies "
+    "--remedies lars`; the tour's exercises section runs it."
+)
+
+
+def code(result: Any, call: str | None = None) -> str:
+    """The Python that reproduces a training section (``call``: the call that made it)."""
+    call = call or _CODE[type(result)]
+    return f"from numstab.lab import training\n\n{call}\nprint(r)     # the table\nr.figure()   # the figure"
+
+
+def add_section(
+    report: HtmlPage, result: Any, *, anchor: str | None = None, call: str | None = None
+) -> Section:
+    """Add the result as a section of ``report``: the chapter's claim, the table, its columns, the figure."""
     kind = type(result)
     section = report.section(anchor or _ANCHORS[kind], _TITLES[kind]).text(
         _CHAPTER[kind], label="The chapter"
     )
+    if kind is TrainabilityMap:
+        section.math(r"L \lesssim 6\,\xi_c,\qquad \xi_c^{-1} = -\ln\Big(\sigma_w^2 \int \mathcal{D}z_1"
+                     r"\mathcal{D}z_2\,\phi'(u_1)\,\phi'(u_2)\Big)", label="Theory")  # fmt: skip
     headers, rows = table_rows(result)
     section.table(headers, rows, verdict_column=len(headers) - 1)
+    section.definitions([COLUMNS[h] for h in headers if h in COLUMNS], label="Columns")
     fig, alt, caption = _FIGURES[kind](result)
-    return section.figure(fig, alt=alt, caption=caption)
+    section.figure(fig, alt=alt, caption=caption)
+    if kind is Remedies and "lars" not in result.remedies:
+        section.text(LARS_LINK, label="Exercise 4 (LARS)")
+    return section.text("Reproduce it:").code(code(result, call))
+
+
+def figure(result: Any) -> Any:
+    """The result's figure as a new matplotlib Figure (``result.figure()``)."""
+    return _FIGURES[type(result)](result)[0]
 
 
 def page(result: Any) -> HtmlPage:

@@ -55,7 +55,7 @@ _TABLE_Q[_Q0] = 1.0  # exactly q0
 
 
 @dataclass(frozen=True, repr=False)
-class PhaseDiagram:
+class PhaseDiagram(display.Displayed):
     """chi_1 and xi_c over a grid of initializations, and the critical line.
 
     Attributes:
@@ -92,12 +92,6 @@ class PhaseDiagram:
         return 6.0 * self.xi_c
 
     __repr__ = short_repr
-
-    def __str__(self) -> str:
-        return display.text(self)
-
-    def _repr_html_(self) -> str:
-        return display.html(self)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain lists (JSON-ready; non-finite values stay floats)."""

@@ -39,7 +39,7 @@ def classify_phase(chi1: float, *, rtol: float = meanfield.CRITICAL_RTOL) -> Pha
 
 
 @dataclass(frozen=True)
-class TheorySummary:
+class TheorySummary(display.Displayed):
     """Mean-field predictions at one (activation, weight_std, bias_std) (Schoenholz et al. 2017).
 
     Attributes:
@@ -69,12 +69,6 @@ class TheorySummary:
     def to_dict(self) -> dict[str, Any]:
         """The fields as a plain dict (floats may be inf or NaN)."""
         return asdict(self)
-
-    def __str__(self) -> str:
-        return display.text(self)
-
-    def _repr_html_(self) -> str:
-        return display.html(self)
 
 
 def _critical_or_nan(act: Activation, bias_std: float) -> float:
