@@ -197,3 +197,17 @@ def test_each_init_takes_its_own_number_by_name() -> None:
         Setup("tanh", "orthogonal", 2.0)
     with pytest.raises(InvalidArgumentError, match="it takes no number"):
         Setup("tanh", "xavier_normal", weight_std=1.0)
+
+
+def test_the_map_never_says_agrees_where_nothing_trained():
+    # 6 xi_c = 6 and 60; column 0 trains at depth 4 only, column 1 nowhere, column 2 beyond 6 xi_c
+    m = training.TrainabilityMap(
+        depths=(4, 16), weight_stds=(0.5, 1.0, 2.0), activation="tanh", bias_std=0.0, seeds=(0,), steps=1,
+        lr=0.1, accuracy=((0.9, 0.1, 0.9), (0.1, 0.1, 0.9)), diverged=((0, 0, 0), (0, 0, 0)),
+        xi_c=(1.0, 10.0, 2.0),
+    )
+    assert m.agrees() == (True, True, False)  # the old test: an empty column passes vacuously
+    assert m.verdicts() == ("agrees", "nothing trained", "disagrees")
+    from numstab.render.training import table_rows
+
+    assert [row[-1] for row in table_rows(m)[1]] == ["agrees", "nothing trained", "disagrees"]

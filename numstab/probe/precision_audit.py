@@ -145,7 +145,7 @@ class LayerPrecision:
 
 
 @dataclass(frozen=True, repr=False)
-class PrecisionAudit:
+class PrecisionAudit(display.Displayed):
     """The result of :func:`audit`.
 
     Attributes:
@@ -209,14 +209,8 @@ class PrecisionAudit:
 
     __repr__ = short_repr
 
-    def __str__(self) -> str:
-        return display.text(self)
-
     def __rich__(self) -> Any:
         return display.rich(self)
-
-    def _repr_html_(self) -> str:
-        return display.html(self)
 
 
 def audit(

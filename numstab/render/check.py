@@ -38,7 +38,7 @@ from numstab.render.terminal import make_table
 
 __all__ = [
     "layer_table", "layer_rows", "compact", "findings_rows", "finding_text", "rich_table", "rich_fix",
-    "html_report", "fix_page", "LAYER_HEADERS",
+    "html_report", "fix_page", "profile_figure", "LAYER_HEADERS",
 ]
 
 LAYER_HEADERS = ["layer", "kind", "⟨x²⟩", "theory", "⟨g²⟩", "w std", "w/kaiming", "dead", "dup",
@@ -171,6 +171,16 @@ def _verdict_section(page: HtmlPage, report: Report) -> None:
 
 
 def _profile_section(page: HtmlPage, report: Report) -> None:
+    fig = profile_figure(report)
+    alt = (f"Second moments of the outputs and gradients of {len(report.layers)} layer calls on a log scale; "
+           f"verdict {report.verdict}.")
+    page.section("profile", "Depth profile").figure(
+        fig, alt=alt, caption="Solid: measured; dashed: mean-field theory; dotted: float16's range.")
+
+
+def profile_figure(report: Report) -> Any:
+    """The depth profile as a new matplotlib Figure: second moments of outputs and gradients per layer call
+    (``report.figure()``)."""
     from numstab.render import style
 
     fig, ax = style.figure(width=7.0, height=4.0)
@@ -189,10 +199,7 @@ def _profile_section(page: HtmlPage, report: Report) -> None:
     style.mark_format_limits(ax, "float16")
     style.label(ax, x="layer call (forward order)", y="second moment (log scale)",
                 title="Signal and gradient through depth")
-    alt = (f"Second moments of the outputs and gradients of {len(x)} layer calls on a log scale; "
-           f"verdict {report.verdict}.")
-    page.section("profile", "Depth profile").figure(
-        fig, alt=alt, caption="Solid: measured; dashed: mean-field theory; dotted: float16's range.")
+    return fig
 
 
 def _positive(value: float | None) -> float:

@@ -403,7 +403,8 @@ class HtmlPage:
         """Return the report as HTML: a whole document, or with ``fragment=True`` a ``<div>`` for notebooks.
 
         The fragment has no ``<html>``/``<head>`` and no table of contents; its ``<style>`` is scoped to
-        the report's ``<div>``, so it does not restyle the notebook around it.
+        the report's ``<div>``, so it does not restyle the notebook around it. A fragment of one section
+        (one result in a notebook) shows that section's heading only: no ``<h1>`` repeating it.
 
         Examples:
             >>> HtmlPage("r").render(fragment=True).startswith('<div class="numstab-report">')
@@ -412,6 +413,8 @@ class HtmlPage:
         header = f'<header id="top"><h1>{_escape(self.title)}</h1>{self._subtitle()}</header>'
         body = "".join(section.render() for section in self.sections)
         if fragment:
+            if len(self.sections) == 1:  # the section's <h2> is the result's title; keep the subtitle
+                header = self._subtitle()
             return f'<div class="numstab-report"><style>{_CSS}</style>{header}{body}</div>'
         main = f'<main class="numstab-report">{header}{self._toc()}{body}{_footer()}</main>'
         return _document(self.title, main)

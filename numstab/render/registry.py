@@ -44,10 +44,14 @@ RENDERERS: dict[type, display.Renderer] = {
         figure=theory.phase_diagram_figure,
     ),
     # the check (numstab.render.check)
-    Report: display.Renderer("numstab check", check.rich_table, check.html_report),
+    Report: display.Renderer(
+        "numstab check", check.rich_table, check.html_report, figure=check.profile_figure
+    ),
     FixComparison: display.Renderer("The fix, re-checked", check.rich_fix, check.fix_page),
     # the low-precision audit (numstab.render.precision)
-    PrecisionAudit: display.Renderer("Low-precision audit", precision.rich_audit, precision.html_audit),
+    PrecisionAudit: display.Renderer(
+        "Low-precision audit", precision.rich_audit, precision.html_audit, figure=precision.heatmap
+    ),
 }
 
 for _kind, _renderer in RENDERERS.items():
