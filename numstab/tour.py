@@ -161,6 +161,12 @@ def _training(quick: bool) -> TourResults:
     return TourResults(depth, cures, grid)
 
 
+def _exercises(quick: bool) -> Any:
+    from numstab import lab
+
+    return lab.exercises(quick=quick)
+
+
 def _training_calls(quick: bool) -> tuple[str, ...]:
     steps = 30 if quick else 200
     depths, stds = ((4, 16), (0.5, 1.25, 4.0)) if quick else ((4, 12, 32), (0.5, 1.0, 1.25, 2.0, 4.0))
@@ -186,10 +192,16 @@ TOUR_STEPS: list[TourStep] = [
     _lab("symmetry", "Breaking the symmetry", "symmetry", steps=100),
     _lab("precision", "Number formats: where products leave the range", "precision", depth=170),
     TourStep("training", "Training on real data (digits)", _training, _training_calls),
+    TourStep(
+        "exercises", "The chapter's exercises, answered",
+        lambda quick: _exercises(quick), lambda quick: (f"r = lab.exercises(quick={quick})",),
+    ),
 ]
 
-#: The chapter's experiments (the training on real data goes beyond the chapter).
-CHAPTER_STEPS: tuple[str, ...] = tuple(step.name for step in TOUR_STEPS if step.name != "training")
+#: The chapter's experiments (the training on real data goes beyond the chapter; the exercises answer it).
+CHAPTER_STEPS: tuple[str, ...] = tuple(
+    step.name for step in TOUR_STEPS if step.name not in ("training", "exercises")
+)
 
 
 

@@ -12,6 +12,7 @@ and ``numstab lab --help``).
 :func:`xavier`              forward and backward variance through a deep Xavier-initialized stack
 :func:`symmetry`            two hidden units with constant init never separate; dropout separates them
 :func:`precision`           1.5^100 and 0.8^100 per format; the layer where each format over/underflows
+:func:`exercises`           the chapter's four exercises answered by computation
 ``training``                training on real data (:mod:`numstab.lab.training`)
 ``explorer``                what ``numstab explore`` draws, for any settings (:mod:`numstab.lab.explorer`)
 ==========================  =========================================================================
@@ -33,6 +34,7 @@ from __future__ import annotations
 from numstab.lab import explorer, training
 from numstab.lab.activation_curves import activation_curves
 from numstab.lab.comparison import Comparison
+from numstab.lab.exercises import exercises
 from numstab.lab.matrix_products import matrix_products
 from numstab.lab.mlp_gradients import mlp_gradients
 from numstab.lab.precision import precision
@@ -42,5 +44,5 @@ from numstab.lab.xavier import xavier
 
 __all__ = [
     "activation_curves", "matrix_products", "mlp_gradients", "taylor", "xavier", "symmetry", "precision",
-    "training", "explorer", "Comparison",
+    "exercises", "training", "explorer", "Comparison",
 ]

@@ -26,6 +26,7 @@ import numpy as np
 from numstab.errors import NumstabTypeError
 from numstab.lab.activation_curves import ActivationCurves
 from numstab.lab.comparison import HEADERS as _HEADERS
+from numstab.lab.exercises import Exercises
 from numstab.lab.matrix_products import MatrixProducts
 from numstab.lab.mlp_gradients import MLPGradients
 from numstab.lab.precision import Precision
@@ -288,6 +289,40 @@ def _precision_figure(r) -> tuple[Any, str, str]:
     )
 
 
+# -- exercises -------------------------------------------------------------------------------------------
+
+
+def _exercises_figure(r) -> tuple[Any, str, str]:
+    fig, (tied, spectrum, lars) = style.figure(1, 3, width=10.5, height=3.6)
+    names = [f"{u.layer.split()[0]}, {u.init}" for u in r.tied]
+    tied.bar(range(len(names)), [max(u.difference, 1e-18) for u in r.tied],
+             color=[style.COLORS[0] if u.init == "random" else "#999999" for u in r.tied])  # fmt: skip
+    tied.set_xticks(range(len(names)), names, rotation=25, ha="right")
+    style.log_axis(tied)
+    style.label(tied, x="layer, init", y="max |unit 1 - unit 2| (log)", title="1. symmetry (0 drawn at 1e-18)")
+    b = r.bounds
+    index = np.arange(1, b.k + 1)
+    spectrum.errorbar(index, b.lyapunov, yerr=b.lyapunov_stderr, color=style.COLORS[0], label="measured",
+                      **style.MEASURED)  # fmt: skip
+    spectrum.plot(index, b.lyapunov_theory, color=style.COLORS[0], label="theory", **style.THEORY)
+    style.label(spectrum, x="i", y="lambda_i per factor", title=f"3. Lyapunov spectrum, k = {b.k}")
+    from numstab.lab.training import select
+
+    for i, remedy in enumerate(("none", "lars")):
+        run = select(r.lars.runs, remedy=remedy)[0]
+        losses = np.where(np.isfinite(run.losses), run.losses, np.nan)
+        lars.plot(r.lars.record_steps, losses, color=style.COLORS[i], label="SGD" if remedy == "none" else
+                  "LARS", **style.MEASURED)  # fmt: skip
+    style.log_axis(lars)
+    style.label(lars, x="step", y="minibatch loss (log)", title=f"4. depth {r.lars.depth}: SGD stops at inf")
+    alt = (
+        "Three panels: the difference between two conv channels or attention heads after training (0 "
+        "under constant init, large under random init); the measured Lyapunov spectrum beside the theory; "
+        "the loss of SGD (diverges) and of LARS (stays finite) on the exploding ReLU net."
+    )
+    return fig, alt, "Exercise 2 (equal starts) is in the table: its accuracies are equal."
+
+
 # -- one view per result type, and the public functions ---------------------------------------------------
 
 VIEWS: dict[type, LabView] = {
@@ -362,6 +397,18 @@ VIEWS: dict[type, LabView] = {
         math=(r"1.5^{100} \approx 4\times 10^{17} > 65504,\qquad "
               r"0.8^{100} \approx 2\times 10^{-10} < 2^{-24} \approx 6\times 10^{-8}",),
         code="r = lab.precision()",
+    ),
+    Exercises: LabView(
+        "exercises",
+        "The chapter's exercises, answered",
+        "1. Other symmetries to break besides an MLP's permutation symmetry? 2. May linear or softmax "
+        "regression start from equal weights? 3. Bounds on the singular values of a product of matrices: "
+        "what keeps gradients well conditioned? 4. Can divergence be fixed after the fact (LARS)?",
+        _exercises_figure,
+        math=(r"\sigma_{\min}(A)\,\sigma_{\min}(B) \le \sigma_i(AB) \le \sigma_{\max}(A)\,"
+              r"\sigma_{\max}(B),\qquad \lambda_i = \ln s + \tfrac{1}{2}\left(\ln 2 + "
+              r"\psi\left(\tfrac{k-i+1}{2}\right)\right)",),
+        code="r = lab.exercises()",
     ),
 }
 

@@ -46,7 +46,9 @@ from numstab.theory.summary import TheorySummary, classify_phase, summary  # iso
 from numstab.theory.phase import PhaseDiagram, phase_diagram  # isort: skip
 
 # Products of random matrices and Jacobian spectra.
-from numstab.theory.products import LogGrowth, critical_scale, lyapunov_exponent, sample_log_growth  # isort: skip
+from numstab.theory.products import (  # isort: skip
+    LogGrowth, critical_scale, lyapunov_exponent, lyapunov_spectrum, sample_log_growth,
+)
 from numstab.theory.spectrum import JacobianSpectrum, jacobian_spectrum  # isort: skip
 
 __all__ = [
@@ -77,6 +79,7 @@ __all__ = [
     "phase_diagram",
     # products and spectra
     "lyapunov_exponent",
+    "lyapunov_spectrum",
     "critical_scale",
     "LogGrowth",
     "sample_log_growth",

@@ -24,7 +24,7 @@ import scipy.special
 from numstab.errors import check_int_at_least, check_positive, check_seed
 from numstab.resources import check_memory
 
-__all__ = ["lyapunov_exponent", "critical_scale", "LogGrowth", "sample_log_growth"]
+__all__ = ["lyapunov_exponent", "lyapunov_spectrum", "critical_scale", "LogGrowth", "sample_log_growth"]
 
 
 #: The largest matrix size the formulas take: k / 2 must be a float (k = 10**400 is not).
@@ -55,6 +55,31 @@ def lyapunov_exponent(k: int, scale: float) -> float:
     check_int_at_least("k", k, 1, _K_MAX)
     s = check_positive("scale", scale)
     return math.log(s) + 0.5 * (math.log(2.0) + float(scipy.special.digamma(0.5 * k)))
+
+
+def lyapunov_spectrum(k: int, scale: float) -> list[float]:
+    """All k Lyapunov exponents of products of k x k matrices with iid N(0, scale^2) entries (Newman 1986).
+
+    .. math::
+        \\lambda_i = \\ln s + \\tfrac12\\big(\\ln 2 + \\psi\\big(\\tfrac{k - i + 1}{2}\\big)\\big),
+        \\qquad i = 1, \\dots, k
+
+    The i-th singular value of the product of n factors grows like exp(lambda_i n): the product's
+    condition number grows like exp((lambda_1 - lambda_k) n) whatever the scale, so a deep product
+    of square Gaussian matrices is ill-conditioned even at the critical scale. ``lambda_1`` is
+    :func:`lyapunov_exponent`.
+
+    Examples:
+        >>> spectrum = lyapunov_spectrum(4, 1.0)
+        >>> round(spectrum[0], 5) == round(lyapunov_exponent(4, 1.0), 5), spectrum == sorted(spectrum)[::-1]
+        (True, True)
+    """
+    check_int_at_least("k", k, 1, _K_MAX)
+    s = check_positive("scale", scale)
+    return [
+        math.log(s) + 0.5 * (math.log(2.0) + float(scipy.special.digamma(0.5 * (k - i + 1))))
+        for i in range(1, k + 1)
+    ]
 
 
 def critical_scale(k: int) -> float:
