@@ -299,7 +299,7 @@ def _exercises_figure(r) -> tuple[Any, str, str]:
              color=[style.COLORS[0] if u.init == "random" else "#999999" for u in r.tied])  # fmt: skip
     tied.set_xticks(range(len(names)), names, rotation=25, ha="right")
     style.log_axis(tied)
-    style.label(tied, x="layer, init", y="max |unit 1 - unit 2| (log)", title="1. symmetry (0 drawn at 1e-18)")
+    style.label(tied, x="layer, init", y="max |unit 1 - unit 2| (log)", title="1. symmetry (0 at 1e-18)")
     b = r.bounds
     index = np.arange(1, b.k + 1)
     spectrum.errorbar(index, b.lyapunov, yerr=b.lyapunov_stderr, color=style.COLORS[0], label="measured",
