@@ -45,7 +45,9 @@ def make_console(*, file: IO[str] | None = None, width: int | None = None) -> Co
     """
     if width is not None and (isinstance(width, bool) or not isinstance(width, int) or width < 20):
         raise InvalidArgumentError(f"width must be an integer >= 20 characters, got {width!r}")
-    return Console(file=file, width=width, no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
+    jupyter = None if file is None else False  # a console writing to a file writes there, in a notebook too
+    return Console(file=file, width=width, no_color=bool(os.environ.get("NO_COLOR")), highlight=False,
+                   force_jupyter=jupyter)  # fmt: skip
 
 
 def _cell(value: Any, kind_column: bool, digits: int = 3) -> Text:
@@ -147,6 +149,10 @@ def to_text(renderable: Any, *, width: int = 100) -> str:
     import io
 
     # no colour whatever FORCE_COLOR says: the text goes into a str, not to a terminal
-    console = Console(file=io.StringIO(), width=width, color_system=None, highlight=False)
+    # force_jupyter=False: inside a notebook rich would otherwise display the table itself (a stray
+    # output of several KB) and leave the string empty
+    console = Console(
+        file=io.StringIO(), width=width, color_system=None, highlight=False, force_jupyter=False
+    )
     console.print(renderable)
     return "\n".join(line.rstrip() for line in console.file.getvalue().splitlines())
