@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from numstab import display, jsonio
 from numstab.errors import InvalidArgumentError
 from numstab.files import ReportFolder
+from numstab.messages import check_lang, tr
 from numstab.render.html import HtmlPage
 from numstab.render.terminal import make_progress  # rich through render: the global RNG is kept
 
@@ -114,21 +115,22 @@ class TourSummary:
 
 def render_step(
     step: TourStep, result: Any, *, console: rich.console.Console, page: HtmlPage, payload: dict,
-    quick: bool = False,
+    quick: bool = False, lang: str = "en",
 ) -> None:
     """Show one step's result: a table each, an HTML section each, ``payload[step.name]``.
 
     Every result goes to the renderer registered for its type; the first section is anchored at the
     step's name, the others at their own anchors; a step of several results prints its title first.
+    ``lang`` ("en", "zh") is the language of the tables' words and of the section's text.
     """
     parts = result.parts() if isinstance(result, TourResults) else (result,)
     calls = step.calls(quick) or (None,) * len(parts)
     if len(parts) > 1:
-        console.print(step.title, style="bold")
+        console.print(tr(f"title.{step.name}", lang), style="bold")
     for index, (part, call) in enumerate(zip(parts, calls, strict=True)):
         drawn_by = display.renderer(part)
-        console.print(drawn_by.terminal(part))
-        drawn_by.section(page, part, anchor=step.name if index == 0 else None, call=call)
+        console.print(drawn_by.terminal(part, lang=lang))
+        drawn_by.section(page, part, anchor=step.name if index == 0 else None, call=call, lang=lang)
     payload[step.name] = result.to_dict()
 
 
@@ -206,7 +208,9 @@ CHAPTER_STEPS: tuple[str, ...] = tuple(
 
 
 
-def run_tour(out_dir: str | pathlib.Path, *, quick: bool, console: rich.console.Console) -> TourSummary:
+def run_tour(
+    out_dir: str | pathlib.Path, *, quick: bool, console: rich.console.Console, lang: str = "en"
+) -> TourSummary:
     """Run every step of :data:`TOUR_STEPS`, print a table each, write index.html and report.json.
 
     The folder is a :class:`numstab.files.ReportFolder`, checked before anything runs: a new or
@@ -218,21 +222,25 @@ def run_tour(out_dir: str | pathlib.Path, *, quick: bool, console: rich.console.
         out_dir: the report folder.
         quick: small settings (a few seconds) instead of the chapter's (under a minute on 2 cores).
         console: where the tables and the progress bar go.
+        lang: "en" (default) or "zh": the tables, the report and its quotes of the chapter in Chinese.
 
     Raises:
         InvalidArgumentError: ``out_dir`` is a file, holds foreign files or is not writable.
     """
+    lang = check_lang(lang)
     folder = ReportFolder(out_dir, kind="tour")
-    mode = "quick settings" if quick else "the chapter's settings"
-    page = HtmlPage("numstab tour", subtitle=f"D2L Numerical Stability, at {mode}")
+    mode = tr("tour.quick" if quick else "tour.chapter", lang)
+    page = HtmlPage(tr("tour.title", lang), subtitle=tr("tour.subtitle", lang, mode=mode), lang=lang)
     payload: dict[str, Any] = {}
     seconds: dict[str, float] = {}
     with make_progress(console) as bar:
         task = bar.add_task("tour", total=len(TOUR_STEPS))
         for step in TOUR_STEPS:
-            bar.update(task, description=step.title)
+            bar.update(task, description=tr(f"title.{step.name}", lang))
             start = time.perf_counter()
-            render_step(step, step.run(quick), console=console, page=page, payload=payload, quick=quick)
+            render_step(
+                step, step.run(quick), console=console, page=page, payload=payload, quick=quick, lang=lang
+            )
             seconds[step.name] = time.perf_counter() - start
             bar.advance(task)
     data = jsonio.dumps("tour", {"quick": quick, "seconds": seconds, "steps": payload}) + "\n"

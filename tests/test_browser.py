@@ -189,12 +189,13 @@ def test_check_report(browser_context: object, tmp_path: pathlib.Path) -> None:
     assert inspect_page(browser_context, pathlib.Path(path), min_images=0) == []
 
 
-def test_tour_report(browser_context: object, tmp_path: pathlib.Path) -> None:
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_tour_report(browser_context: object, tmp_path: pathlib.Path, lang: str) -> None:
     from numstab import jsonio
 
     out = tmp_path / "tour"
     result = subprocess.run(
-        [sys.executable, "-m", "numstab", "tour", "--quick", "--out", str(out)],
+        [sys.executable, "-m", "numstab", "tour", "--quick", "--lang", lang, "--out", str(out)],
         capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert result.returncode == 0, result.stderr[-2000:]
@@ -205,3 +206,7 @@ def test_tour_report(browser_context: object, tmp_path: pathlib.Path) -> None:
     assert pages, f"no HTML file in {out}: {sorted(p.name for p in out.iterdir())}"
     for page in pages:
         assert inspect_page(browser_context, page, min_images=1, min_math=7) == [], page.name
+    html = (out / "index.html").read_text(encoding="utf-8")
+    if lang == "zh":  # the report and the terminal in Chinese, quoting the Chinese edition
+        assert '<html lang="zh-CN">' in html and "请注意，虽然迷你批次随机梯度下降不会破坏这种对称性" in html
+        assert "报告用时" in result.stdout and "一致？" in result.stdout  # the terminal's short header

@@ -30,8 +30,8 @@ def test_a_comparison_is_data_with_a_verdict_word():
     assert Comparison("q", "-", 1.0, 1.0, agrees=True).agreement == "theory: yes"  # the chapter is silent
     assert Comparison("q", "-", 1.0, 1.0).agreement == "-"
     assert row.to_dict() == {"quantity": "q", "chapter": "the book", "measured": 1.0, "theory": 1.0,
-                             "regime": "stable", "agrees": False, "note": "", "verdict": "disagrees",
-                             "agreement": "no"}
+                             "regime": "stable", "agrees": False, "note_key": "", "note_fields": (),
+                             "verdict": "disagrees", "agreement": "no", "note": ""}
 
 
 def test_magnitude_regimes_switch_beyond_three_decades():

@@ -75,3 +75,11 @@ def test_cli_says_what_it_replaced(tmp_path, capsys, one_step):
             main(["tour", "--out", str(tmp_path / "r"), "--quick"])
     out, _ = capsys.readouterr()
     assert "Replaced the earlier report" in out and "index.html, report.json" in out
+
+
+def test_an_unknown_language_exits_2_with_the_list_before_any_work(tmp_path, capsys):
+    out = tmp_path / "report"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["tour", "--out", str(out), "--quick", "--lang", "fr"])
+    assert exit_info.value.code == 2 and not out.exists()
+    assert "unknown lang 'fr': use one of en, zh" in capsys.readouterr().err

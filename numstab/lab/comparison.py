@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from numstab.messages import phrase, tr
+
 __all__ = [
     "Comparison", "magnitude_regime", "HEADERS", "SILENT", "VANISHING_LOG10", "EXPLODING_LOG10",
 ]
@@ -55,7 +57,9 @@ class Comparison:
         agrees: whether the measurement agrees with the chapter's claim, by the test the result's
             ``comparisons()`` states; where the chapter is silent (``chapter == "-"``), whether it agrees
             with the theory. None only for rows that check nothing (the chapter's tables have none).
-        note: one sentence that explains a disagreement (or a surprising agreement); "" otherwise.
+        note_key: the :mod:`numstab.messages` key of one sentence that explains a disagreement (or a
+            surprising agreement); "" for none. :attr:`note` is it in English, :meth:`note_in` in a language.
+        note_fields: the sentence's fields, (name, value) pairs.
     """
 
     quantity: str
@@ -64,7 +68,8 @@ class Comparison:
     theory: Any
     regime: str | None = None
     agrees: bool | None = None
-    note: str = ""
+    note_key: str = ""
+    note_fields: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         if self.agrees is not None:  # a numpy bool from a comparison becomes a plain one
@@ -76,6 +81,17 @@ class Comparison:
         if self.agrees is not None:
             return "agrees" if self.agrees else "disagrees"
         return self.regime or "-"
+
+    def note_in(self, lang: str = "en") -> str:
+        """The note in ``lang`` ("" for none); words among its fields are translated too."""
+        if not self.note_key:
+            return ""
+        return tr(self.note_key, lang, **{name: phrase(value, lang) for name, value in self.note_fields})
+
+    @property
+    def note(self) -> str:
+        """The note in English ("" for none)."""
+        return self.note_in("en")
 
     @property
     def agreement(self) -> str:
@@ -94,4 +110,4 @@ class Comparison:
 
     def to_dict(self) -> dict[str, Any]:
         """The fields, the verdict and the agreement word as plain values."""
-        return {**asdict(self), "verdict": self.verdict, "agreement": self.agreement}
+        return {**asdict(self), "verdict": self.verdict, "agreement": self.agreement, "note": self.note}

@@ -159,17 +159,15 @@ class MLPGradients(LabResult):
             printed = LECTURE_MLP_LOG10.get((act, init))
             near = printed is not None and abs(final - printed) <= CLAIM_DECADES
             agrees = regime == LECTURE_MLP_REGIME[claim] or near
-        note = ""
+        key, fields = "", ()
         if not agrees:
             chi, sigma_w = float(self.chi1[a, i]), float(self.weight_scales[i]) * math.sqrt(self.width)
-            trend = "grows" if chi > 1 else "shrinks"
-            said = "theory predicts" if claim == SILENT else f"the lecture says {claim!r}, but"
-            note = (
-                f"{act} at {init}: {said} sigma_w = scale * sqrt({self.width}) = {sigma_w:.3g} gives "
-                f"chi_1 = {chi:.3g} per layer, so the squared gradient {trend} {chi:.3g}x a layer: "
-                f"{power10(theory)} predicted, {power10(final)} measured after {self.depth} layers "
-                f"({regime})."
-            )
+            key = "note.mlp.silent" if claim == SILENT else "note.mlp"
+            fields = (
+                ("act", act), ("init", init), ("claim", claim), ("width", self.width), ("sigma_w", sigma_w),
+                ("chi", chi), ("trend", "grows" if chi > 1 else "shrinks"), ("theory", power10(theory)),
+                ("measured", power10(final)), ("depth", self.depth), ("regime", regime),
+            )  # fmt: skip
         return Comparison(
             f"{act}, {init}",
             claim,
@@ -177,7 +175,8 @@ class MLPGradients(LabResult):
             power10(theory),
             regime=regime,
             agrees=agrees,
-            note=note,
+            note_key=key,
+            note_fields=fields,
         )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -168,15 +169,13 @@ def _power_row(p: PowerRow) -> Comparison:
     chapter = ("overflows (> 65504)" if p.base > 1 else "flushes (< 2^-24)") if p.fmt == "float16" else SILENT
     step = p.first_overflow or p.first_zero
     note_cell = f" (from step {step})" if step else ""
-    note = ""
+    fields: tuple[tuple[str, Any], ...] = ()
     if not step and p.category == "underflow" and p.first_subnormal:
         note_cell = f" (subnormal from step {p.first_subnormal}, then stuck)"
-        note = (
-            f"{p.base:g}^{p.exponent} in {p.fmt} never reaches 0: once subnormal, rounding to nearest gives "
-            f"{p.base:g} * x = x, so the product sticks at {fmt(p.computed)}, "
-            f"{10 ** (math.log10(p.computed) - p.log10_exact):.0f}x the exact value: wrong, as the chapter "
-            "warns, though not flushed."
-        )
+        fields = (
+            ("power", f"{p.base:g}^{p.exponent}"), ("fmt", p.fmt), ("base", f"{p.base:g}"),
+            ("computed", fmt(p.computed)), ("factor", 10 ** (math.log10(p.computed) - p.log10_exact)),
+        )  # fmt: skip
     return Comparison(
         f"{p.base:g}^{p.exponent} in {p.fmt}",
         chapter,
@@ -184,7 +183,8 @@ def _power_row(p: PowerRow) -> Comparison:
         f"{power10(p.log10_exact)}: {p.category}",
         regime=p.category if p.category != "normal" else "ok",
         agrees=None if math.isnan(p.computed) else _lands_as_predicted(p),
-        note=note,
+        note_key="note.stuck" if fields else "",
+        note_fields=fields,
     )
 
 

@@ -96,10 +96,8 @@ class TaylorTable(LabResult):
         else:
             agrees = None
         theory = f"f(0) = {closed[0]}, f'(0) = {closed[2]}" if closed else "-"
-        note = "" if agrees is not False else (
-            f"{c.name}: the chapter says {CHAPTER_TAYLOR.get(c.name, 'nothing')}, measured "
-            f"f(0) = {fmt(c.f0)}, f'(0) = {fmt(c.df0)}."
-        )
+        fields = (("name", c.name), ("claim", CHAPTER_TAYLOR.get(c.name, theory)), ("f0", fmt(c.f0)),
+                  ("df0", fmt(c.df0)))  # fmt: skip
         return Comparison(
             c.name,
             CHAPTER_TAYLOR.get(c.name, SILENT),
@@ -107,7 +105,8 @@ class TaylorTable(LabResult):
             theory,
             regime=f"≈ identity near 0: {'yes' if c.identity_near_zero else 'no'}",
             agrees=agrees,
-            note=note,
+            note_key="note.taylor" if agrees is False else "",
+            note_fields=fields if agrees is False else (),
         )
 
 

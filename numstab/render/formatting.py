@@ -24,14 +24,16 @@ VerdictKind = Literal["ok", "warn", "bad"]
 VERDICT_WORDS: dict[str, VerdictKind] = {
     **dict.fromkeys(
         ("ok", "healthy", "pass", "passed", "stable", "yes", "true", "trainable", "agrees",
-         "theory:_yes"), "ok"
+         "theory:_yes", "是", "理论：是", "一致", "可训练"), "ok"
     ),
-    **dict.fromkeys(("warn", "warning", "marginal", "borderline", "slow", "nothing_trained"), "warn"),
+    **dict.fromkeys(
+        ("warn", "warning", "marginal", "borderline", "slow", "nothing_trained", "没有训练成功"), "warn"
+    ),
     **dict.fromkeys(
         (
             "bad", "error", "fail", "failed", "no", "false", "vanishing", "exploding", "nonfinite",
             "non-finite", "dead", "symmetric", "overflow", "underflow", "out_of_range", "diverged",
-            "untrainable", "disagrees", "theory:_no",
+            "untrainable", "disagrees", "theory:_no", "否", "理论：否", "不一致", "不可训练", "发散",
         ),
         "bad",
     ),

@@ -33,6 +33,7 @@ from typing import Any
 from numstab import __version__
 from numstab.errors import InvalidArgumentError, NumstabTypeError, UnknownNameError
 from numstab.files import GENERATOR, atomic_write_text, check_output_file
+from numstab.messages import check_lang, html_lang, tr
 from numstab.render.formatting import check_table, fmt, is_number, numeric_columns, verdict_kind
 
 __all__ = ["HtmlPage", "Section", "VERDICT_LABELS"]
@@ -355,6 +356,7 @@ class HtmlPage:
     Attributes:
         title: the report's title (``<h1>`` and the window title).
         subtitle: a line under the title (may be empty).
+        lang: the page's language, "en" or "zh" (the ``lang`` attribute, the contents' heading, the footer).
         sections: the sections in order.
 
     Examples:
@@ -364,9 +366,10 @@ class HtmlPage:
         ['matrix-products']
     """
 
-    def __init__(self, title: str, *, subtitle: str = "") -> None:
+    def __init__(self, title: str, *, subtitle: str = "", lang: str = "en") -> None:
         self.title = _require_text("title", title)
         self.subtitle = _require_text("subtitle", subtitle, allow_empty=True)
+        self.lang = check_lang(lang)
         self.sections: list[Section] = []
 
     def section(self, anchor: str, title: str) -> Section:
@@ -416,8 +419,8 @@ class HtmlPage:
             if len(self.sections) == 1:  # the section's <h2> is the result's title; keep the subtitle
                 header = self._subtitle()
             return f'<div class="numstab-report"><style>{_CSS}</style>{header}{body}</div>'
-        main = f'<main class="numstab-report">{header}{self._toc()}{body}{_footer()}</main>'
-        return _document(self.title, main)
+        main = f'<main class="numstab-report">{header}{self._toc()}{body}{_footer(self.lang)}</main>'
+        return _document(self.title, main, self.lang)
 
     def _repr_html_(self) -> str:
         return self.render(fragment=True)
@@ -429,7 +432,8 @@ class HtmlPage:
         if not self.sections:
             return ""
         items = "".join(f'<li><a href="#{s.anchor}">{_escape(s.title)}</a></li>' for s in self.sections)
-        return f'<nav id="contents" aria-label="Contents"><h2>Contents</h2><ol>{items}</ol></nav>'
+        contents = _escape(tr("html.contents", self.lang))
+        return f'<nav id="contents" aria-label="{contents}"><h2>{contents}</h2><ol>{items}</ol></nav>'
 
     def write(self, path: str | os.PathLike) -> pathlib.Path:
         """Write the whole document to ``path`` (UTF-8), atomically: a temporary file, then a rename.
@@ -447,13 +451,13 @@ class HtmlPage:
         return atomic_write_text(check_output_file("path", path), self.render())
 
 
-def _footer() -> str:
-    return f"<footer>Written by numstab {__version__}. Self-contained: it makes no network request.</footer>"
+def _footer(lang: str = "en") -> str:
+    return f"<footer>{_escape(tr('html.footer', lang, version=__version__))}</footer>"
 
 
-def _document(title: str, body: str) -> str:
+def _document(title: str, body: str, lang: str = "en") -> str:
     return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<!DOCTYPE html>\n<html lang="{html_lang(lang)}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f'<meta name="generator" content="{GENERATOR} {__version__}">'
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'

@@ -33,14 +33,15 @@ from numstab.lab.precision import Precision
 from numstab.lab.symmetry import Symmetry
 from numstab.lab.taylor import TaylorTable
 from numstab.lab.xavier import XavierVariance
+from numstab.messages import MESSAGES, phrase, tr
 from numstab.notation import fmt
 from numstab.render import style
 from numstab.render.html import HtmlPage, Section
 from numstab.render.terminal import make_table
 
 __all__ = [
-    "HEADERS", "COLUMNS", "LabView", "VIEWS", "view", "summary_rows", "notes", "terminal_table", "code",
-    "add_section", "figure", "page",
+    "HEADERS", "LabView", "VIEWS", "view", "summary_rows", "columns", "headers", "notes", "terminal_table",
+    "code", "add_section", "figure", "page",
 ]
 
 HEADERS = list(_HEADERS)
@@ -51,22 +52,35 @@ class LabView:
     """How one kind of lab result is shown.
 
     Attributes:
-        anchor: the HTML anchor ([a-z0-9-]+).
-        title: the section title.
-        chapter: one paragraph: what the chapter did and printed.
+        anchor: the HTML anchor ([a-z0-9-]+); the section's texts are the messages ``title.ANCHOR``,
+            ``chapter.ANCHOR`` and ``measured.ANCHOR`` of :mod:`numstab.messages`.
         figure: result -> (matplotlib Figure, alt text, caption).
-        measured: what the "measured" column holds, when the header alone does not say.
         math: the theory's formulas in LaTeX, shown as MathML under the chapter's paragraph.
         code: the Python that reproduces the section at the chapter's settings.
     """
 
     anchor: str
-    title: str
-    chapter: str
     figure: Callable[[Any], tuple[Any, str, str]]
-    measured: str = ""
     math: tuple[str, ...] = ()
     code: str = ""
+
+    def title_in(self, lang: str = "en") -> str:
+        """The section title."""
+        return tr(f"title.{self.anchor}", lang)
+
+    def chapter_in(self, lang: str = "en") -> str:
+        """One paragraph: what the chapter did and printed, in its edition's words."""
+        return tr(f"chapter.{self.anchor}", lang)
+
+    def measured_in(self, lang: str = "en") -> str:
+        """What the "measured" column holds, when the header alone does not say ("" otherwise)."""
+        key = f"measured.{self.anchor}"
+        return tr(key, lang) if key in MESSAGES[lang] else ""
+
+    @property
+    def title(self) -> str:
+        """The section title in English."""
+        return self.title_in()
 
 
 # -- activation curves -------------------------------------------------------------------------------------
@@ -328,9 +342,6 @@ def _exercises_figure(r) -> tuple[Any, str, str]:
 VIEWS: dict[type, LabView] = {
     ActivationCurves: LabView(
         "activation-curves",
-        "Vanishing gradients: sigmoid and friends",
-        "The book plots sigmoid and its gradient on arange(-8, 8, 0.1): the gradient is at most "
-        "0.25 and about 3.35e-4 at the ends.",
         _curves_figure,
         math=(r"\sigma'(x) = \sigma(x)\,(1 - \sigma(x)) \le \tfrac{1}{4},\qquad "
               r"\sigma'(\pm 8) \approx 3.35\times 10^{-4}",),
@@ -338,9 +349,6 @@ VIEWS: dict[type, LabView] = {
     ),
     MatrixProducts: LabView(
         "matrix-products",
-        "Exploding products of random matrices",
-        "The book multiplies a 4x4 N(0,1) matrix by 100 more and prints entries near 1e22; the "
-        "lecture's prod_random_matrices gives ~1e-6 at scale 0.5 and ~1e9-1e10 at 0.7.",
         _products_figure,
         math=(r"\lambda(s) = \ln s + \tfrac{1}{2}\left(\ln 2 + \psi(k/2)\right),\qquad "
               r"\log_{10}\|Y_t\|_F \approx \frac{t\,\lambda}{\ln 10}",),
@@ -348,14 +356,7 @@ VIEWS: dict[type, LabView] = {
     ),
     MLPGradients: LabView(
         "mlp-gradients",
-        "The 50-layer synthetic MLP gradient",
-        "The lecture accumulates y <- f'(a) * (W^T y) through 50 layers of width 100, 10 repeats: "
-        "ReLU vanishes at scale 0.1 and explodes from 0.4, sigmoid vanishes at every scale, "
-        "4 sigmoid - 2 is stable near 0.1.",
         _mlp_figure,
-        "||Y_L||_F / sqrt(K) after the last layer (mean of log10 over repeats), the lecture's smallest "
-        "non-zero |entry| in brackets; theory: mean-field prod chi_l^(1/2) from the input's variance "
-        "(chi_1^(L/2) once at the fixed point)",
         math=(r"Y_l = f'(a_l) \odot (W_l^\top Y_{l-1}),\qquad \chi_1 = \sigma_w^2\,"
               r"\mathbb{E}\left[f'(z)^2\right],\quad \sigma_w = s\sqrt{K},\qquad "
               r"\frac{\|Y_L\|_F}{\sqrt{K}} \approx \chi_1^{L/2}",),
@@ -363,16 +364,12 @@ VIEWS: dict[type, LabView] = {
     ),
     TaylorTable: LabView(
         "taylor",
-        "Which activations look like the identity near 0",
-        "tanh and relu pass, sigmoid fails, 4 sigmoid(x) - 2 passes.",
         _taylor_figure,
         math=(r"f(x) = f(0) + f'(0)\,x + O(x^2) \approx x \iff f(0) = 0,\ f'(0) = 1",),
         code="r = lab.taylor()",
     ),
     XavierVariance: LabView(
         "xavier",
-        "Xavier initialization, measured",
-        "Var[o] = n_in sigma^2 gamma^2 forward, n_out sigma^2 backward; sigma^2 = 2/(n_in + n_out).",
         _xavier_figure,
         math=(r"\operatorname{Var}[o] = n_\mathrm{in}\sigma^2\gamma^2,\quad "
               r"\operatorname{Var}[\partial_x] = n_\mathrm{out}\sigma^2\operatorname{Var}[\partial_o],\quad "
@@ -381,18 +378,13 @@ VIEWS: dict[type, LabView] = {
     ),
     Symmetry: LabView(
         "symmetry",
-        "Breaking the symmetry",
-        "Two hidden units with constant init stay identical under SGD; dropout breaks the tie.",
         _symmetry_figure,
-        "max |unit 1 - unit 2| over W1 rows, b1 and W2 after the last SGD step",
         math=(r"h_1 = h_2 \;\Rightarrow\; \frac{\partial L}{\partial W^{(1)}_{1,:}} = "
               r"\frac{\partial L}{\partial W^{(1)}_{2,:}}",),
         code="r = lab.symmetry()",
     ),
     Precision: LabView(
         "precision",
-        "Number formats: where products leave the range",
-        "1.5^100 ~ 4e17 and 0.8^100 ~ 2e-10 against float16's 65504 and 2^-24 ~ 6e-8.",
         _precision_figure,
         math=(r"1.5^{100} \approx 4\times 10^{17} > 65504,\qquad "
               r"0.8^{100} \approx 2\times 10^{-10} < 2^{-24} \approx 6\times 10^{-8}",),
@@ -400,10 +392,6 @@ VIEWS: dict[type, LabView] = {
     ),
     Exercises: LabView(
         "exercises",
-        "The chapter's exercises, answered",
-        "1. Other symmetries to break besides an MLP's permutation symmetry? 2. May linear or softmax "
-        "regression start from equal weights? 3. Bounds on the singular values of a product of matrices: "
-        "what keeps gradients well conditioned? 4. Can divergence be fixed after the fact (LARS)?",
         _exercises_figure,
         math=(r"\sigma_{\min}(A)\,\sigma_{\min}(B) \le \sigma_i(AB) \le \sigma_{\max}(A)\,"
               r"\sigma_{\max}(B),\qquad \lambda_i = \ln s + \tfrac{1}{2}\left(\ln 2 + "
@@ -446,47 +434,50 @@ def summary_rows(result: Any) -> tuple[list[str], list[list[Any]]]:
     return list(HEADERS), [row.cells() for row in result.comparisons()]
 
 
-#: What each column of a lab table holds (the notes under every table).
-COLUMNS: tuple[tuple[str, str], ...] = (
-    ("what the chapter says", "the book or the lecture, in its words; '-' where it says nothing"),
-    ("measured", "what numstab measured at these settings"),
-    ("theory", "what theory predicts (closed form, mean-field or random-matrix theory)"),
-    ("regime", "vanishing below 1e-3, exploding above 1e3; for a number format, where the value lands"),
-    ("agrees with the chapter?", "yes / no by the rule the result's comparisons() states; where the "
-     "chapter is silent, 'theory: yes/no' says whether the measurement agrees with the theory"),
-)
+def columns(lang: str = "en") -> list[tuple[str, str]]:
+    """What each column of a lab table holds (the notes under every table)."""
+    keys = ("chapter", "measured", "theory", "regime", "agrees")
+    return [(tr(f"col.{k}", lang), tr(f"def.{k}", lang)) for k in keys]
 
 
-#: The same columns, named to fit 80 terminal columns.
-TERMINAL_HEADERS = ("quantity", "the chapter", "measured", "theory", "regime", "agrees?")
+def headers(lang: str = "en", *, short: bool = False) -> list[str]:
+    """The columns' names: :data:`HEADERS` in ``lang``; ``short`` to fit 80 terminal columns."""
+    keys = ("quantity", "chapter", "measured", "theory", "regime", "agrees")
+    return [tr(f"col.{k}.short" if short and k in ("chapter", "agrees") else f"col.{k}", lang) for k in keys]
 
 
-def notes(result: Any) -> list[str]:
+def notes(result: Any, lang: str = "en") -> list[str]:
     """The rows' notes: one sentence per disagreement (or surprising agreement), in table order."""
-    return [row.note for row in result.comparisons() if row.note]
+    return [row.note_in(lang) for row in result.comparisons() if row.note_key]
 
 
-def terminal_table(result: Any, *, title: str | None = None) -> Any:
+def _rows(result: Any, lang: str) -> list[list[Any]]:
+    """The table's rows with the chapter's words, regimes and agreements in ``lang``."""
+    return [[phrase(cell, lang) for cell in row] for row in summary_rows(result)[1]]
+
+
+def terminal_table(result: Any, *, title: str | None = None, lang: str = "en") -> Any:
     """Return the result's table, then its notes, as a rich renderable (print it on a console).
 
     Args:
         result: a result of :mod:`numstab.lab`.
         title: the table's title (default: the experiment's title, plus what "measured" holds).
+        lang: "en" or "zh" (:data:`numstab.messages.LANGUAGES`).
     """
     from rich.console import Group
     from rich.text import Text
 
     v = view(result)
-    _, rows = summary_rows(result)
-    headers = list(TERMINAL_HEADERS)
+    rows, names = _rows(result, lang), headers(lang, short=True)
     if all(row[4] == "-" for row in rows):  # no regime in this table: give its width to the others
-        headers, rows = headers[:4] + headers[5:], [row[:4] + row[5:] for row in rows]
-    title = v.title if title is None else title
+        names, rows = names[:4] + names[5:], [row[:4] + row[5:] for row in rows]
+    title = v.title_in(lang) if title is None else title
+    measured = v.measured_in(lang)
     table = make_table(
-        f"{title} (measured: {v.measured})" if v.measured else title, headers, rows,
-        verdict_column=len(headers) - 1,
+        f"{title} ({tr('col.measured', lang)}: {measured})" if measured else title, names, rows,
+        verdict_column=len(names) - 1,
     )
-    lines = [Text(f"! {note}", style="yellow") for note in notes(result)]
+    lines = [Text(f"! {note}", style="yellow") for note in notes(result, lang)]
     return Group(table, *lines) if lines else table
 
 
@@ -499,7 +490,7 @@ def code(result: Any, call: str | None = None) -> str:
 
 def add_section(
     report: HtmlPage, result: Any, *, anchor: str | None = None, title: str | None = None,
-    call: str | None = None,
+    call: str | None = None, lang: str = "en",
 ) -> Section:
     """Add the result as a section of ``report``: the chapter, the theory, the table, the notes, the code.
 
@@ -509,22 +500,24 @@ def add_section(
         anchor: the section's anchor (default: the experiment's, e.g. "matrix-products").
         title: the section's title (default: the experiment's).
         call: the lab call that made ``result`` (default: the chapter's settings).
+        lang: "en" or "zh".
     """
     v = view(result)
-    headers, rows = summary_rows(result)
-    section = report.section(anchor or v.anchor, title or v.title).text(v.chapter, label="The chapter")
+    section = report.section(anchor or v.anchor, title or v.title_in(lang))
+    section.text(v.chapter_in(lang), label=tr("label.chapter", lang))
     for latex in v.math:
-        section.math(latex, label="Theory")
-    if v.measured:
-        section.text(v.measured, label="Measured")
-    section.table(headers, rows, verdict_column=len(headers) - 1)
-    flagged = notes(result)
+        section.math(latex, label=tr("label.theory", lang))
+    if v.measured_in(lang):
+        section.text(v.measured_in(lang), label=tr("label.measured", lang))
+    names = headers(lang)
+    section.table(names, _rows(result, lang), verdict_column=len(names) - 1)
+    flagged = notes(result, lang)
     if flagged:
-        section.notes(flagged, kind="warn", label="Where the measurement and the chapter part, and why")
-    section.definitions(COLUMNS, label="Columns")
+        section.notes(flagged, kind="warn", label=tr("label.notes", lang))
+    section.definitions(columns(lang), label=tr("label.columns", lang))
     fig, alt, caption = v.figure(result)
     section.figure(fig, alt=alt, caption=caption)
-    return section.text("Reproduce it:").code(code(result, call))
+    return section.text(tr("label.reproduce", lang) + ":").code(code(result, call))
 
 
 def figure(result: Any) -> Any:

@@ -20,10 +20,11 @@ import numpy as np
 
 from numstab.lab import training
 from numstab.lab.training import DepthSweep, LrSweep, Remedies, TrainabilityMap
+from numstab.messages import phrase, tr
 from numstab.render import style
 from numstab.render.html import HtmlPage, Section
 
-__all__ = ["table_rows", "terminal_table", "add_section", "figure", "code", "page", "title_of", "COLUMNS"]
+__all__ = ["table_rows", "terminal_table", "add_section", "figure", "code", "page", "title_of", "columns"]
 
 
 def _summary(o: training.Outcome) -> list[Any]:
@@ -75,12 +76,10 @@ _ROWS: dict[type, Callable[[Any], tuple[list[str], list[list[Any]]]]] = {
     TrainabilityMap: _map_rows,
 }
 
-_TITLES = {
-    DepthSweep: "Depth x init x activation on the digits",
-    LrSweep: "The learning-rate window",
-    Remedies: "Remedies at depth",
-    TrainabilityMap: "Trainability map beside 6 xi_c",
-}
+_TITLES = {kind: tr(f"title.{anchor}") for kind, anchor in {
+    DepthSweep: "training-depth", LrSweep: "training-lr", Remedies: "training-remedies",
+    TrainabilityMap: "training-map",
+}.items()}  # fmt: skip
 
 _ANCHORS = {DepthSweep: "training-depth", LrSweep: "training-lr", Remedies: "training-remedies",
             TrainabilityMap: "training-map"}  # fmt: skip
@@ -91,12 +90,19 @@ def table_rows(result: Any) -> tuple[list[str], list[list[Any]]]:
     return _ROWS[type(result)](result)
 
 
-def terminal_table(result: Any) -> Any:
+def terminal_table(result: Any, *, lang: str = "en") -> Any:
     """The result's table as a rich Table (print it on :func:`numstab.render.terminal.make_console`)."""
     from numstab.render.terminal import make_table
 
+    headers, rows = _translated(result, lang)
+    title = tr(f"title.{_ANCHORS[type(result)]}", lang)
+    return make_table(title, headers, rows, verdict_column=len(headers) - 1)
+
+
+def _translated(result: Any, lang: str) -> tuple[list[str], list[list[Any]]]:
+    """The table with its verdict words in ``lang`` (the headers are symbols and stay)."""
     headers, rows = table_rows(result)
-    return make_table(_TITLES[type(result)], headers, rows, verdict_column=len(headers) - 1)
+    return headers, [[phrase(cell, lang) for cell in row] for row in rows]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -194,31 +200,18 @@ _FIGURES = {
     TrainabilityMap: _map_figure,
 }
 
-_CHAPTER = {
-    DepthSweep: "N(0, 0.01) is fine for small nets but starves deep sigmoid nets of gradient; Xavier keeps "
-    "the variance of activations and gradients, and a large init makes values explode to inf.",
-    LrSweep: "A poor init leaves only a narrow learning-rate window; too large a rate gives inf, then NaN.",
-    Remedies: "Remedies: ReLU, residual connections (add instead of multiply), normalization, gradient "
-    "clipping, careful init, layer-wise adaptive rates (LARS, the chapter's exercise).",
-    TrainabilityMap: "Beyond the chapter: Schoenholz et al. (2017) predict that a random network trains only "
-    "while its depth stays below about 6 xi_c, the depth over which input correlations survive.",
-}
-
-
-#: What the columns of the training tables mean (shown under each table).
-COLUMNS: dict[str, tuple[str, str]] = {
-    "accuracy": ("accuracy", "mean test accuracy over the seeds (chance is 0.1: ten digits)"),
-    "bottom Δ": ("bottom Δ", "how far the input layer moved: ||θ_end − θ_0|| / ||θ_0||; near 0, the bottom "
-                 "layer did not train (its gradient vanished)"),
-    "fails at": ("fails at", "the first step whose loss was inf or NaN, and how many seeds failed"),
-    "effect": ("effect", "the remedy's accuracy minus the untreated deep network's"),
-    "xi_c": ("xi_c", "the depth over which correlations between inputs survive (mean-field theory)"),
-    "6 xi_c": ("6 xi_c", "the deepest network theory lets train (Schoenholz et al. 2017)"),
-    "deepest trained": ("deepest trained", f"the deepest network that reached accuracy "
-                        f"{training.TRAINED_ACCURACY:g}; '-' if none did"),
-    "verdict": ("verdict", "trainable / untrainable / diverged; on the map: agrees (the deepest trained "
-                "is within 6 xi_c), disagrees, or nothing trained (that column tests nothing)"),
+#: The training tables' columns explained, by header (:mod:`numstab.messages` keys ``def.*``).
+_COLUMN_KEYS = {
+    "accuracy": "def.accuracy", "bottom Δ": "def.bottom", "fails at": "def.fails", "effect": "def.effect",
+    "xi_c": "def.xi", "6 xi_c": "def.6xi", "deepest trained": "def.deepest", "verdict": "def.verdict",
 }  # fmt: skip
+
+
+def columns(headers: list[str], lang: str = "en") -> list[tuple[str, str]]:
+    """What each of ``headers`` means (those that need saying), in ``lang``."""
+    trained = training.TRAINED_ACCURACY
+    return [(h, tr(_COLUMN_KEYS[h], lang, accuracy=trained)) for h in headers if h in _COLUMN_KEYS]
+
 
 _CODE = {
     DepthSweep: "r = training.depth_sweep([2, 10], steps=200, seeds=[0])",
@@ -230,39 +223,37 @@ _CODE = {
 }
 
 
-#: Where the chapter's LARS exercise is answered: the remedies lab runs it against plain SGD.
-LARS_LINK = (
-    "layer-wise adaptive rates against plain SGD on this exploding deep net: "
-    "training.remedies(['lars'], depth=15, steps=200, seeds=[0]) or `numstab lab training -e remedies "
-    "--remedies lars`; the tour's exercises section runs it."
-)
-
-
 def code(result: Any, call: str | None = None) -> str:
     """The Python that reproduces a training section (``call``: the call that made it)."""
     call = call or _CODE[type(result)]
     return f"from numstab.lab import training\n\n{call}\nprint(r)     # the table\nr.figure()   # the figure"
 
 
+#: The trainability map's theory (Schoenholz et al. 2017), in LaTeX.
+_MAP_THEORY = (
+    r"L \lesssim 6\,\xi_c,\qquad \xi_c^{-1} = -\ln\Big(\sigma_w^2 \int \mathcal{D}z_1"
+    r"\mathcal{D}z_2\,\phi'(u_1)\,\phi'(u_2)\Big)"
+)
+
+
 def add_section(
-    report: HtmlPage, result: Any, *, anchor: str | None = None, call: str | None = None
+    report: HtmlPage, result: Any, *, anchor: str | None = None, call: str | None = None, lang: str = "en"
 ) -> Section:
     """Add the result as a section of ``report``: the chapter's claim, the table, its columns, the figure."""
     kind = type(result)
-    section = report.section(anchor or _ANCHORS[kind], _TITLES[kind]).text(
-        _CHAPTER[kind], label="The chapter"
-    )
+    key = _ANCHORS[kind]
+    section = report.section(anchor or key, tr(f"title.{key}", lang))
+    section.text(tr(f"chapter.{key}", lang), label=tr("label.chapter", lang))
     if kind is TrainabilityMap:
-        section.math(r"L \lesssim 6\,\xi_c,\qquad \xi_c^{-1} = -\ln\Big(\sigma_w^2 \int \mathcal{D}z_1"
-                     r"\mathcal{D}z_2\,\phi'(u_1)\,\phi'(u_2)\Big)", label="Theory")  # fmt: skip
-    headers, rows = table_rows(result)
+        section.math(_MAP_THEORY, label=tr("label.theory", lang))
+    headers, rows = _translated(result, lang)
     section.table(headers, rows, verdict_column=len(headers) - 1)
-    section.definitions([COLUMNS[h] for h in headers if h in COLUMNS], label="Columns")
+    section.definitions(columns(headers, lang), label=tr("label.columns", lang))
     fig, alt, caption = _FIGURES[kind](result)
     section.figure(fig, alt=alt, caption=caption)
     if kind is Remedies and "lars" not in result.remedies:
-        section.text(LARS_LINK, label="Exercise 4 (LARS)")
-    return section.text("Reproduce it:").code(code(result, call))
+        section.text(tr("lars.link", lang), label=tr("label.exercise4", lang))
+    return section.text(tr("label.reproduce", lang) + ":").code(code(result, call))
 
 
 def figure(result: Any) -> Any:
