@@ -30,7 +30,7 @@ from numstab.errors import NumstabTypeError
 
 __all__ = [
     "Renderer", "register", "renderer", "html", "write_html", "rich", "text", "plain", "mimebundle", "figure",
-    "Displayed", "REGISTRY", "TERMINAL", "PLAIN_LIMIT",
+    "Displayed", "in_language", "REGISTRY", "TERMINAL", "PLAIN_LIMIT",
 ]
 
 #: The most bytes of ``text/plain`` a notebook output carries (the table is cut, with a pointer to print).
@@ -106,7 +106,11 @@ def figure(result: Any) -> Any:
 
 def plain(result: Any) -> str:
     """``text(result)``, cut to at most :data:`PLAIN_LIMIT` bytes: the ``text/plain`` of a notebook output."""
-    full = text(result)
+    return _cut(text(result))
+
+
+def _cut(full: str) -> str:
+    """``full`` cut at a line to :data:`PLAIN_LIMIT` bytes, with a pointer to the whole."""
     if len(full.encode()) <= PLAIN_LIMIT:
         return full
     tail = "\n... (cut: print(result) shows the whole table)"
@@ -147,6 +151,44 @@ class Displayed:
     def figure(self) -> Any:
         """A new matplotlib Figure of this result (restyle it, ``fig.savefig(...)``, or show it)."""
         return figure(self)
+
+
+class _InLanguage:
+    """A lab or training result shown in another language (see :func:`in_language`)."""
+
+    def __init__(self, result: Any, lang: str) -> None:
+        self.result, self.lang = result, lang
+
+    def __repr__(self) -> str:
+        return f"in_language({self.result!r}, {self.lang!r})"
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        drawn_by = renderer(self.result)
+        page = drawn_by.page(self.result, lang=self.lang).render(fragment=True)
+        table = importlib.import_module(TERMINAL).to_text(drawn_by.terminal(self.result, lang=self.lang))
+        return {"text/plain": _cut(table), "text/html": page}
+
+
+def in_language(result: Any, lang: str) -> Any:
+    """``result`` as a notebook shows it, in ``lang`` ("en", "zh"): the tables and the chapter's quotes.
+
+    For the results of :mod:`numstab.lab` and :mod:`numstab.lab.training` (what the tour shows).
+
+    Raises:
+        UnknownNameError: ``lang`` is not one of :data:`numstab.messages.LANGUAGES`.
+        NumstabTypeError: ``result`` is not a lab or training result.
+
+    Examples:
+        >>> from numstab import lab
+        >>> "本章" in in_language(lab.taylor(["relu"]), "zh")._repr_mimebundle_()["text/html"]
+        True
+    """
+    from numstab.messages import check_lang
+
+    check_lang(lang)
+    if renderer(result).section is None:  # only the tour's results (lab, training) speak other languages
+        raise NumstabTypeError(f"a {type(result).__name__} is shown in English only: print it or display it")
+    return _InLanguage(result, lang)
 
 
 def write_html(result: Any, path: str | os.PathLike) -> pathlib.Path:

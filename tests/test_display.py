@@ -71,3 +71,13 @@ def test_a_check_report_and_its_fix_render_as_html_with_the_report_figure() -> N
 def test_a_result_without_a_figure_says_so() -> None:
     with pytest.raises(NumstabTypeError, match="has no figure"):
         theory.summary("tanh", weight_std=1.0).figure()
+
+
+def test_a_tour_result_shows_in_chinese_and_other_results_say_they_cannot() -> None:
+    shown = display.in_language(lab.symmetry(steps=5), "zh")._repr_mimebundle_()
+    assert "打破对称性" in shown["text/html"] and '<h2>打破对称性</h2>' in shown["text/html"]
+    assert "一致？" in shown["text/plain"] and len(shown["text/plain"].encode()) <= display.PLAIN_LIMIT
+    with pytest.raises(numstab.errors.UnknownNameError, match="en, zh"):
+        display.in_language(lab.taylor(), "fr")
+    with pytest.raises(NumstabTypeError, match="English only"):
+        display.in_language(theory.summary("tanh", weight_std=1.0), "zh")

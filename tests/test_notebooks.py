@@ -76,3 +76,8 @@ def test_both_notebooks_run_in_two_minutes_with_small_outputs_and_every_figure_s
             assert kinds & {"image/png", "text/html"}, (path.name, index, kinds)
         rich = [o for _, o in outputs if "text/html" in o.get("data", {})]
         assert len(rich) >= 8 and all("<img" in o["data"]["text/html"] for o in rich)
+        pages = "".join(o["data"]["text/html"] for o in rich)
+        if path.name == "chapter.zh.ipynb":  # the tables in Chinese, quoting the Chinese edition
+            assert "课程说“合理”" in pages and "请注意，虽然迷你批次随机梯度下降不会破坏这种对称性" in pages
+        else:  # the lecture's 50 layers: ReLU at 0.2, "reasonable", is flagged and explained
+            assert "relu at 0.2: the lecture says &#x27;reasonable&#x27;" in pages

@@ -525,8 +525,8 @@ def figure(result: Any) -> Any:
     return view(result).figure(result)[0]
 
 
-def page(result: Any) -> HtmlPage:
+def page(result: Any, *, lang: str = "en") -> HtmlPage:
     """Return the result alone on a page (``_repr_html_`` in notebooks, ``numstab lab NAME --html``)."""
-    report = HtmlPage(f"numstab lab: {view(result).title}")
-    add_section(report, result)
+    report = HtmlPage(f"numstab lab: {view(result).title_in(lang)}", lang=lang)
+    add_section(report, result, lang=lang)
     return report

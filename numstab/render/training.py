@@ -261,10 +261,10 @@ def figure(result: Any) -> Any:
     return _FIGURES[type(result)](result)[0]
 
 
-def page(result: Any) -> HtmlPage:
+def page(result: Any, *, lang: str = "en") -> HtmlPage:
     """The result alone on a page (``_repr_html_`` in notebooks)."""
-    report = HtmlPage(f"numstab lab training: {_TITLES[type(result)]}")
-    add_section(report, result)
+    report = HtmlPage(f"numstab lab training: {tr(f'title.{_ANCHORS[type(result)]}', lang)}", lang=lang)
+    add_section(report, result, lang=lang)
     return report
 
 
