@@ -100,8 +100,8 @@ _EN: dict[str, str] = {
     "10 repeats: ReLU gives 1e-9 at scale 0.1, is \"reasonable\" at 0.2 and explodes from 0.4; sigmoid "
     "vanishes at every scale; 4 sigmoid - 2 is stable near 0.1.",
     "chapter.taylor": "tanh and relu pass, sigmoid fails, 4 sigmoid(x) - 2 passes.",
-    "chapter.xavier": "Var[o] = n_in sigma^2 gamma^2 forward, n_out sigma^2 backward; "
-    "sigma^2 = 2/(n_in + n_out).",
+    "chapter.xavier": "Var[o] = n_in σ² γ² forward, n_out σ² backward: \"Typically, the Xavier initialization "
+    "samples weights from a Gaussian distribution with zero mean and variance σ² = 2/(n_in + n_out).\"",
     "chapter.symmetry": "Two hidden units with constant init stay identical under SGD: \"Note that while "
     "minibatch stochastic gradient descent would not break this symmetry, dropout regularization would!\"",
     "chapter.precision": "1.5^100 ~ 4e17 and 0.8^100 ~ 2e-10 against float16's 65504 and 2^-24 ~ 6e-8.",
@@ -118,15 +118,15 @@ _EN: dict[str, str] = {
     "chapter.training-map": "Beyond the chapter: Schoenholz et al. (2017) predict that a random network "
     "trains only while its depth stays below about 6 xi_c, the depth over which input correlations survive.",
     # notes: one sentence per disagreement
-    "note.mlp": "{act} at {init}: the lecture says {claim!r}, but sigma_w = scale * sqrt({width}) = "
-    "{sigma_w:.3g} gives chi_1 = {chi:.3g} per layer, so the squared gradient {trend} {chi:.3g}x a layer: "
+    "note.mlp": "{act} at {init}: the lecture says {claim!r}, but σ_w = scale · √{width} = "
+    "{sigma_w:.3g} gives χ₁ = {chi:.3g} per layer, so the squared gradient {trend} {chi:.3g}x a layer: "
     "{theory} predicted, {measured} measured after {depth} layers ({regime}).",
-    "note.mlp.silent": "{act} at {init}: theory predicts sigma_w = scale * sqrt({width}) = {sigma_w:.3g} gives "
-    "chi_1 = {chi:.3g} per layer, so the squared gradient {trend} {chi:.3g}x a layer: {theory} predicted, "
+    "note.mlp.silent": "{act} at {init}: theory predicts σ_w = scale · √{width} = {sigma_w:.3g} gives "
+    "χ₁ = {chi:.3g} per layer, so the squared gradient {trend} {chi:.3g}x a layer: {theory} predicted, "
     "{measured} measured after {depth} layers ({regime}).",
-    "measured.mlp-gradients": "||Y_L||_F / sqrt(K) after the last layer (mean of log10 over repeats), the "
-    "lecture's smallest non-zero |entry| in brackets; theory: mean-field prod chi_l^(1/2) from the input's "
-    "variance (chi_1^(L/2) once at the fixed point)",
+    "measured.mlp-gradients": "‖Y_L‖_F / √K after the last layer (mean of log10 over repeats), the "
+    "lecture's smallest non-zero |entry| in brackets; theory: the mean-field product of χ_l^½ from the "
+    "input's variance (χ₁^(L/2) once at the fixed point)",
     "measured.symmetry": "max |unit 1 - unit 2| over W1 rows, b1 and W2 after the last SGD step",
     "note.taylor": "{name}: the chapter says {claim}, measured f(0) = {f0}, f'(0) = {df0}.",
     "note.stuck": "{power} in {fmt} never reaches 0: once subnormal, rounding to nearest gives {base} * x = x, "
@@ -223,8 +223,8 @@ _ZH: dict[str, str] = {
     "{chi:.3g}，梯度的平方每层{trend}为 {chi:.3g} 倍：{depth} 层后理论 {theory}，实测 {measured}（{regime}）。",
     "note.mlp.silent": "{act}，尺度 {init}：理论预测 σ_w = 尺度 × √{width} = {sigma_w:.3g}，每层 χ₁ = {chi:.3g}，"
     "梯度的平方每层{trend}为 {chi:.3g} 倍：{depth} 层后理论 {theory}，实测 {measured}（{regime}）。",
-    "measured.mlp-gradients": "最后一层之后的 ||Y_L||_F / sqrt(K)（各次重复的 log10 平均），括号中是课程报告的最小非零 "
-    "|元素|；理论：从输入方差出发的平均场 ∏ χ_l^(1/2)（到达不动点后为 χ_1^(L/2)）",
+    "measured.mlp-gradients": "最后一层之后的 ‖Y_L‖_F / √K（各次重复的 log10 平均），括号中是课程报告的最小非零 "
+    "|元素|；理论：从输入方差出发的平均场 ∏ χ_l^½（到达不动点后为 χ₁^(L/2)）",
     "measured.symmetry": "最后一步 SGD 之后，W1 各行、b1 和 W2 上的 max |单元 1 - 单元 2|",
     "note.taylor": "{name}：本章说 {claim}，实测 f(0) = {f0}，f'(0) = {df0}。",
     "note.stuck": "{power} 在 {fmt} 中永远到不了 0：一旦成为次正规数，就近舍入使 {base} * x = x，乘积停在 {computed}，"

@@ -97,8 +97,8 @@ def test_the_lectures_known_disagreements_are_flagged_and_explained():
     for pair in ("relu, 0.2", "scaled_sigmoid, 0.4", "scaled_sigmoid, 0.8"):
         row = rows[pair]
         assert (row.chapter, row.regime, row.agreement) == ("reasonable", "exploding", "no")
-        assert "the lecture says 'reasonable'" in row.note and "chi_1" in row.note
-    assert "chi_1 = 2 per layer" in rows["relu, 0.2"].note  # the closed form: (0.2 sqrt(100))^2 / 2
+        assert "the lecture says 'reasonable'" in row.note and "χ₁" in row.note
+    assert "χ₁ = 2 per layer" in rows["relu, 0.2"].note  # the closed form: (0.2 sqrt(100))^2 / 2
     assert rows["relu, 0.4"].agreement == "yes" and rows["sigmoid, 0.1"].agreement == "yes"
     # the rule: a printed number agrees within CLAIM_DECADES decades even across a regime boundary
     assert rows["sigmoid, 0.8"].regime == "stable" and rows["sigmoid, 0.8"].agreement == "yes"

@@ -131,8 +131,8 @@ def _products_paths(ax: Any, r: Any) -> None:
         ax.plot(steps, r.path_mean_log10[i], color=color, label=f"scale {r.scales[i]:g}",
                 **{**style.MEASURED, "marker": None})  # fmt: skip
         ax.plot(steps, steps * r.lyapunov[i] / math.log(10), color=color, **style.THEORY)
-    title = "products (dashed: t lambda / ln 10)"
-    style.label(ax, x="number of factors", y="mean log10 ||Y||_F", title=title)
+    title = r"products (dashed: $t\lambda/\ln 10$)"
+    style.label(ax, x="number of factors", y=r"mean $\log_{10}\|Y\|_F$", title=title)
 
 
 def _products_growth(ax: Any, r: Any) -> None:
@@ -175,7 +175,7 @@ def _mlp_figure(r) -> tuple[Any, str, str]:
                 linewidth=1,
             )
         style.log_axis(ax)
-        style.label(ax, x="layer", y="||Y_l||_F / sqrt(K) (log)", title=act, legend=a == 0)
+        style.label(ax, x="layer", y=r"$\|Y_l\|_F/\sqrt{K}$ (log)", title=act, legend=a == 0)
     alt = (
         f"Magnitude of the accumulated gradient product through {r.depth} layers of width {r.width} for "
         f"{', '.join(r.activations)} at each weight scale, with the mean-field prediction dashed."
@@ -185,7 +185,7 @@ def _mlp_figure(r) -> tuple[Any, str, str]:
         alt,
         (
             f"Mean over {r.repeats} repeats (solid); mean-field theory from the input's variance "
-            "(dashed) and chi_1^(l/2) at the fixed point (dotted)."
+            "(dashed) and χ₁^(l/2) at the fixed point (dotted)."
         ),
     )
 
@@ -224,15 +224,15 @@ def _xavier_figure(r) -> tuple[Any, str, str]:
         right.plot(layers, run.backward_var, color=color, label=name, **style.MEASURED)
         right.plot(layers, run.backward_theory, color=color, **style.THEORY)
     for ax, title in (
-        (left, "forward: n_in sigma^2 per layer"),
-        (right, "backward: n_out sigma^2 per layer"),
+        (left, r"forward: $n_\mathrm{in}\sigma^2$ per layer"),
+        (right, r"backward: $n_\mathrm{out}\sigma^2$ per layer"),
     ):
         style.log_axis(ax)
         style.label(ax, x="layer", y="variance (log)", title=title, legend=ax is left)
     return (
         fig,
         "Forward and backward variance per layer of Xavier-initialized linear stacks.",
-        ("Solid: measured; dashed: the chapter's n_in sigma^2 and n_out sigma^2 products."),
+        ("Solid: measured; dashed: the chapter's products of n_in σ² and n_out σ²."),
     )
 
 
@@ -319,7 +319,7 @@ def _exercises_figure(r) -> tuple[Any, str, str]:
     spectrum.errorbar(index, b.lyapunov, yerr=b.lyapunov_stderr, color=style.COLORS[0], label="measured",
                       **style.MEASURED)  # fmt: skip
     spectrum.plot(index, b.lyapunov_theory, color=style.COLORS[0], label="theory", **style.THEORY)
-    style.label(spectrum, x="i", y="lambda_i per factor", title=f"3. Lyapunov spectrum, k = {b.k}")
+    style.label(spectrum, x="i", y=r"$\lambda_i$ per factor", title=f"3. Lyapunov spectrum, k = {b.k}")
     from numstab.lab.training import select
 
     for i, remedy in enumerate(("none", "lars")):
