@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from numstab import jsonio
 from numstab.cli import main
 from numstab.tour import CHAPTER_STEPS
 
@@ -73,3 +74,12 @@ def test_bad_input_is_one_line_and_exit_2(capsys, argv, words):
     assert err.count("\n") == 1 and err.startswith("numstab: error:")
     for word in words:
         assert word in err
+
+
+def test_exercises_print_the_answers_and_their_json(capsys):
+    code, out, err = _run(capsys, "lab", "exercises", "--quick")
+    assert code == 0 and err == ""
+    assert "channels" in out and "LARS" in out and "Lyapunov" in out
+    code, out, _ = _run(capsys, "lab", "exercises", "--quick", "--json", "-")
+    data = jsonio.loads(out, kind="exercises")
+    assert code == 0 and data["bounds"]["violations"] == 0 and data["tied"][0]["difference"] == 0.0

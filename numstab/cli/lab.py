@@ -191,3 +191,19 @@ def precision(
     outputs = _outputs(ctx, json_path, html_path, quiet)
     result = lab.precision(depth=depth, scales=split_list("--scales", scales, float), seed=seed)
     _show("precision", result, outputs)
+
+
+@lab_app.command("exercises")
+def exercises(
+    ctx: typer.Context,
+    quick: bool = typer.Option(False, "--quick", help="Small settings (about a second)."),
+    seed: int = _SEED,
+    json_path: pathlib.Path = _JSON,
+    html_path: pathlib.Path = _HTML,
+    quiet: bool = QUIET,
+) -> None:
+    """The chapter's four exercises answered: symmetries, equal starts, product bounds, LARS."""
+    from numstab import lab
+
+    outputs = _outputs(ctx, json_path, html_path, quiet)
+    _show("exercises", lab.exercises(quick=quick, seed=seed), outputs)
