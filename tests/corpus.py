@@ -1,0 +1,385 @@
+"""The check corpus: standard architectures at their library's default init, and planted faults.
+
+Shared by ``tests/test_check_corpus.py`` (a small subset in CI) and ``benchmarks/check_scorecard.py``
+(all of it), which puts this folder on ``sys.path``. It lives under ``tests/`` rather than in the
+package because it needs ``transformers`` (a test and benchmark dependency, never a runtime one) and
+because it is a fixture: what numstab's verdicts are judged on, not something numstab ships.
+
+Every model is built from a config (no weights are downloaded) with the library's own initialization,
+small enough that a forward and backward pass takes well under a second on one thread: 2 layers,
+hidden size 64, sequences of 16 tokens, images of 32 pixels, batch 4. Dropout probabilities are set to 0
+so that train and eval mode compute the same function where the model has no BatchNorm. The weights
+come from ``torch.manual_seed(0)`` inside ``torch.random.fork_rng`` (the global RNG is untouched); the
+inputs from a generator seeded with ``input_seed``.
+
+A :class:`Fault` is a model with one planted problem and the answer written down before any rule
+was run: the finding's kind and the module it must name first.
+
+Examples:
+    >>> case = build("mlp_kaiming", input_seed=0)
+    >>> type(case.model).__name__, tuple(case.inputs.shape)
+    ('Sequential', (4, 64))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+BATCH = 4
+SEQ = 16
+VOCAB = 128
+HIDDEN = 64
+IMAGE = 32
+CLASSES = 10
+
+
+@dataclass(frozen=True)
+class Case:
+    """One model with a batch: what ``numstab.diagnose(model, inputs, loss_fn=..., target=...)`` takes.
+
+    Attributes:
+        model: the network, in train mode.
+        inputs: a tensor or a dict of keyword arguments (HF models get their ``labels`` here).
+        loss_fn: turns the output (and ``target``) into the training loss.
+        target: second argument of ``loss_fn``, or None.
+        stochastic: the model has layers whose output depends on the mode or the batch (BatchNorm),
+            so train and eval mode may rightly differ.
+    """
+
+    model: nn.Module
+    inputs: Any
+    loss_fn: Callable[..., torch.Tensor]
+    target: Any = None
+    stochastic: bool = False
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A model with one planted problem and the right answer.
+
+    Attributes:
+        name: the corpus name.
+        build: ``build(input_seed) -> Case``.
+        kind: the kind of the first warning/error finding.
+        first: the module that finding must name first.
+        why: the planted problem in one line.
+    """
+
+    name: str
+    build: Callable[[int], Case]
+    kind: str
+    first: str
+    why: str
+
+
+def hf_loss(output: Any) -> torch.Tensor:
+    """The loss an HF model computes from the ``labels`` in its inputs."""
+    return output.loss
+
+
+def _seeded(factory: Callable[[], nn.Module]) -> nn.Module:
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return factory().train()
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+# -- inputs ------------------------------------------------------------------------------------------
+
+
+def _tokens(seed: int, *, labels: bool = True, **extra: Any) -> dict[str, torch.Tensor]:
+    ids = torch.randint(0, VOCAB, (BATCH, SEQ), generator=_gen(seed))
+    out = {"input_ids": ids, **extra}
+    if labels:
+        out["labels"] = ids.clone()
+    return out
+
+
+def _classes(seed: int, n: int = CLASSES) -> torch.Tensor:
+    return torch.randint(0, n, (BATCH,), generator=_gen(seed + 1000))
+
+
+def _images(seed: int, size: int = IMAGE) -> dict[str, torch.Tensor]:
+    return {"pixel_values": torch.randn(BATCH, 3, size, size, generator=_gen(seed)), "labels": _classes(seed)}
+
+
+# -- HF text models ----------------------------------------------------------------------------------
+
+_TEXT = dict(vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=2, num_attention_heads=4,
+             intermediate_size=4 * HIDDEN, max_position_embeddings=64)
+_NO_DROPOUT = dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+
+
+def _hf(config_name: str, model_name: str, **config: Any) -> nn.Module:
+    import transformers
+
+    cfg = getattr(transformers, config_name)(**config)
+    return getattr(transformers, model_name)(cfg)
+
+
+def gpt2(seed: int, **config: Any) -> Case:
+    """HF GPT-2 (tied lm_head, Conv1D projections, residual projections at 0.02/sqrt(2 n_layer))."""
+    cfg = dict(vocab_size=VOCAB, n_embd=HIDDEN, n_layer=2, n_head=4, n_positions=64,
+               resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0) | config
+    model = _seeded(lambda: _hf("GPT2Config", "GPT2LMHeadModel", **cfg))
+    return Case(model, _tokens(seed), hf_loss)
+
+
+def _causal(config_name: str, model_name: str, **config: Any) -> Callable[[int], Case]:
+    def build(seed: int) -> Case:
+        model = _seeded(lambda: _hf(config_name, model_name, **config))
+        return Case(model, _tokens(seed), hf_loss)
+
+    return build
+
+
+def _masked(config_name: str, model_name: str, **config: Any) -> Callable[[int], Case]:
+    def build(seed: int) -> Case:
+        model = _seeded(lambda: _hf(config_name, model_name, **config))
+        return Case(model, _tokens(seed), hf_loss)
+
+    return build
+
+
+def t5(seed: int) -> Case:
+    """HF T5: relative attention without 1/sqrt(d) (the query is scaled at init instead), decoder ids."""
+    cfg = dict(vocab_size=VOCAB, d_model=HIDDEN, d_kv=16, d_ff=4 * HIDDEN, num_layers=2, num_heads=4,
+               dropout_rate=0.0, decoder_start_token_id=0, pad_token_id=0)
+    model = _seeded(lambda: _hf("T5Config", "T5ForConditionalGeneration", **cfg))
+    return Case(model, _tokens(seed), hf_loss)
+
+
+def bart(seed: int) -> Case:
+    """HF BART: encoder-decoder with learned positions and tied embeddings."""
+    cfg = dict(vocab_size=VOCAB, d_model=HIDDEN, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+               decoder_attention_heads=4, encoder_ffn_dim=4 * HIDDEN, decoder_ffn_dim=4 * HIDDEN,
+               max_position_embeddings=64, dropout=0.0, attention_dropout=0.0, activation_dropout=0.0,
+               pad_token_id=1, bos_token_id=0, eos_token_id=2, decoder_start_token_id=2)
+    model = _seeded(lambda: _hf("BartConfig", "BartForConditionalGeneration", **cfg))
+    inputs = _tokens(seed)
+    inputs["input_ids"] = inputs["input_ids"].clamp(min=3)  # no padding or special token inside the batch
+    inputs["labels"] = inputs["input_ids"].clone()
+    return Case(model, inputs, hf_loss)
+
+
+# -- HF vision models --------------------------------------------------------------------------------
+
+
+def _vision(config_name: str, model_name: str, *, image: int = IMAGE, stochastic: bool = False,
+            **config: Any) -> Callable[[int], Case]:
+    def build(seed: int) -> Case:
+        model = _seeded(lambda: _hf(config_name, model_name, num_labels=CLASSES, **config))
+        return Case(model, _images(seed, image), hf_loss, stochastic=stochastic)
+
+    return build
+
+
+_VIT = dict(hidden_size=HIDDEN, num_hidden_layers=2, num_attention_heads=4, intermediate_size=4 * HIDDEN,
+            image_size=IMAGE, patch_size=8, **_NO_DROPOUT)
+
+
+# -- nets the project writes -------------------------------------------------------------------------
+
+
+def vgg(*, batchnorm: bool, depth: int = 12, width: int = 32) -> nn.Module:
+    """A VGG-style plain CNN: ``depth`` 3x3 convs with ReLU (and BatchNorm), pooling every 4, a linear head.
+
+    Convs get ``kaiming_normal_(mode="fan_out", nonlinearity="relu")`` as torchvision's VGG does.
+    """
+    layers: list[nn.Module] = []
+    channels = 3
+    for i in range(depth):
+        conv = nn.Conv2d(channels, width, 3, padding=1)
+        nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+        nn.init.zeros_(conv.bias)
+        layers += [conv, nn.BatchNorm2d(width), nn.ReLU(inplace=True)] if batchnorm else [conv, nn.ReLU(True)]
+        if i % 4 == 3:
+            layers.append(nn.MaxPool2d(2))
+        channels = width
+    head = nn.Linear(width, CLASSES)
+    nn.init.normal_(head.weight, 0, 0.01)
+    nn.init.zeros_(head.bias)
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), head)
+
+
+def _image_case(model: nn.Module, seed: int, *, stochastic: bool = False) -> Case:
+    x = torch.randn(BATCH, 3, IMAGE, IMAGE, generator=_gen(seed))
+    return Case(model, x, nn.functional.cross_entropy, _classes(seed), stochastic=stochastic)
+
+
+def mlp(activation: type[nn.Module], init: Callable[[torch.Tensor], Any] | None, *, depth: int = 12,
+        width: int = HIDDEN) -> nn.Module:
+    """``depth`` Linear+activation layers of ``width`` and a linear head; ``init`` on every hidden weight."""
+    layers: list[nn.Module] = []
+    for _ in range(depth):
+        lin = nn.Linear(width, width)
+        if init is not None:
+            init(lin.weight)
+            nn.init.zeros_(lin.bias)
+        layers += [lin, activation()]
+    return nn.Sequential(*layers, nn.Linear(width, CLASSES))
+
+
+def _vector_case(model: nn.Module, seed: int) -> Case:
+    x = torch.randn(BATCH, HIDDEN, generator=_gen(seed))
+    return Case(model, x, nn.functional.cross_entropy, _classes(seed))
+
+
+def _kaiming(w: torch.Tensor) -> Any:
+    return nn.init.kaiming_normal_(w, nonlinearity="relu")
+
+
+def _xavier(w: torch.Tensor) -> Any:
+    return nn.init.xavier_normal_(w, gain=nn.init.calculate_gain("tanh"))
+
+
+# -- the known-good corpus ---------------------------------------------------------------------------
+
+GOOD: dict[str, Callable[[int], Case]] = {
+    "gpt2": gpt2,
+    "bert": _masked("BertConfig", "BertForMaskedLM", **_TEXT, **_NO_DROPOUT),
+    "roberta": _masked("RobertaConfig", "RobertaForMaskedLM", **_TEXT, **_NO_DROPOUT, pad_token_id=1),
+    "distilbert": _masked("DistilBertConfig", "DistilBertForMaskedLM", vocab_size=VOCAB, dim=HIDDEN, n_layers=2,
+                          n_heads=4, hidden_dim=4 * HIDDEN, max_position_embeddings=64, dropout=0.0,
+                          attention_dropout=0.0),
+    "albert": _masked("AlbertConfig", "AlbertForMaskedLM", **_TEXT, embedding_size=32, hidden_dropout_prob=0.0,
+                      attention_probs_dropout_prob=0.0, classifier_dropout_prob=0.0),
+    "electra": _masked("ElectraConfig", "ElectraForMaskedLM", **_TEXT, embedding_size=32, **_NO_DROPOUT),
+    "llama": _causal("LlamaConfig", "LlamaForCausalLM", **_TEXT, num_key_value_heads=2),
+    "mistral": _causal("MistralConfig", "MistralForCausalLM", **_TEXT, num_key_value_heads=2),
+    "qwen2": _causal("Qwen2Config", "Qwen2ForCausalLM", **_TEXT, num_key_value_heads=2),
+    "gemma": _causal("GemmaConfig", "GemmaForCausalLM", **_TEXT, num_key_value_heads=2, head_dim=16),
+    "opt": _causal("OPTConfig", "OPTForCausalLM", vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=2,
+                   num_attention_heads=4, ffn_dim=4 * HIDDEN, max_position_embeddings=64, dropout=0.0,
+                   attention_dropout=0.0, word_embed_proj_dim=HIDDEN),
+    "gpt_neox": _causal("GPTNeoXConfig", "GPTNeoXForCausalLM", **_TEXT, hidden_dropout=0.0,
+                        attention_dropout=0.0),
+    "t5": t5,
+    "bart": bart,
+    "vit": _vision("ViTConfig", "ViTForImageClassification", **_VIT),
+    "deit": _vision("DeiTConfig", "DeiTForImageClassification", **_VIT),
+    "dinov2": _vision("Dinov2Config", "Dinov2ForImageClassification", **_VIT),
+    "resnet": _vision("ResNetConfig", "ResNetForImageClassification", stochastic=True, embedding_size=16,
+                      hidden_sizes=[16, 32, 64, 128], depths=[1, 1, 1, 1], layer_type="basic"),
+    "resnet_bottleneck": _vision("ResNetConfig", "ResNetForImageClassification", stochastic=True,
+                                 embedding_size=16, hidden_sizes=[32, 64, 128, 256], depths=[1, 1, 1, 1],
+                                 layer_type="bottleneck"),
+    "convnext": _vision("ConvNextConfig", "ConvNextForImageClassification", stochastic=False,
+                        hidden_sizes=[16, 32, 64, 128], depths=[1, 1, 1, 1]),
+    "mobilenet_v2": _vision("MobileNetV2Config", "MobileNetV2ForImageClassification", stochastic=True,
+                            depth_multiplier=0.35, classifier_dropout_prob=0.0),
+    "efficientnet": _vision("EfficientNetConfig", "EfficientNetForImageClassification", stochastic=True,
+                            image_size=IMAGE, width_coefficient=0.25, depth_coefficient=0.2, hidden_dim=320,
+                            dropout_rate=0.0, drop_connect_rate=0.0),
+    "regnet": _vision("RegNetConfig", "RegNetForImageClassification", stochastic=True, embedding_size=16,
+                      hidden_sizes=[16, 32, 64, 128], depths=[1, 1, 1, 1], groups_width=8),
+    "swin": _vision("SwinConfig", "SwinForImageClassification", image_size=IMAGE, patch_size=4, embed_dim=16,
+                    depths=[1, 1], num_heads=[2, 4], window_size=4, hidden_dropout_prob=0.0,
+                    attention_probs_dropout_prob=0.0, drop_path_rate=0.0),
+    "vgg_bn": lambda seed: _image_case(_seeded(lambda: vgg(batchnorm=True)), seed, stochastic=True),
+    "vgg_plain": lambda seed: _image_case(_seeded(lambda: vgg(batchnorm=False)), seed),
+    "mlp_kaiming": lambda seed: _vector_case(_seeded(lambda: mlp(nn.ReLU, _kaiming)), seed),
+    "mlp_xavier_tanh": lambda seed: _vector_case(_seeded(lambda: mlp(nn.Tanh, _xavier)), seed),
+}
+
+#: The models a CI run checks (each well under a second); the scorecard runs every one.
+CI_SUBSET: tuple[str, ...] = ("gpt2", "bert", "llama", "t5", "vit", "resnet", "convnext", "vgg_plain")
+
+
+# -- planted faults ----------------------------------------------------------------------------------
+
+
+def _scaled_vgg(factor: float) -> Callable[[int], Case]:
+    def build(seed: int) -> Case:
+        model = _seeded(lambda: vgg(batchnorm=False))
+        with torch.no_grad():
+            for m in model.modules():
+                if isinstance(m, nn.Conv2d):
+                    m.weight.mul_(factor)
+        return _image_case(model, seed)
+
+    return build
+
+
+def _constant_mlp(seed: int) -> Case:
+    model = _seeded(lambda: mlp(nn.ReLU, lambda w: nn.init.constant_(w, 0.05), depth=6))
+    return _vector_case(model, seed)
+
+
+def _sigmoid_mlp(seed: int) -> Case:
+    return _vector_case(_seeded(lambda: mlp(nn.Sigmoid, None, depth=20)), seed)
+
+
+def _overflowing_mlp(seed: int) -> Case:
+    """Layer 6 (the 4th Linear) has one weight of 1e38: its output overflows float32 to inf."""
+    model = _seeded(lambda: mlp(nn.ReLU, _kaiming, depth=6))
+    with torch.no_grad():
+        model[6].weight[0].fill_(1e38)
+    return _vector_case(model, seed)
+
+
+class NanGrad(nn.Module):
+    """A parameter-free module: identity forward, ``sqrt(0)``'s infinite slope times 0 in backward (NaN)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + torch.sqrt(x * 0.0)
+
+
+def _gpt2_nan_backward(tied: bool) -> Callable[[int], Case]:
+    def build(seed: int) -> Case:
+        case = gpt2(seed, tie_word_embeddings=tied)
+        block = case.model.transformer.h[1].mlp
+        block.nan = NanGrad()  # a child of the MLP, applied to its output by a forward hook
+        block.register_forward_hook(lambda mod, args, out: mod.nan(out))
+        return case
+
+    return build
+
+
+def _fp16_mlp(seed: int) -> Case:
+    """A float32 MLP whose 3rd Linear has weights of std 30: values past float16's 65504."""
+    model = _seeded(lambda: mlp(nn.ReLU, _kaiming, depth=6))
+    with torch.no_grad():
+        model[4].weight.mul_(300.0)
+    return _vector_case(model, seed)
+
+
+FAULTS: dict[str, Fault] = {f.name: f for f in [
+    Fault("vgg_x2", _scaled_vgg(2.0), "exploding", "0",
+          "plain 12-conv VGG with every conv weight x2: each layer multiplies E[x²] by 4"),
+    Fault("vgg_x0.5", _scaled_vgg(0.5), "vanishing", "0",
+          "plain 12-conv VGG with every conv weight x0.5: each layer divides E[x²] by 4"),
+    Fault("gpt2_init_1", lambda s: gpt2(s, initializer_range=1.0), "exploding", "transformer.wte",
+          "GPT-2 with initializer_range 1.0 instead of 0.02"),
+    Fault("gpt2_init_1e-5", lambda s: gpt2(s, initializer_range=1e-5), "vanishing", "transformer.wte",
+          "GPT-2 with initializer_range 1e-5 instead of 0.02"),
+    Fault("constant_mlp", _constant_mlp, "symmetric", "0", "every hidden weight 0.05: all units alike"),
+    Fault("sigmoid_mlp", _sigmoid_mlp, "vanishing", "0", "20 Linear+Sigmoid layers at torch's default init"),
+    Fault("inf_forward", _overflowing_mlp, "nonfinite", "6", "one weight row of 1e38 overflows to inf"),
+    Fault("nan_backward_tied", _gpt2_nan_backward(True), "nonfinite", "transformer.h.1.mlp.nan",
+          "GPT-2 (tied lm_head) whose block 1 MLP output passes a module with a NaN backward"),
+    Fault("nan_backward_untied", _gpt2_nan_backward(False), "nonfinite", "transformer.h.1.mlp.nan",
+          "GPT-2 (untied lm_head) whose block 1 MLP output passes a module with a NaN backward"),
+    Fault("fp16_overflow", _fp16_mlp, "out_of_range", "4", "one Linear's weights x300: past float16's range"),
+]}
+
+
+def build(name: str, input_seed: int = 0) -> Case:
+    """The case ``name`` (a :data:`GOOD` model or a :data:`FAULTS` entry) with inputs from ``input_seed``."""
+    if name in GOOD:
+        return GOOD[name](input_seed)
+    return FAULTS[name].build(input_seed)
+
+
+def names() -> list[str]:
+    """Every known-good model's name, then every fault's."""
+    return [*GOOD, *FAULTS]
+
