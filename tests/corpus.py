@@ -133,15 +133,9 @@ def gpt2(seed: int, **config: Any) -> Case:
     return Case(model, _tokens(seed), hf_loss)
 
 
-def _causal(config_name: str, model_name: str, **config: Any) -> Callable[[int], Case]:
-    def build(seed: int) -> Case:
-        model = _seeded(lambda: _hf(config_name, model_name, **config))
-        return Case(model, _tokens(seed), hf_loss)
+def _language_model(config_name: str, model_name: str, **config: Any) -> Callable[[int], Case]:
+    """A language model (causal or masked) whose loss is on its own input ids."""
 
-    return build
-
-
-def _masked(config_name: str, model_name: str, **config: Any) -> Callable[[int], Case]:
     def build(seed: int) -> Case:
         model = _seeded(lambda: _hf(config_name, model_name, **config))
         return Case(model, _tokens(seed), hf_loss)
@@ -159,8 +153,9 @@ def t5(seed: int) -> Case:
 
 def bart(seed: int) -> Case:
     """HF BART: encoder-decoder with learned positions and tied embeddings."""
-    cfg = dict(vocab_size=VOCAB, d_model=HIDDEN, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
-               decoder_attention_heads=4, encoder_ffn_dim=4 * HIDDEN, decoder_ffn_dim=4 * HIDDEN,
+    cfg = dict(vocab_size=VOCAB, d_model=HIDDEN, encoder_layers=2, decoder_layers=2,
+               encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=4 * HIDDEN,
+               decoder_ffn_dim=4 * HIDDEN,
                max_position_embeddings=64, dropout=0.0, attention_dropout=0.0, activation_dropout=0.0,
                pad_token_id=1, bos_token_id=0, eos_token_id=2, decoder_start_token_id=2)
     model = _seeded(lambda: _hf("BartConfig", "BartForConditionalGeneration", **cfg))
@@ -245,22 +240,22 @@ def _xavier(w: torch.Tensor) -> Any:
 
 GOOD: dict[str, Callable[[int], Case]] = {
     "gpt2": gpt2,
-    "bert": _masked("BertConfig", "BertForMaskedLM", **_TEXT, **_NO_DROPOUT),
-    "roberta": _masked("RobertaConfig", "RobertaForMaskedLM", **_TEXT, **_NO_DROPOUT, pad_token_id=1),
-    "distilbert": _masked("DistilBertConfig", "DistilBertForMaskedLM", vocab_size=VOCAB, dim=HIDDEN, n_layers=2,
-                          n_heads=4, hidden_dim=4 * HIDDEN, max_position_embeddings=64, dropout=0.0,
-                          attention_dropout=0.0),
-    "albert": _masked("AlbertConfig", "AlbertForMaskedLM", **_TEXT, embedding_size=32, hidden_dropout_prob=0.0,
-                      attention_probs_dropout_prob=0.0, classifier_dropout_prob=0.0),
-    "electra": _masked("ElectraConfig", "ElectraForMaskedLM", **_TEXT, embedding_size=32, **_NO_DROPOUT),
-    "llama": _causal("LlamaConfig", "LlamaForCausalLM", **_TEXT, num_key_value_heads=2),
-    "mistral": _causal("MistralConfig", "MistralForCausalLM", **_TEXT, num_key_value_heads=2),
-    "qwen2": _causal("Qwen2Config", "Qwen2ForCausalLM", **_TEXT, num_key_value_heads=2),
-    "gemma": _causal("GemmaConfig", "GemmaForCausalLM", **_TEXT, num_key_value_heads=2, head_dim=16),
-    "opt": _causal("OPTConfig", "OPTForCausalLM", vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=2,
+    "bert": _language_model("BertConfig", "BertForMaskedLM", **_TEXT, **_NO_DROPOUT),
+    "roberta": _language_model("RobertaConfig", "RobertaForMaskedLM", **_TEXT, **_NO_DROPOUT, pad_token_id=1),
+    "distilbert": _language_model("DistilBertConfig", "DistilBertForMaskedLM", vocab_size=VOCAB, dim=HIDDEN,
+                          n_layers=2, n_heads=4, hidden_dim=4 * HIDDEN, max_position_embeddings=64,
+                          dropout=0.0, attention_dropout=0.0),
+    "albert": _language_model("AlbertConfig", "AlbertForMaskedLM", **_TEXT, embedding_size=32, **_NO_DROPOUT,
+                      classifier_dropout_prob=0.0),
+    "electra": _language_model("ElectraConfig", "ElectraForMaskedLM", **_TEXT, embedding_size=32, **_NO_DROPOUT),
+    "llama": _language_model("LlamaConfig", "LlamaForCausalLM", **_TEXT, num_key_value_heads=2),
+    "mistral": _language_model("MistralConfig", "MistralForCausalLM", **_TEXT, num_key_value_heads=2),
+    "qwen2": _language_model("Qwen2Config", "Qwen2ForCausalLM", **_TEXT, num_key_value_heads=2),
+    "gemma": _language_model("GemmaConfig", "GemmaForCausalLM", **_TEXT, num_key_value_heads=2, head_dim=16),
+    "opt": _language_model("OPTConfig", "OPTForCausalLM", vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=2,
                    num_attention_heads=4, ffn_dim=4 * HIDDEN, max_position_embeddings=64, dropout=0.0,
                    attention_dropout=0.0, word_embed_proj_dim=HIDDEN),
-    "gpt_neox": _causal("GPTNeoXConfig", "GPTNeoXForCausalLM", **_TEXT, hidden_dropout=0.0,
+    "gpt_neox": _language_model("GPTNeoXConfig", "GPTNeoXForCausalLM", **_TEXT, hidden_dropout=0.0,
                         attention_dropout=0.0),
     "t5": t5,
     "bart": bart,
@@ -345,11 +340,9 @@ def _gpt2_nan_backward(tied: bool) -> Callable[[int], Case]:
 
 
 def _fp16_mlp(seed: int) -> Case:
-    """A float32 MLP whose 3rd Linear has weights of std 30: values past float16's 65504."""
-    model = _seeded(lambda: mlp(nn.ReLU, _kaiming, depth=6))
-    with torch.no_grad():
-        model[4].weight.mul_(300.0)
-    return _vector_case(model, seed)
+    """A Kaiming MLP fed raw features of magnitude ~1e5 (unnormalized data): fine in float32, not float16."""
+    case = _vector_case(_seeded(lambda: mlp(nn.ReLU, _kaiming, depth=6)), seed)
+    return Case(case.model, case.inputs * 1e5, case.loss_fn, case.target)
 
 
 FAULTS: dict[str, Fault] = {f.name: f for f in [
@@ -357,7 +350,7 @@ FAULTS: dict[str, Fault] = {f.name: f for f in [
           "plain 12-conv VGG with every conv weight x2: each layer multiplies E[x²] by 4"),
     Fault("vgg_x0.5", _scaled_vgg(0.5), "vanishing", "0",
           "plain 12-conv VGG with every conv weight x0.5: each layer divides E[x²] by 4"),
-    Fault("gpt2_init_1", lambda s: gpt2(s, initializer_range=1.0), "exploding", "transformer.wte",
+    Fault("gpt2_init_1", lambda s: gpt2(s, initializer_range=1.0), "exploding", "transformer.h.0.attn.c_attn",
           "GPT-2 with initializer_range 1.0 instead of 0.02"),
     Fault("gpt2_init_1e-5", lambda s: gpt2(s, initializer_range=1e-5), "vanishing", "transformer.wte",
           "GPT-2 with initializer_range 1e-5 instead of 0.02"),
@@ -368,7 +361,7 @@ FAULTS: dict[str, Fault] = {f.name: f for f in [
           "GPT-2 (tied lm_head) whose block 1 MLP output passes a module with a NaN backward"),
     Fault("nan_backward_untied", _gpt2_nan_backward(False), "nonfinite", "transformer.h.1.mlp.nan",
           "GPT-2 (untied lm_head) whose block 1 MLP output passes a module with a NaN backward"),
-    Fault("fp16_overflow", _fp16_mlp, "out_of_range", "4", "one Linear's weights x300: past float16's range"),
+    Fault("fp16_overflow", _fp16_mlp, "out_of_range", "0", "inputs of magnitude 1e5: past float16's 65504"),
 ]}
 
 

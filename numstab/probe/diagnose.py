@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -85,6 +86,18 @@ def diagnose(
         >>> [layer.name for layer in r.layers], r.verdict
         (['0', '1', '2'], 'healthy')
     """
+    return _diagnose(model, inputs, loss_fn=loss_fn, target=target, seed=seed, verify=True)
+
+
+def _diagnose(
+    model: nn.Module,
+    inputs: Any,
+    *,
+    loss_fn: Callable[..., torch.Tensor] | None,
+    target: Any,
+    seed: int,
+    verify: bool,
+) -> Report:
     _check_model(model)
     args, kwargs = _as_call(inputs)
     _check_finite_inputs(args, kwargs)
@@ -95,7 +108,7 @@ def diagnose(
             loss = _seed_loss(output, loss_fn, target, seed)
             grad_norms = _backward(model, loss)
     report = _build(model, capture, grad_norms, loss, inputs=(args, kwargs), loss_given=loss_fn is not None)
-    return _with_recheck(report, model, inputs, loss_fn, target, seed)
+    return _with_recheck(report, model, inputs, loss_fn, target, seed, verify=verify)
 
 
 # -- input checks ------------------------------------------------------------------------------------
@@ -232,7 +245,8 @@ def _build(
     loss_given: bool,
 ) -> Report:
     modules = {n: m for m, n in measured_modules(model).items()}
-    layers = [_layer_report(r, modules[r.module_name], grad_norms) for r in capture.records]
+    owners = _first_owners(model)
+    layers = [_layer_report(r, modules[r.module_name], grad_norms, owners) for r in capture.records]
     acts = {r.name: act for r in capture.records if (act := analytic.activation_of(modules[r.module_name]))}
     layers = analytic.annotate(layers, acts)
     q0 = _input_second_moment(inputs, layers)
@@ -270,15 +284,29 @@ def _merged(a: TensorStats, b: TensorStats) -> TensorStats:
     return merge(a, b)
 
 
+def _first_owners(model: nn.Module) -> dict[int, str]:
+    """``{id(parameter): name of the first module holding it}``: a tied parameter has one owner."""
+    owners: dict[int, str] = {}
+    for name, module in model.named_modules(remove_duplicate=False):
+        for p in module.parameters(recurse=False):
+            owners.setdefault(id(p), name)
+    return owners
+
+
 def _layer_report(
-    record: CallRecord, module: nn.Module, grad_norms: dict[nn.Parameter, float] | None
+    record: CallRecord,
+    module: nn.Module,
+    grad_norms: dict[nn.Parameter, float] | None,
+    owners: dict[int, str],
 ) -> LayerReport:
     fwd = record.forward or summarize(torch.zeros(0))
     grad = record.grad
     weight = _main_weight(module)
     wstats = _weight_fields(module, weight)
-    dup_w = duplicate_rows(weight.detach()) if weight is not None and weight.dim() >= 2 else 0
+    dup_w = _duplicate_weight_rows(module, weight)
     grad_norm = _own_grad_norm(module, grad_norms)
+    weight_norm = norm(weight) if weight is not None else None
+    owner = owners.get(id(weight), record.module_name) if weight is not None else record.module_name
     return LayerReport(
         name=record.name,
         kind=record.kind,
@@ -303,8 +331,21 @@ def _layer_report(
         units=record.units,
         numel=record.numel,
         weight_grad_ratio=_ratio(grad_norm, _own_norm(module)),
+        weight_rms=_ratio(weight_norm, math.sqrt(weight.numel())) if weight is not None else None,
+        relative_grad=_ratio((grad_norms or {}).get(weight) if weight is not None else None, weight_norm),
+        shared_with=owner if owner != record.module_name else None,
+        duplicate_weight_rows=dup_w,
+        lookup=isinstance(module, (nn.Embedding, nn.EmbeddingBag)),
         **{k: v for k, v in wstats.items() if k != "weight_std"},
     )
+
+
+def _duplicate_weight_rows(module: nn.Module, weight: torch.Tensor | None) -> int:
+    """Output units whose weight row equals another's; HF ``Conv1D`` stores its weight (in, out)."""
+    if weight is None or weight.dim() < 2 or weight is not getattr(module, "weight", None):
+        return 0
+    w = weight.detach()
+    return duplicate_rows(w.t() if type(module).__name__ == "Conv1D" else w.flatten(1))
 
 
 def _main_weight(module: nn.Module) -> torch.Tensor | None:
@@ -323,8 +364,8 @@ def _weight_fields(module: nn.Module, weight: torch.Tensor | None) -> dict[str, 
     bias = getattr(module, "bias", None)
     if isinstance(bias, torch.Tensor) and bias.is_floating_point():
         fields["bias_std"] = _std(bias)
-    if weight.dim() >= 2:
-        from numstab.init import fans
+    if weight.dim() >= 2 and weight is getattr(module, "weight", None):  # a layer's weight, not a table of
+        from numstab.init import fans  # tokens (ViT's cls_token)
 
         fan_in, fan_out = fans(weight)
         fields.update(
@@ -419,21 +460,86 @@ def _encloses(outer: str, inner: str) -> bool:
 
 
 def _with_recheck(
-    report: Report, model: nn.Module, inputs: Any, loss_fn: Callable[..., Any] | None, target: Any, seed: int
+    report: Report,
+    model: nn.Module,
+    inputs: Any,
+    loss_fn: Callable[..., Any] | None,
+    target: Any,
+    seed: int,
+    *,
+    verify: bool,
 ) -> Report:
+    """Attach the re-check ``with_fix`` runs; with ``verify``, keep only the fixes it calls healthy.
+
+    Every finding's ``scheme`` is applied to a copy and the copy diagnosed; a fix whose after-report
+    still has a warning or an error is withdrawn (:func:`numstab.probe.rules.withdrawn`): a fix that
+    does not change the verdict is not offered. This costs one pass per offered fix, and only on a model
+    with findings.
+    """
+
     def recheck(scheme: str, options: dict[str, Any]) -> tuple[nn.Module, Report]:
-        import copy
+        fixed = _fixed_copy(model, scheme, options, seed)
+        return fixed, _diagnose(fixed, inputs, loss_fn=loss_fn, target=target, seed=seed, verify=False)
 
-        from numstab.init import apply_
+    report = replace(report, _recheck=recheck, seed=seed)
+    if not verify or not any(f.scheme for f in report.findings):
+        return report
+    checked = {}
+    for f in report.findings:
+        key = (f.scheme, repr(sorted(f.options.items())))
+        if f.scheme and key not in checked:
+            checked[key] = recheck(f.scheme, dict(f.options))[1].verdict == "healthy"
+    findings = [
+        f if not f.scheme or checked[(f.scheme, repr(sorted(f.options.items())))] else rules.withdrawn(f)
+        for f in report.findings
+    ]
+    return replace(report, findings=findings)
 
-        # the new weights come from a generator seeded like the report: the same fix every time, and the
-        # global RNG untouched (unless the caller passes generator= or seed=); apply_ knows HF Conv1D and
-        # initializes a tied parameter once, under its first owner, so the copy's ties hold
-        if "seed" not in options:
-            options = {"generator": torch.Generator().manual_seed(seed), **options}
-        fixed = apply_(copy.deepcopy(model), scheme, **options)
-        return fixed, diagnose(fixed, inputs, loss_fn=loss_fn, target=target, seed=seed)
 
-    from dataclasses import replace
+def _fixed_copy(model: nn.Module, scheme: str, options: dict[str, Any], seed: int) -> nn.Module:
+    """A deep copy of ``model`` with the fix applied (``layers=`` restricts it to those modules)."""
+    import copy
 
-    return replace(report, _recheck=recheck, seed=seed)
+    from numstab.init import apply_
+
+    options = dict(options)
+    fixed = copy.deepcopy(model)
+    if scheme == "rescale":
+        names = options.pop("layers", None)
+        _rescale([fixed] if names is None else [_submodule(fixed, name) for name in names], options)
+        return fixed
+    # the new weights come from a generator seeded like the report: the same fix every time, and the
+    # global RNG untouched (unless the caller passes generator= or seed=); apply_ knows HF Conv1D and
+    # initializes a tied parameter once, under its first owner, so the copy's ties hold
+    if "seed" not in options:
+        options = {"generator": torch.Generator().manual_seed(seed), **options}
+    return apply_(fixed, scheme, **options)
+
+
+def _submodule(model: nn.Module, name: str) -> nn.Module:
+    from numstab.errors import UnknownNameError
+
+    module_name = name.split("#", 1)[0]
+    try:
+        return model.get_submodule(module_name)
+    except AttributeError:
+        raise UnknownNameError("layer", name, [n for n, _ in model.named_modules() if n]) from None
+
+
+def _rescale(targets: Sequence[nn.Module], options: dict[str, Any]) -> None:
+    """Multiply every weight of >= 2 dimensions under ``targets`` by ``factor`` (a tied one once)."""
+    factor = options.pop("factor", None)
+    if options or not isinstance(factor, (int, float)) or not math.isfinite(factor) or factor <= 0:
+        raise InvalidArgumentError(
+            "scheme='rescale' takes factor= (a positive finite number) and layers= only, got "
+            f"factor={factor!r}"
+            f"{' and ' + ', '.join(sorted(options)) if options else ''}: e.g. with_fix('rescale', factor=0.5)"
+        )
+    seen: set[int] = set()
+    with torch.no_grad():
+        for target in targets:
+            for module in target.modules():
+                weight = getattr(module, "weight", None)
+                if isinstance(weight, torch.Tensor) and weight.dim() >= 2 and id(weight) not in seen:
+                    seen.add(id(weight))
+                    weight.mul_(factor)

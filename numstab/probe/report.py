@@ -74,6 +74,16 @@ class LayerReport:
             activation of the previous dense/conv layer's output (None where the stack does not match).
         theory_grad_factor: predicted E[g_in²]/E[g_out²] across this layer and the activation before it.
         measured_grad_factor: the measured value of that ratio.
+        weight_rms: root mean square of the main weight, sqrt(E[w²]) (0 for a zero-initialized weight;
+            the gate's value for a layer-scale vector; γ's scale for a normalization layer).
+        relative_grad: ||∇W|| / ||W|| of the main weight alone (None: no gradient, or W = 0): the
+            relative change an SGD step of learning rate 1 makes to it.
+        shared_with: the module that owns this layer's main weight when it is tied to an earlier
+            module's (GPT-2's ``lm_head`` is ``transformer.wte``); such a layer is judged and fixed once,
+            under that owner. None when the weight is its own.
+        duplicate_weight_rows: rows of the main weight (one per output unit) equal to another row (zero
+            rows skipped): the chapter's symmetry, in the weights themselves.
+        lookup: the main weight is a lookup table (``nn.Embedding``): rows are read, never summed over.
     """
 
     name: str
@@ -107,6 +117,11 @@ class LayerReport:
     theory_second_moment: float | None = None
     theory_grad_factor: float | None = None
     measured_grad_factor: float | None = None
+    weight_rms: float | None = None
+    relative_grad: float | None = None
+    shared_with: str | None = None
+    duplicate_weight_rows: int = 0
+    lookup: bool = False
 
     def __repr__(self) -> str:
         return (
@@ -134,7 +149,11 @@ class Finding:
         severity: "error", "warning" or "info".
         layers: the names of the layers concerned, in forward order.
         message: the evidence and the cause, in the chapter's terms.
-        fix: a concrete change, e.g. ``numstab.init.apply_(model, 'kaiming_normal')``.
+        fix: a concrete change, e.g. ``report.with_fix('rescale', factor=0.5)``.
+        scheme: the fix as ``Report.with_fix(scheme, **options)`` takes it, when one applies (None: the
+            fix is not an initialization, or none was found that the re-check calls healthy). Every
+            scheme :func:`numstab.diagnose` offers has been applied to a copy and re-checked healthy.
+        options: the keyword arguments of that ``with_fix`` call.
     """
 
     kind: str
@@ -142,10 +161,12 @@ class Finding:
     layers: tuple[str, ...]
     message: str
     fix: str
+    scheme: str | None = None
+    options: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the fields as plain Python values."""
-        return {**asdict(self), "layers": list(self.layers)}
+        return {**asdict(self), "layers": list(self.layers), "options": dict(self.options)}
 
 
 @dataclass(frozen=True)
@@ -268,7 +289,14 @@ class Report(display.Displayed):
         return display.write_html(self, path)
 
     def with_fix(self, scheme: str, **init_options: Any) -> FixComparison:
-        """Apply ``numstab.init.apply_(copy, scheme, **init_options)`` to a deep copy of the model, re-check.
+        """Apply a fix to a deep copy of the model and re-check it with the same inputs, loss and seed.
+
+        ``scheme`` is an initialization scheme of :func:`numstab.init.apply_` ("kaiming_normal", ...),
+        applied by ``apply_(copy, scheme, **init_options)`` (``layers=`` restricts it to those modules),
+        or ``"rescale"``: every weight of two or more dimensions (tied ones once) multiplied by
+        ``factor=``, which keeps every deliberate ratio between layers (GPT-2's residual projections,
+        T5's query scale, a zero head) and corrects a model whose weights are all out of scale by one
+        factor; ``layers=`` restricts it too. The fix each finding offers is its ``scheme`` and ``options``.
 
         The model is not changed. The copy is diagnosed with the same inputs, loss and seed, and its new
         weights are drawn from a ``torch.Generator`` seeded with the report's seed (the global RNG is not
@@ -277,8 +305,9 @@ class Report(display.Displayed):
         once under its first owner (GPT-2's ``lm_head`` stays the token embedding, which is left alone).
 
         Args:
-            scheme: an initialization scheme of :func:`numstab.init.apply_` ("kaiming_normal", ...).
-            **init_options: passed on to ``apply_`` (``activation=``, ``generator=``, ...).
+            scheme: an :func:`numstab.init.apply_` scheme or ``"rescale"``.
+            **init_options: passed on to ``apply_`` (``activation=``, ``generator=``, ...); ``factor=``
+                for ``"rescale"``; ``layers=`` for either.
 
         Returns:
             A :class:`FixComparison` with the report before and after, and the fixed copy.
@@ -286,6 +315,20 @@ class Report(display.Displayed):
         Raises:
             ModelError: the scheme applies to no layer of the model (the message names it); everything
                 ``apply_`` raises for a bad option.
+            InvalidArgumentError: ``"rescale"`` without a positive finite ``factor=``.
+
+        Examples:
+            >>> import torch
+            >>> from numstab.probe import diagnose
+            >>> net = torch.nn.Sequential(*[torch.nn.Linear(16, 16) for _ in range(12)])
+            >>> for layer in net:
+            ...     _ = torch.nn.init.normal_(layer.weight, generator=torch.Generator().manual_seed(0))
+            >>> report = diagnose(net, torch.randn(8, 16, generator=torch.Generator().manual_seed(0)))
+            >>> finding = report.findings[0]
+            >>> finding.kind, finding.scheme
+            ('exploding', 'rescale')
+            >>> report.with_fix(finding.scheme, **finding.options).after.verdict
+            'healthy'
         """
         if self._recheck is None:
             raise InvalidArgumentError(

@@ -1,24 +1,51 @@
-"""Rules that turn a pass's numbers into findings, each with a documented threshold and a concrete fix.
+"""Rules that turn a pass's numbers into findings about training at step 0, each with its threshold.
 
-The chapter's diagnosis, made mechanical. A deep network multiplies one Jacobian per layer, so the
-second moment of the signal and of the gradient change geometrically with depth:
+The chapter's diagnosis, carried to the networks people train. What decides whether SGD can train a
+network is whether every layer gets a useful update: the signal must reach the loss at a scale the
+loss and the nonlinearities can use, and the gradient must reach the bottom layers. The rules judge
+both *where a product of Jacobians really happens*, and nowhere else:
 
-.. math::
+- **Segments.** A normalization layer (LayerNorm, RMSNorm, BatchNorm, GroupNorm: any layer whose class
+  name contains "Norm") resets the signal's scale, and an embedding lookup sets it without a
+  previous one, so nothing is compared across them. The network is cut into *segments*: each starts at
+  the network's input, a normalization's output or an embedding's output, and holds the dense/conv
+  layers (a ``weight`` of two or more dimensions: Linear, Conv, HF ``Conv1D``) until the next cut. In
+  a plain net the whole net is one segment; in a Transformer a segment is one residual branch (norm,
+  projections, back into the stream) or the head.
+- **Forward gain of a segment**, :math:`\\max_l \\log_2 E[y_l^2] / E[x_\\text{start}^2]` over its
+  layers. Above :data:`EXPLODING_LOG2` it explodes: between two normalizations a signal 2^8 times
+  larger in E[x²] (16× in magnitude) saturates softmax, GELU and the loss, and no deliberate
+  convention in the corpus comes near it (the largest is 2^4, HF ResNet's bottleneck).
+- **Vanishing toward the loss**: the last segment (the one that feeds the loss) falling below
+  :data:`VANISHING_LOG2`. Residual branches that start small (GPT-2's projections at
+  0.02/sqrt(2 n_layer), attention averaging over positions, zero-γ BatchNorm, layer-scale gates) are
+  deliberate and are not judged by their forward gain: the residual stream carries the signal past them.
+- **Starved normalization**: a LayerNorm/RMSNorm/GroupNorm whose output E[y²] is below E[γ²] by more
+  than :data:`STARVED_LOG2`: its input's variance is below its ``eps``, so it cannot normalize and
+  passes a vanishing signal on (GPT-2 at ``initializer_range=1e-5``). BatchNorm is left out: in eval
+  mode it divides by running statistics, not by the batch's.
+- **Relative gradients** :math:`r = \\lVert \\nabla W \\rVert / \\lVert W \\rVert` (the relative
+  change an SGD step makes to W) in networks without normalization: the median of
+  :math:`\\log_2 r^2` over the bottom quarter of the layers against the top quarter. A spread beyond
+  :data:`SPREAD_LOG2` means no single learning rate trains both ends: the chapter's vanishing
+  (sigmoid) or exploding gradient. It is not applied across normalizations: measured on the corpus,
+  healthy BERT's query/key projections sit 2^25 below its feed-forward layers at step 0 (near-uniform
+  attention passes almost no gradient to them), and EfficientNet's squeeze-excitation 2^200 below.
 
-    \\log_2 \\frac{E[x_L^2]}{E[x_0^2]} = \\sum_{l=1}^{L} \\log_2 \\chi^{\\text{fwd}}_l, \\qquad
-    \\log_2 \\frac{E[g_1^2]}{E[g_L^2]} = \\sum_{l=2}^{L} \\log_2 \\chi_l
+Deliberate scales are recognized and reported as ``info``: layer-scale gates (a constant parameter
+vector, ConvNeXt's 1e-6), zero-γ normalization (the last BatchNorm of a residual block), and zero
+heads (every gradient but the head's is 0 at step 0; the body gets gradients after the first update).
+Tied parameters are judged once, under their first owner (:attr:`LayerReport.shared_with`).
 
-With ReLU and Xavier's variance 2/(fan_in + fan_out) each square layer halves the signal (He et al. 2015),
-so 30 layers give log2 = -30; Kaiming's 2/fan_in gives 0. The thresholds below are in powers of two of the
-*second moment*: 10 means a factor 1024 in E[x²], 32 in the typical magnitude.
+A finding about scale offers ``rescale`` (every weight times one factor, which keeps every ratio the
+model's authors chose between layers) or an init scheme; :func:`numstab.diagnose` applies each offered
+fix to a copy and withdraws it (:func:`withdrawn`) unless the copy is healthy.
 
-Both ratios are taken over the network's *trunk*: the layers whose output has as many elements as the
-first layer's. A head that pools or projects (global average pooling divides each gradient entry by the
-number of positions) changes E[g²] without any instability, so it is left out.
+Thresholds are in powers of two of a second moment: 8 is a factor 256 in E[x²], 16 in magnitude.
 
 Examples:
-    >>> GAIN_LOG2_WARNING, DEAD_FRACTION, FP16_GRAD_UNDERFLOW
-    (10.0, 0.5, 0.01)
+    >>> EXPLODING_LOG2, VANISHING_LOG2, STARVED_LOG2, SPREAD_LOG2
+    (8.0, 16.0, 4.0, 10.0)
 """
 
 from __future__ import annotations
@@ -26,78 +53,155 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 from numstab.probe.report import KINDS, SEVERITIES, Finding, LayerReport, NonfiniteOrigin
 
 __all__ = [
     "evaluate",
     "verdict",
+    "withdrawn",
+    "segments",
+    "Segment",
     "forward_gain_log2",
     "backward_gain_log2",
-    "GAIN_LOG2_WARNING",
-    "GAIN_LOG2_ERROR",
+    "EXPLODING_LOG2",
+    "VANISHING_LOG2",
+    "STARVED_LOG2",
+    "SPREAD_LOG2",
+    "ERROR_FACTOR",
     "DEAD_FRACTION",
+    "DEAD_MIN_VALUES",
     "SYMMETRIC_FRACTION",
     "FP16_GRAD_UNDERFLOW",
-    "INIT_OUTLIER",
 ]
 
-#: |log2| of a second-moment ratio across the network above which it is vanishing/exploding (warning).
-GAIN_LOG2_WARNING = 10.0
-#: ... and above which it is an error (a factor 10^6 in E[x²], 1000 in magnitude).
-GAIN_LOG2_ERROR = 20.0
-#: A layer with at least this fraction of units that are 0 for the whole batch is dead.
+#: log2 of the largest E[y²] / E[x_start²] inside a segment above which the signal explodes (warning).
+EXPLODING_LOG2 = 8.0
+#: -log2 of the last segment's smallest E[y²] / E[x_start²] beyond which the signal vanishes before the
+#: loss (warning). Deliberately small heads (std 0.01, as torchvision's VGG) reach 2^-10 in the corpus.
+VANISHING_LOG2 = 16.0
+#: log2 E[γ²] / E[y²] of a normalization's output beyond which it is starved (its input is below eps).
+STARVED_LOG2 = 4.0
+#: |log2 r²_bottom / r²_top| of relative gradients, plain networks only, beyond which one end does not
+#: train at the other's learning rate (warning). Healthy plain nets in the corpus stay within 2^4.
+SPREAD_LOG2 = 10.0
+#: A finding is an error when its measure is beyond ERROR_FACTOR times its warning threshold.
+ERROR_FACTOR = 2.0
+#: A rectifier layer with at least this fraction of units that are 0 for the whole batch is dead.
 DEAD_FRACTION = 0.5
-#: A layer with at least this fraction of its live units duplicating another is symmetric.
+#: ... judged only when each unit was seen in at least this many values: a unit seen in 4 values (a
+#: squeeze-excitation unit, batch 4) is 0 in all of them by chance 1 time in 16.
+DEAD_MIN_VALUES = 16
+#: A layer with at least this fraction of its weight rows duplicating another row is symmetric.
 SYMMETRIC_FRACTION = 0.5
-#: Fraction of a layer's non-zero gradient entries that flush to zero in float16 worth a finding.
+#: Fraction of a layer's non-zero gradient entries that flush to zero in float16 worth an info finding
+#: (a GradScaler, which mixed-precision training uses, recovers them).
 FP16_GRAD_UNDERFLOW = 0.01
-#: A layer whose weight std differs from the stack's median (relative to its fan reference) by more than
-#: this factor is an initialization outlier.
-INIT_OUTLIER = 4.0
+#: After a rescale the worst gain is brought to this many powers of two inside the healthy band.
+_RESCALE_TARGET_LOG2 = 0.0
+#: A starved normalization's input is brought this far above its eps.
+_STARVED_MARGIN_LOG2 = 8.0
 
+_RECTIFIERS = {"ReLU", "ReLU6"}
+_SATURATING = {"Sigmoid", "Tanh", "Hardsigmoid", "Hardtanh", "Softsign", "LogSigmoid"}
 _RELU_LIKE = {"ReLU", "LeakyReLU", "ReLU6", "PReLU", "RReLU", "ELU", "CELU", "SELU", "GELU", "SiLU", "Mish"}
-_SATURATING = {"Sigmoid", "Hardsigmoid", "LogSigmoid"}
+
+
+def is_norm(layer: LayerReport) -> bool:
+    """True for a normalization layer: its class name contains "Norm" (LayerNorm, LlamaRMSNorm, ...)."""
+    return "norm" in layer.kind.lower()
+
+
+def is_weighted(layer: LayerReport) -> bool:
+    """True for a dense/conv layer: its ``weight`` has two or more dimensions and is not a lookup table."""
+    return layer.fan_in is not None and not layer.lookup
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Dense/conv layers between two cuts (input, normalization or embedding outputs).
+
+    Attributes:
+        starts: the layers whose output starts the segment (a normalization, or the embeddings feeding
+            it); empty when it starts at the network's input.
+        start_second_moment: E[x²] where the segment starts.
+        members: its dense/conv layer calls, in forward order.
+        end: the normalization that ends it, or None when it runs to the output (the last segment).
+    """
+
+    starts: tuple[LayerReport, ...]
+    start_second_moment: float
+    members: tuple[LayerReport, ...]
+    end: LayerReport | None
+
+    def gains_log2(self) -> list[float]:
+        """log2 E[y_l²] / E[x_start²] for each member (-inf for a zero output)."""
+        return [_log2_ratio(m.activation_second_moment, self.start_second_moment) for m in self.members]
+
+
+def segments(layers: Sequence[LayerReport], input_second_moment: float) -> list[Segment]:
+    """Cut the calls at normalizations and embeddings into :class:`Segment` s (empty ones dropped).
+
+    Examples:
+        >>> calls = [_layer("0", dense=True), _layer("n", kind="LayerNorm"), _layer("1", dense=True)]
+        >>> segs = segments(calls, 1.0)
+        >>> [([s.name for s in seg.starts], [m.name for m in seg.members]) for seg in segs]
+        [([], ['0']), (['n'], ['1'])]
+    """
+    out: list[Segment] = []
+    starts: list[LayerReport] = []
+    start = input_second_moment
+    members: list[LayerReport] = []
+    for la in layers:
+        if is_norm(la) or la.lookup:
+            if members or is_norm(la):
+                if members:
+                    out.append(Segment(tuple(starts), start, tuple(members), la if is_norm(la) else None))
+                starts, members = [], []
+            starts.append(la)
+            start = sum(s.activation_second_moment for s in starts if s.lookup) if la.lookup else (
+                la.activation_second_moment)
+        elif is_weighted(la):
+            members.append(la)
+    if members:
+        out.append(Segment(tuple(starts), start, tuple(members), None))
+    return out
 
 
 def forward_gain_log2(layers: Sequence[LayerReport], input_second_moment: float) -> float | None:
-    """log2 E[x_L²] / E[x_0²]: the last layer's output against the inputs (None when undefined).
+    """The most extreme segment gain: log2 E[y²]/E[x_start²] furthest from 0 (None when undefined).
+
+    The largest gain over every segment, or the last segment's smallest when that is further from 0.
 
     Examples:
-        >>> forward_gain_log2([_layer("0", act=2.0**-30)], 1.0)
+        >>> forward_gain_log2([_layer("0", act=2.0**-30, dense=True)], 1.0)
         -30.0
     """
-    trunk = _trunk(layers)
-    if not trunk or not input_second_moment > 0 or trunk[-1].forward_nonfinite:
+    segs = [s for s in segments(layers, input_second_moment) if _judgeable(s)]
+    if not segs:
         return None
-    return _log2_ratio(trunk[-1].activation_second_moment, input_second_moment)
+    top = max(max(_finite(s.gains_log2())) for s in segs)
+    low = min(_finite(segs[-1].gains_log2()))
+    return low if abs(low) > abs(top) else top
 
 
 def backward_gain_log2(layers: Sequence[LayerReport]) -> float | None:
-    """log2 E[g_first²] / E[g_last²]: the gradient at the first layer's output against the last one's.
+    """log2 of the bottom quarter's median r² over the top quarter's (plain networks; None elsewhere).
 
-    Negative: the gradient vanishes toward the input. None without a finite gradient at both ends.
+    Negative: the gradient vanishes toward the input relative to the weights it must move.
 
     Examples:
-        >>> backward_gain_log2([_layer("0", grad=2.0**-20), _layer("1", grad=1.0)])
-        -20.0
+        >>> backward_gain_log2([_layer(str(i), rel=2.0**-i, dense=True) for i in range(8)])
+        -12.0
     """
-    with_grad = [la for la in _trunk(layers) if la.grad_second_moment is not None and not la.grad_nonfinite]
-    if len(with_grad) < 2 or with_grad[-1].grad_second_moment == 0:
+    ranked = _relative_gradients(layers)
+    if len(ranked) < 4:
         return None
-    return _log2_ratio(with_grad[0].grad_second_moment or 0.0, with_grad[-1].grad_second_moment or 0.0)
-
-
-def _trunk(layers: Sequence[LayerReport]) -> list[LayerReport]:
-    """The layers whose output has the first layer's number of elements (all of them if that leaves < 2)."""
-    trunk = [la for la in layers if la.numel == layers[0].numel] if layers else []
-    return trunk if len(trunk) >= 2 else list(layers)
-
-
-def _log2_ratio(num: float, den: float) -> float:
-    if num == 0:
-        return -math.inf
-    return math.log2(num) - math.log2(den)
+    k = max(1, len(ranked) // 4)
+    bottom = statistics.median(v for _, v in ranked[:k])
+    top = statistics.median(v for _, v in ranked[-k:])
+    return bottom - top
 
 
 def evaluate(
@@ -110,28 +214,45 @@ def evaluate(
 
     Args:
         layers: the per-call statistics, in the order calls finished.
-        input_second_moment: E[x²] of the inputs.
+        input_second_moment: E[x²] of the floating-point inputs (NaN for token ids).
         first_nonfinite: where the first NaN/inf appeared, if anywhere.
 
     Examples:
-        >>> evaluate([_layer("0", grad=1.0), _layer("1", grad=1.0)], input_second_moment=1.0)
+        >>> evaluate([_layer("0", dense=True), _layer("1", dense=True)], input_second_moment=1.0)
         []
     """
     findings = _nonfinite(layers, first_nonfinite)
-    if first_nonfinite is None or first_nonfinite.phase != "forward":
-        findings += _gains(layers, input_second_moment)
-    findings += _out_of_range(layers) + _dead(layers) + _symmetric(layers) + _init_outliers(layers)
+    if first_nonfinite is None:
+        findings += _starved(layers) + _segment_gains(layers, input_second_moment) + _spread(layers)
+    findings += _out_of_range(layers) + _dead(layers) + _symmetric(layers) + _deliberate(layers)
     return sorted(findings, key=lambda f: (SEVERITIES.index(f.severity), KINDS.index(f.kind)))
 
 
 def verdict(findings: Sequence[Finding]) -> str:
-    """The most severe finding's kind, or "healthy" (findings must be sorted as :func:`evaluate` sorts).
+    """The most severe warning or error's kind, or "healthy" (findings sorted as :func:`evaluate` sorts).
 
     Examples:
-        >>> verdict([])
+        >>> verdict([Finding("init", "info", ("0",), "a zero head", "nothing to do")])
         'healthy'
     """
-    return findings[0].kind if findings else "healthy"
+    serious = [f for f in findings if f.severity != "info"]
+    return serious[0].kind if serious else "healthy"
+
+
+def withdrawn(finding: Finding) -> Finding:
+    """The finding without its scheme: the re-check did not call the fixed copy healthy.
+
+    Examples:
+        >>> f = Finding("symmetric", "error", ("0",), "alike", "re-init", "xavier_normal", {"layers": ("0",)})
+        >>> withdrawn(f).scheme, withdrawn(f).fix.startswith("re-init")
+        (None, True)
+    """
+    note = " (numstab's re-initialization was tried on a copy and did not make it healthy: no scheme offered)"
+    base = finding.fix.split(": report.with_fix(")[0]
+    return replace(finding, fix=base + note, scheme=None, options={})
+
+
+# -- the rules ---------------------------------------------------------------------------------------
 
 
 def _nonfinite(layers: Sequence[LayerReport], origin: NonfiniteOrigin | None) -> list[Finding]:
@@ -143,62 +264,101 @@ def _nonfinite(layers: Sequence[LayerReport], origin: NonfiniteOrigin | None) ->
         f"the first NaN/inf appeared in the {origin.phase} pass, in {where}; {len(hit)} layer(s) carry "
         "non-finite values after it (a value past float32's 3.4e38 becomes inf, and inf - inf or 0 · inf NaN)"
     )
-    if origin.phase == "forward":
-        fix = (
-            f"look at {origin.module}: lower its weight scale (numstab.init.apply_(model, 'kaiming_normal')) "
-            "and guard exp/log/division in its forward"
-        )
-    else:
+    if origin.phase != "forward":
         fix = (
             f"look at {origin.module}'s backward (a custom autograd Function, sqrt or log at 0, division by "
             "a tiny number); clip with torch.nn.utils.clip_grad_norm_ only after fixing the cause"
         )
-    return [Finding("nonfinite", "error", (origin.module,), message, fix)]
+        return [Finding("nonfinite", "error", (origin.module,), message, fix)]
+    layer = next((la for la in layers if la.name == origin.module), None)
+    fix = f"look at {origin.module}: its weights' scale, and exp/log/division in its forward"
+    if layer is None or not is_weighted(layer):
+        return [Finding("nonfinite", "error", (origin.module,), message, fix)]
+    scheme = _scheme_for(layers)
+    options = {"layers": (layer.module_name,)}
+    fix += f": report.with_fix({scheme!r}, layers={options['layers']!r}) re-initializes it"
+    return [Finding("nonfinite", "error", (origin.module,), message, fix, scheme, options)]
 
 
-def _gains(layers: Sequence[LayerReport], input_second_moment: float) -> list[Finding]:
+def _starved(layers: Sequence[LayerReport]) -> list[Finding]:
+    """Normalizations whose output is far below γ: their input is below eps, the signal vanished."""
+    starved = [(la, _deficit(la)) for la in layers if _per_sample_norm(la)]
+    starved = [(la, d) for la, d in starved if d > STARVED_LOG2]
+    if not starved:
+        return []
+    first, deficit = starved[0]
+    names = tuple(dict.fromkeys([la.name for la in _feeding(layers, first)] + [la.name for la, _ in starved]))
+    factor = 2.0 ** ((deficit + _STARVED_MARGIN_LOG2) / 2)
+    message = (
+        f"{len(starved)} normalization layer(s) output E[y²] 2^{-deficit:.1f} of their γ² "
+        f"(the first is {first.name}): the signal reaching them is below their eps, so they cannot "
+        "normalize it and pass a vanishing signal on; what feeds them is out of scale"
+    )
+    fix = (f"raise the weight scale (e.g. the init's std or initializer_range): report.with_fix('rescale', "
+           f"factor={factor:.3g}) multiplies every weight, keeping the ratios between layers")
+    severity = "error" if deficit > ERROR_FACTOR * STARVED_LOG2 else "warning"
+    return [Finding("vanishing", severity, names, message, fix, "rescale", {"factor": _round(factor)})]
+
+
+def _segment_gains(layers: Sequence[LayerReport], input_second_moment: float) -> list[Finding]:
+    segs = [s for s in segments(layers, input_second_moment) if _judgeable(s)]
     findings = []
-    fwd = forward_gain_log2(layers, input_second_moment)
-    bwd = backward_gain_log2(layers)
-    names = tuple(la.name for la in layers if la.weight_std is not None) or tuple(la.name for la in layers)
-    for gain, what in ((fwd, "the signal E[x²] from the input to the output"),
-                       (bwd, "the gradient E[g²] from the output back to the first layer")):
-        if gain is None or abs(gain) <= GAIN_LOG2_WARNING:
-            continue
-        kind = "vanishing" if gain < 0 else "exploding"
-        severity = "error" if abs(gain) > GAIN_LOG2_ERROR else "warning"
-        article = "an" if kind == "exploding" else "a"
-        message = (
-            f"{what} changes by 2^{gain:.1f} over {len(names)} layers: each layer multiplies it by about "
-            f"2^{gain / max(len(names), 1):.2f}, and depth turns a small factor into {article} {kind} "
-            "product (the chapter's product of Jacobians)"
-        )
-        findings.append(Finding(kind, severity, names, message, init_fix(layers, kind)))
+    exploding = [(s, max(_finite(s.gains_log2()))) for s in segs]
+    exploding = [(s, g) for s, g in exploding if g > EXPLODING_LOG2]
+    if exploding:
+        worst, gain = max(exploding, key=lambda sg: sg[1])
+        k = 1 + _finite(worst.gains_log2()).index(gain)
+        findings.append(_gain_finding("exploding", gain, [s for s, _ in exploding], k, EXPLODING_LOG2))
+    if segs and segs[-1].end is None:
+        last = segs[-1]
+        low = min(_finite(last.gains_log2()))
+        if low < -VANISHING_LOG2:
+            k = 1 + _finite(last.gains_log2()).index(low)
+            findings.append(_gain_finding("vanishing", low, [last], k, VANISHING_LOG2))
     return findings
 
 
-def init_fix(layers: Sequence[LayerReport], kind: str) -> str:
-    """The fix for a vanishing or exploding stack, chosen from its activations and its current init.
+def _gain_finding(kind: str, gain: float, segs: Sequence[Segment], k: int, threshold: float) -> Finding:
+    names = tuple(dict.fromkeys(m.name for s in segs for m in s.members))
+    factor = 2.0 ** ((_RESCALE_TARGET_LOG2 - gain) / (2 * k))
+    where = "between normalization layers" if any(s.starts or s.end for s in segs) else "from the input"
+    message = (
+        f"the signal E[x²] changes by 2^{gain:+.1f} {where} over {k} dense/conv layer(s) "
+        f"({names[0]} first): each multiplies it by about 2^{gain / k:+.2f}, and depth turns a small factor "
+        f"into {'an' if kind == 'exploding' else 'a'} {kind} product (the chapter's product of Jacobians)"
+    )
+    verb = "lower" if kind == "exploding" else "raise"
+    fix = (f"{verb} the weight scale of these layers: report.with_fix('rescale', factor={factor:.3g}) "
+           "multiplies every weight, keeping the ratios between layers")
+    severity = "error" if abs(gain) > ERROR_FACTOR * threshold else "warning"
+    return Finding(kind, severity, names, message, fix, "rescale", {"factor": _round(factor)})
 
-    Examples:
-        >>> init_fix([_layer("0", kind="Sigmoid")], "vanishing").split(",")[0]
-        "replace sigmoid by tanh or 4·sigmoid − 2 (activation 'scaled_sigmoid')"
-        >>> init_fix([_layer("0", kind="ReLU")], "exploding")
-        "numstab.init.apply_(model, 'kaiming_normal')"
-    """
+
+def _spread(layers: Sequence[LayerReport]) -> list[Finding]:
+    if any(is_norm(la) for la in layers):
+        return []
+    spread = backward_gain_log2(layers)
+    if spread is None or abs(spread) <= SPREAD_LOG2:
+        return []
+    kind = "vanishing" if spread < 0 else "exploding"
+    names = tuple(name for name, _ in _relative_gradients(layers))
+    message = (
+        f"the relative gradient ||∇W||²/||W||² of the bottom layers is 2^{spread:+.1f} that of the top "
+        f"layers ({len(names)} dense/conv layers, no normalization): no single learning rate moves both "
+        f"ends, the gradient {kind} toward the input (the chapter's product of Jacobians, backward)"
+    )
     kinds = {la.kind for la in layers}
+    act = _activation_name(layers)
     if kind == "vanishing" and kinds & _SATURATING:
-        return ("replace sigmoid by tanh or 4·sigmoid − 2 (activation 'scaled_sigmoid'), "
-                "then numstab.init.apply_(model, 'xavier_normal')")
-    relu = bool(kinds & _RELU_LIKE)
-    ratios = [la.kaiming_ratio if relu else la.xavier_ratio for la in layers if la.weight_std is not None]
-    ratios = [r for r in ratios if r is not None]
-    if ratios and 0.8 <= statistics.median(ratios) <= 1.25:
-        return ("the init already matches its reference: add residual connections or normalization "
-                "(LayerNorm/BatchNorm), or use numstab.init.apply_(model, 'critical')")
-    if relu:
-        return "numstab.init.apply_(model, 'kaiming_normal')"
-    return "numstab.init.apply_(model, 'xavier_normal')"
+        fix = ("replace the saturating activation by tanh or 4·sigmoid − 2 (activation 'scaled_sigmoid'), or "
+               "initialize at the edge of chaos")
+        scheme, options = "critical", {"activation": act}
+    else:
+        fix = "use the init that keeps the gradient's scale for this activation"
+        scheme, options = _scheme_for(layers), {}
+    fix += f": report.with_fix({scheme!r}{''.join(f', {k}={v!r}' for k, v in options.items())})"
+    severity = "error" if abs(spread) > ERROR_FACTOR * SPREAD_LOG2 else "warning"
+    return [Finding(kind, severity, names, message, fix, scheme, options)]
 
 
 def _out_of_range(layers: Sequence[LayerReport]) -> list[Finding]:
@@ -209,13 +369,13 @@ def _out_of_range(layers: Sequence[LayerReport]) -> list[Finding]:
         message = (f"{len(over)} layer(s) produce values beyond float16's 65504 (largest 2^{-room:.1f} above "
                    "it): they become inf under float16 autocast")
         findings.append(Finding("out_of_range", "warning", _names(over), message,
-                                "use bfloat16 (float32's range) for these layers, or rescale their init"))
+                                "use bfloat16 (float32's range) for these layers, or scale the inputs down"))
     under = [la for la in layers if la.grad_out_of_range.get("float16", 0.0) > FP16_GRAD_UNDERFLOW]
     if under:
         worst = max(la.grad_out_of_range["float16"] for la in under)
         message = (f"{len(under)} layer(s) have gradients that float16 flushes to zero or overflows (up to "
-                   f"{worst:.0%} of the entries): those updates would be lost in mixed precision")
-        findings.append(Finding("out_of_range", "warning", _names(under), message,
+                   f"{worst:.0%} of the entries): float16 training needs a GradScaler (bfloat16 does not)")
+        findings.append(Finding("out_of_range", "info", _names(under), message,
                                 "use bfloat16 or a GradScaler (torch.amp.GradScaler scales the loss by 2^k)"))
     return findings
 
@@ -226,51 +386,149 @@ def _frac(table: dict[str, float], fmt: str, layer: LayerReport) -> float:
 
 
 def _dead(layers: Sequence[LayerReport]) -> list[Finding]:
-    dead = [la for la in layers if la.units >= 2 and la.dead_fraction >= DEAD_FRACTION]
+    dead = [la for la in layers if la.kind in _RECTIFIERS and la.units >= 2
+            and la.dead_fraction >= DEAD_FRACTION and la.numel >= DEAD_MIN_VALUES * la.units]
     if not dead:
         return []
     worst = max(la.dead_fraction for la in dead)
     message = (f"{len(dead)} layer(s) have at least {DEAD_FRACTION:.0%} of their units at exactly 0 for the "
                f"whole batch (up to {worst:.0%}): a dead ReLU gets no gradient and never recovers")
-    fix = "use leaky_relu or a smaller negative bias, and numstab.init.apply_(model, 'kaiming_normal')"
+    fix = "use leaky_relu or a smaller negative bias in the layer before"
     return [Finding("dead", "warning", _names(dead), message, fix)]
 
 
 def _symmetric(layers: Sequence[LayerReport]) -> list[Finding]:
-    sym = [la for la in layers if la.units >= 2 and la.duplicate_units >= SYMMETRIC_FRACTION * la.units]
+    sym = [la for la in _first_calls(layers) if is_weighted(la) and la.shared_with is None and la.units >= 2
+           and la.weight_rms and la.duplicate_weight_rows >= SYMMETRIC_FRACTION * la.units]
     if not sym:
         return []
-    message = (f"{len(sym)} layer(s) have most units identical to another unit: units initialized alike get "
-               "the same gradient and stay alike, so the layer computes like a single unit (the chapter's "
-               "symmetry)")
-    fix = "break the symmetry with a random init: numstab.init.apply_(model, 'kaiming_normal')"
-    return [Finding("symmetric", "error", _names(sym), message, fix)]
+    message = (f"{len(sym)} layer(s) have most weight rows identical to another row: units initialized "
+               "alike get the same gradient and stay alike, so the layer computes like a single unit (the "
+               "chapter's symmetry)")
+    scheme = _scheme_for(layers)
+    options = {"layers": tuple(la.module_name for la in sym)}
+    fix = f"break the symmetry with a random init: report.with_fix({scheme!r}, layers={options['layers']!r})"
+    return [Finding("symmetric", "error", _names(sym), message, fix, scheme, options)]
 
 
-def _init_outliers(layers: Sequence[LayerReport]) -> list[Finding]:
-    relu = bool({la.kind for la in layers} & _RELU_LIKE)
-    scored = [(la, la.kaiming_ratio if relu else la.xavier_ratio) for la in layers
-              if la.kind.startswith(("Linear", "Conv")) and la.weight_std]
-    scored = [(la, r) for la, r in scored if r]
-    if len(scored) < 3:
-        return []
-    median = statistics.median(r for _, r in scored)
+def _deliberate(layers: Sequence[LayerReport]) -> list[Finding]:
+    """Info findings: scales that look alarming and are deliberate, with the reason."""
     findings = []
-    for la, r in scored:
-        if max(r / median, median / r) > INIT_OUTLIER:
-            target = la.weight_std / r * median
-            message = (f"the weight std of {la.name} is {r / median:.2g}× that of the other layers (relative "
-                       f"to its fans): one layer out of scale scales the whole signal")
-            findings.append(Finding("init", "warning", (la.name,), message,
-                                    f"set the std of {la.module_name} to {target:.2g}"))
+    firsts = _first_calls(layers)
+    gates = [la for la in firsts if not is_norm(la) and not is_weighted(la) and not la.lookup
+             and la.weight_std == 0 and la.weight_rms is not None and 0 < la.weight_rms < 1]
+    if gates:
+        findings.append(Finding(
+            "init", "info", _names(gates),
+            f"{len(gates)} layer-scale gate(s) (a constant parameter vector, {gates[0].weight_rms:.2g} in "
+            f"{gates[0].name}): each residual branch enters the stream scaled down and its gradients "
+            "alike, by design (Touvron et al. 2021, CaiT; ConvNeXt): the gates grow as training needs them",
+            "nothing to do: deliberate"))
+    zero_norms = [la for la in firsts  # Gemma's RMSNorm stores γ - 1: a zero weight there is γ = 1
+                  if is_norm(la) and la.weight_rms == 0 and la.activation_second_moment == 0]
+    if zero_norms:
+        findings.append(Finding(
+            "init", "info", _names(zero_norms),
+            f"{len(zero_norms)} normalization layer(s) with γ = 0: each residual block starts as the "
+            "identity (Goyal et al. 2017) and the layers inside it get zero gradient until γ moves, after "
+            "the first update",
+            "nothing to do: deliberate"))
+    zero = [la for la in firsts if is_weighted(la) and la.weight_rms == 0]
+    if zero:
+        findings.append(Finding(
+            "init", "info", _names(zero),
+            f"{len(zero)} zero-initialized layer(s) ({zero[0].name}): at step 0 every layer before a zero "
+            "head gets exactly 0 gradient; the first update moves the head, and gradients reach the body "
+            "after it",
+            "nothing to do: deliberate (a zero head starts from uniform predictions)"))
     return findings
+
+
+# -- helpers -----------------------------------------------------------------------------------------
+
+
+def _judgeable(segment: Segment) -> bool:
+    """A segment with a finite, non-zero start and a finite member output (a zero gate's output is 0)."""
+    return (
+        segment.start_second_moment > 0
+        and math.isfinite(segment.start_second_moment)
+        and bool(_finite(segment.gains_log2()))
+    )
+
+
+def _finite(values: Sequence[float]) -> list[float]:
+    """The finite values, or all of them when none is (the index of an extreme stays meaningful)."""
+    return [v if math.isfinite(v) else (-1e300 if v < 0 else 1e300) for v in values] if values else []
+
+
+def _feeding(layers: Sequence[LayerReport], norm: LayerReport) -> list[LayerReport]:
+    """The dense/conv and embedding layers between the previous normalization and ``norm``."""
+    before = list(layers[: layers.index(norm)])
+    cut = max((i for i, la in enumerate(before) if is_norm(la)), default=-1)
+    return [la for la in before[cut + 1:] if is_weighted(la) or la.lookup]
+
+
+def _per_sample_norm(layer: LayerReport) -> bool:
+    return is_norm(layer) and "batch" not in layer.kind.lower() and bool(layer.weight_rms)
+
+
+def _deficit(layer: LayerReport) -> float:
+    """log2 E[γ²] / E[y²] of a normalization's output (0 when it normalizes)."""
+    expected = (layer.weight_rms or 0.0) ** 2
+    return -_log2_ratio(layer.activation_second_moment, expected)
+
+
+def _relative_gradients(layers: Sequence[LayerReport]) -> list[tuple[str, float]]:
+    """(name, log2 r²) of each dense/conv weight's first call, in forward order, where r is finite and > 0."""
+    out = []
+    for la in _first_calls(layers):
+        r = la.relative_grad
+        if is_weighted(la) and la.shared_with is None and r is not None and 0 < r < math.inf:
+            out.append((la.name, 2 * math.log2(r)))
+    return out
+
+
+def _first_calls(layers: Sequence[LayerReport]) -> list[LayerReport]:
+    return [la for la in layers if "#" not in la.name]
+
+
+def _activation_name(layers: Sequence[LayerReport]) -> str | None:
+    from numstab import activations
+
+    kinds = [la.kind for la in layers if la.kind in _SATURATING | _RELU_LIKE]
+    if not kinds:
+        return None
+    try:
+        return activations.get(statistics.mode(kinds).lower()).name
+    except Exception:  # noqa: BLE001 - a kind the registry does not know: no activation for the scheme
+        return None
+
+
+def _scheme_for(layers: Sequence[LayerReport]) -> str:
+    """kaiming_normal for rectifier-like networks, xavier_normal otherwise."""
+    return "kaiming_normal" if {la.kind for la in layers} & _RELU_LIKE else "xavier_normal"
+
+
+def _round(x: float) -> float:
+    return float(f"{x:.3g}")
+
+
+def _log2_ratio(num: float, den: float) -> float:
+    if num == 0:
+        return -math.inf
+    if den == 0:
+        return math.inf
+    return math.log2(num) - math.log2(den)
 
 
 def _names(layers: Sequence[LayerReport]) -> tuple[str, ...]:
     return tuple(la.name for la in layers)
 
 
-def _layer(name: str, *, act: float = 1.0, grad: float | None = None, kind: str = "Linear") -> LayerReport:
+def _layer(name: str, *, act: float = 1.0, grad: float | None = None, kind: str = "Linear",
+           dense: bool = False, rel: float | None = None) -> LayerReport:
     """A minimal LayerReport for the examples above."""
     return LayerReport(name, kind, 0.0, math.sqrt(act), None if grad is None else math.sqrt(grad), None, None,
-                       0.0, 0, {}, 0, activation_second_moment=act, grad_second_moment=grad)
+                       0.0, 0, {}, 0, activation_second_moment=act, grad_second_moment=grad,
+                       fan_in=8 if dense else None, fan_out=8 if dense else None, relative_grad=rel,
+                       weight_rms=1.0 if kind.endswith("Norm") else None)
