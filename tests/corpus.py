@@ -133,7 +133,7 @@ def gpt2(seed: int, **config: Any) -> Case:
     return Case(model, _tokens(seed), hf_loss)
 
 
-def _language_model(config_name: str, model_name: str, **config: Any) -> Callable[[int], Case]:
+def _lm(config_name: str, model_name: str, **config: Any) -> Callable[[int], Case]:
     """A language model (causal or masked) whose loss is on its own input ids."""
 
     def build(seed: int) -> Case:
@@ -240,22 +240,22 @@ def _xavier(w: torch.Tensor) -> Any:
 
 GOOD: dict[str, Callable[[int], Case]] = {
     "gpt2": gpt2,
-    "bert": _language_model("BertConfig", "BertForMaskedLM", **_TEXT, **_NO_DROPOUT),
-    "roberta": _language_model("RobertaConfig", "RobertaForMaskedLM", **_TEXT, **_NO_DROPOUT, pad_token_id=1),
-    "distilbert": _language_model("DistilBertConfig", "DistilBertForMaskedLM", vocab_size=VOCAB, dim=HIDDEN,
+    "bert": _lm("BertConfig", "BertForMaskedLM", **_TEXT, **_NO_DROPOUT),
+    "roberta": _lm("RobertaConfig", "RobertaForMaskedLM", **_TEXT, **_NO_DROPOUT, pad_token_id=1),
+    "distilbert": _lm("DistilBertConfig", "DistilBertForMaskedLM", vocab_size=VOCAB, dim=HIDDEN,
                           n_layers=2, n_heads=4, hidden_dim=4 * HIDDEN, max_position_embeddings=64,
                           dropout=0.0, attention_dropout=0.0),
-    "albert": _language_model("AlbertConfig", "AlbertForMaskedLM", **_TEXT, embedding_size=32, **_NO_DROPOUT,
+    "albert": _lm("AlbertConfig", "AlbertForMaskedLM", **_TEXT, embedding_size=32, **_NO_DROPOUT,
                       classifier_dropout_prob=0.0),
-    "electra": _language_model("ElectraConfig", "ElectraForMaskedLM", **_TEXT, embedding_size=32, **_NO_DROPOUT),
-    "llama": _language_model("LlamaConfig", "LlamaForCausalLM", **_TEXT, num_key_value_heads=2),
-    "mistral": _language_model("MistralConfig", "MistralForCausalLM", **_TEXT, num_key_value_heads=2),
-    "qwen2": _language_model("Qwen2Config", "Qwen2ForCausalLM", **_TEXT, num_key_value_heads=2),
-    "gemma": _language_model("GemmaConfig", "GemmaForCausalLM", **_TEXT, num_key_value_heads=2, head_dim=16),
-    "opt": _language_model("OPTConfig", "OPTForCausalLM", vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=2,
+    "electra": _lm("ElectraConfig", "ElectraForMaskedLM", **_TEXT, embedding_size=32, **_NO_DROPOUT),
+    "llama": _lm("LlamaConfig", "LlamaForCausalLM", **_TEXT, num_key_value_heads=2),
+    "mistral": _lm("MistralConfig", "MistralForCausalLM", **_TEXT, num_key_value_heads=2),
+    "qwen2": _lm("Qwen2Config", "Qwen2ForCausalLM", **_TEXT, num_key_value_heads=2),
+    "gemma": _lm("GemmaConfig", "GemmaForCausalLM", **_TEXT, num_key_value_heads=2, head_dim=16),
+    "opt": _lm("OPTConfig", "OPTForCausalLM", vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=2,
                    num_attention_heads=4, ffn_dim=4 * HIDDEN, max_position_embeddings=64, dropout=0.0,
                    attention_dropout=0.0, word_embed_proj_dim=HIDDEN),
-    "gpt_neox": _language_model("GPTNeoXConfig", "GPTNeoXForCausalLM", **_TEXT, hidden_dropout=0.0,
+    "gpt_neox": _lm("GPTNeoXConfig", "GPTNeoXForCausalLM", **_TEXT, hidden_dropout=0.0,
                         attention_dropout=0.0),
     "t5": t5,
     "bart": bart,

@@ -51,7 +51,8 @@ def test_to_json_has_the_schema_a_top_level_verdict_and_spelled_out_infinities(t
     assert '"grad_second_moment": "inf"' in report.to_json()
     assert doc["layers"][1]["grad_second_moment"] == math.inf
     assert doc["findings"][0] == {"kind": "dead", "severity": "warning", "layers": ["1"],
-                                  "message": "half the units are 0", "fix": "use leaky_relu"}
+                                  "message": "half the units are 0", "fix": "use leaky_relu",
+                                  "scheme": None, "options": {}}
     path = tmp_path / "r.json"
     report.to_json(path)
     assert jsonio.load(path, kind="check") == doc
@@ -91,20 +92,21 @@ def test_fix_comparison_renders_before_and_after() -> None:
     console = make_console(file=io.StringIO(), width=120)
     console.print(comparison)
     text = console.file.getvalue()
-    assert "numstab.init.apply_(model, 'kaiming_normal') on a copy" in text
+    assert "report.with_fix('kaiming_normal') on a copy" in text
     assert " before   exploding" in text and " after    healthy" in text
     assert comparison.to_dict()["after"]["verdict"] == "healthy"
 
 
 def test_diagnose_stores_the_gains_the_fix_table_shows() -> None:
-    """Two layers of 2 I: E[x_L²] = 16 E[x_0²] (log2 4), the gradient doubles per layer down (log2 2)."""
-    net = nn.Sequential(nn.Linear(8, 8, bias=False), nn.Linear(8, 8, bias=False))
+    """Layers c_l I with c = (1, 1, 2, 2): E[x_L²] = (1·1·2·2)² E[x_0²] (log2 4); the relative gradient
+    r_l = ||∇W_l|| / ||W_l|| is (prod c) / c_l² times a common factor, so log2 r_0² - log2 r_3² = 4 log2 2."""
+    net = nn.Sequential(*[nn.Linear(8, 8, bias=False) for _ in range(4)])
     with torch.no_grad():
-        for layer in net:
-            layer.weight.copy_(2 * torch.eye(8))
+        for layer, c in zip(net, (1.0, 1.0, 2.0, 2.0), strict=True):
+            layer.weight.copy_(c * torch.eye(8))
     report = diagnose(net, torch.ones(4, 8))
     assert report.forward_gain_log2 == 4.0
-    assert report.backward_gain_log2 == pytest.approx(2.0, abs=1e-12)
+    assert report.backward_gain_log2 == pytest.approx(4.0, abs=1e-12)
     assert report.to_dict()["forward_gain_log2"] == 4.0
 
 

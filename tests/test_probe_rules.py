@@ -1,4 +1,5 @@
-"""numstab.probe.rules: each documented threshold, on both sides, and the fix each finding names."""
+"""numstab.probe.rules: each documented threshold, on both sides, where each rule applies and where it does
+not (across a normalization, inside a residual branch), the deliberate scales, and the fix each names."""
 
 from __future__ import annotations
 
@@ -7,102 +8,153 @@ import math
 import pytest
 
 from numstab.probe import rules
-from numstab.probe.report import LayerReport, NonfiniteOrigin
+from numstab.probe.report import Finding, LayerReport, NonfiniteOrigin
 
 
-def layer(name: str, kind: str = "Linear", **fields) -> LayerReport:
-    base = dict(activation_mean=0.0, activation_std=1.0, grad_std=1.0, weight_std=None, weight_grad_norm=None,
+def layer(name: str, kind: str = "Linear", *, act: float = 1.0, dense: bool = False, **fields) -> LayerReport:
+    base = dict(activation_mean=0.0, activation_std=1.0, grad_std=1.0, weight_std=0.1, weight_grad_norm=None,
                 dead_fraction=0.0, duplicate_units=0, out_of_range={}, nonfinite=0,
-                activation_second_moment=1.0, grad_second_moment=1.0, units=8, numel=64)
+                activation_second_moment=act, grad_second_moment=1.0, units=8, numel=64, weight_rms=0.1)
+    if dense:
+        base.update(fan_in=8, fan_out=8)
     base.update(fields)
     return LayerReport(name, kind, **base)
 
 
-def stack(first_grad: float, last_act: float = 1.0, kind: str = "ReLU") -> list[LayerReport]:
-    return [layer("0", grad_second_moment=first_grad), layer("1", kind),
-            layer("2", activation_second_moment=last_act)]
+def dense(name: str, act: float = 1.0, **fields) -> LayerReport:
+    return layer(name, act=act, dense=True, **fields)
+
+
+def norm(name: str, act: float = 1.0, **fields) -> LayerReport:
+    return layer(name, "LayerNorm", act=act, **{"weight_std": 0.0, "weight_rms": 1.0, **fields})
+
+
+def found(layers: list[LayerReport], q0: float = 1.0, **kw) -> list[tuple[str, str]]:
+    return [(f.kind, f.severity) for f in rules.evaluate(layers, input_second_moment=q0, **kw)]
 
 
 @pytest.mark.parametrize(("log2_gain", "expected"), [
-    (-9.9, []), (-10.1, [("vanishing", "warning")]), (-20.1, [("vanishing", "error")]),
-    (9.9, []), (10.1, [("exploding", "warning")]), (20.1, [("exploding", "error")]),
+    (7.9, []), (8.1, [("exploding", "warning")]), (16.1, [("exploding", "error")]),
+    (-15.9, []), (-16.1, [("vanishing", "warning")]), (-32.1, [("vanishing", "error")]),
 ])
-def test_gradient_gain_thresholds(log2_gain: float, expected: list[tuple[str, str]]) -> None:
-    found = rules.evaluate(stack(2.0**log2_gain), input_second_moment=1.0)
-    assert [(f.kind, f.severity) for f in found] == expected
+def test_plain_segment_gain_thresholds(log2_gain: float, expected: list[tuple[str, str]]) -> None:
+    assert found([dense("0"), layer("1", "ReLU"), dense("2", act=2.0**log2_gain)]) == expected
 
 
-def test_forward_gain_is_the_trunk_output_over_the_input() -> None:
-    layers = stack(1.0, last_act=2.0**-12) + [layer("head", numel=10, activation_second_moment=1.0)]
-    assert rules.forward_gain_log2(layers, 1.0) == pytest.approx(-12.0)  # the head (other numel) skipped
-    found = rules.evaluate(layers, input_second_moment=1.0)
-    assert [(f.kind, f.severity) for f in found] == [("vanishing", "warning")]
-    assert found[0].fix == "numstab.init.apply_(model, 'kaiming_normal')"
+def test_the_scale_is_not_compared_across_a_normalization_or_from_an_embedding() -> None:
+    # GPT-2's picture: embeddings at 0.02² (2^-11), LayerNorm to 1, a projection: no product of Jacobians
+    # runs from the embedding to the head, so nothing is compared end to end.
+    emb = layer("wte", "Embedding", act=2.0**-11, lookup=True, fan_in=8, fan_out=8)
+    layers = [emb, norm("ln"), dense("fc", act=2.0**4), norm("ln_f"), dense("head", act=2.0**-5)]
+    assert found(layers, q0=math.nan) == []
+    assert [[m.name for m in s.members] for s in rules.segments(layers, math.nan)] == [["fc"], ["head"]]
+    # the same gain of 2^9 inside one segment explodes
+    assert found([emb, norm("ln"), dense("fc", act=2.0**9)], q0=math.nan) == [("exploding", "warning")]
 
 
-def test_sigmoid_nets_are_told_to_change_the_activation() -> None:
-    (finding,) = rules.evaluate(stack(2.0**-30, kind="Sigmoid"), input_second_moment=1.0)
-    assert finding.fix.startswith("replace sigmoid by tanh or 4·sigmoid − 2")
+def test_a_residual_branch_that_starts_small_is_deliberate_but_not_the_last_segment() -> None:
+    branch = [norm("ln_1"), dense("c_attn", act=2.0**-5), dense("c_proj", act=2.0**-20), norm("ln_f")]
+    assert found(branch + [dense("head")]) == []
+    (finding,) = rules.evaluate(branch + [dense("head", act=2.0**-20)], input_second_moment=1.0)
+    assert (finding.kind, finding.layers) == ("vanishing", ("head",))
+    assert finding.scheme == "rescale" and finding.options == {"factor": pytest.approx(2.0**10, rel=1e-2)}
 
 
-def test_an_init_at_its_reference_is_told_to_add_residual_connections() -> None:
-    layers = [layer(str(i), kaiming_ratio=1.02, weight_std=0.1, fan_in=8, fan_out=8) for i in range(3)]
-    layers[0] = layer("0", grad_second_moment=2.0**-25, kaiming_ratio=1.0, weight_std=0.1)
-    layers.append(layer("3", "ReLU"))
-    (finding,) = rules.evaluate(layers, input_second_moment=1.0)
-    assert "add residual connections" in finding.fix
+def test_a_normalization_below_its_eps_is_starved_and_names_what_feeds_it_first() -> None:
+    emb = [layer(n, "Embedding", act=2.0**-33, lookup=True, fan_in=8, fan_out=8) for n in ("wte", "wpe")]
+    ok = emb + [norm("ln_1", act=2.0**-3.9), dense("fc")]
+    assert found(ok, q0=math.nan) == []
+    starved = emb + [norm("ln_1", act=2.0**-12), dense("fc", act=2.0**-12)]
+    (finding,) = rules.evaluate(starved, input_second_moment=math.nan)
+    assert (finding.kind, finding.severity, finding.layers) == ("vanishing", "error", ("wte", "wpe", "ln_1"))
+    # the stream is raised until the norm's input is 2^8 above eps: factor 2^((12 + 8) / 2)
+    assert finding.options == {"factor": 1020.0}
+    # BatchNorm is not judged (in eval mode it divides by running statistics)
+    bn = layer("bn", "BatchNorm2d", act=2.0**-12, weight_rms=1.0)
+    assert found(emb + [bn, dense("fc", act=2.0**-12)], q0=math.nan) == []
 
 
-def test_dead_threshold_is_half_the_units() -> None:
-    assert rules.evaluate([layer("0", dead_fraction=0.49)], input_second_moment=1.0) == []
-    (finding,) = rules.evaluate([layer("0", dead_fraction=0.5)], input_second_moment=1.0)
-    assert (finding.kind, finding.layers) == ("dead", ("0",))
-    assert "leaky_relu" in finding.fix
+@pytest.mark.parametrize(("spread", "expected"), [
+    (9.9, []), (10.1, [("exploding", "warning")]), (-10.1, [("vanishing", "warning")]),
+    (-20.1, [("vanishing", "error")]),
+])
+def test_relative_gradient_spread_in_plain_nets(spread: float, expected: list[tuple[str, str]]) -> None:
+    # 8 layers, log2 r² falling linearly: the bottom quarter's median minus the top quarter's is `spread`
+    step = spread / 6
+    layers = [dense(str(i), relative_grad=2.0 ** (-step * i / 2)) for i in range(8)]
+    assert rules.backward_gain_log2(layers) == pytest.approx(spread)
+    assert found(layers) == expected
+    assert found(layers + [norm("ln")]) == []  # not across normalizations (attention q/k, SE gates)
 
 
-def test_symmetric_threshold_is_half_the_units() -> None:
-    assert rules.evaluate([layer("0", duplicate_units=3)], input_second_moment=1.0) == []
-    (finding,) = rules.evaluate([layer("0", duplicate_units=4)], input_second_moment=1.0)
-    assert (finding.kind, finding.severity) == ("symmetric", "error")
-    assert "random init" in finding.fix
+def test_saturating_nets_are_offered_the_critical_init_for_their_activation() -> None:
+    layers = [x for i in range(8) for x in (dense(str(2 * i), relative_grad=2.0 ** (2 * i)),
+                                            layer(f"{2 * i + 1}", "Sigmoid"))]
+    finding = rules.evaluate(layers, input_second_moment=1.0)[0]
+    assert (finding.kind, finding.scheme) == ("vanishing", "critical")
+    assert finding.options == {"activation": "sigmoid"}
+    assert finding.fix.startswith("replace the saturating activation by tanh")
 
 
-def test_fp16_overflow_and_gradient_underflow() -> None:
+def test_deliberate_scales_are_info_and_leave_the_verdict_healthy() -> None:
+    gate = layer("stages.0.layers.0", "ConvNextLayer", weight_std=0.0, weight_rms=1e-6)
+    zero_gamma = norm("layer.1.bn2", act=0.0, weight_rms=0.0)
+    gemma = norm("input_layernorm", weight_rms=0.0)  # stores γ - 1: a zero weight normalizes to 1
+    head = dense("classifier", act=0.0, weight_rms=0.0, relative_grad=None)
+    findings = rules.evaluate([dense("stem"), gate, zero_gamma, gemma, head], input_second_moment=1.0)
+    assert [(f.kind, f.severity, f.layers) for f in findings] == [
+        ("init", "info", ("stages.0.layers.0",)), ("init", "info", ("layer.1.bn2",)),
+        ("init", "info", ("classifier",))]
+    assert "gradients reach the body after" in findings[2].message
+    assert rules.verdict(findings) == "healthy"
+
+
+def test_symmetric_weights_threshold_and_a_tied_weight_is_judged_once() -> None:
+    assert found([dense("0", duplicate_weight_rows=3)]) == []
+    (finding,) = rules.evaluate([dense("0", duplicate_weight_rows=4)], input_second_moment=1.0)
+    assert (finding.kind, finding.severity, finding.options) == ("symmetric", "error", {"layers": ("0",)})
+    assert found([dense("lm_head", duplicate_weight_rows=8, shared_with="wte")]) == []
+    # identical *outputs* (a squeeze-excitation gate fed zeros) are not the chapter's symmetry
+    assert found([dense("0", duplicate_units=8)]) == []
+
+
+def test_dead_needs_a_rectifier_half_its_units_and_enough_values_per_unit() -> None:
+    assert found([layer("r", "ReLU", dead_fraction=0.49, numel=8 * 16)]) == []
+    assert found([layer("r", "ReLU", dead_fraction=0.5, numel=8 * 16)]) == [("dead", "warning")]
+    assert found([layer("r", "ReLU", dead_fraction=1.0, numel=8 * 15)]) == []  # 15 values per unit
+    assert found([layer("bias_table", "Embedding", dead_fraction=1.0)]) == []  # a zero table is no ReLU
+
+
+def test_fp16_overflow_is_a_warning_and_gradient_underflow_info() -> None:
     over = layer("0", out_of_range={"float16": 0.25}, headroom_log2={"float16": -2.0})
     under = layer("1", grad_out_of_range={"float16": 0.02})
     fine = layer("2", grad_out_of_range={"float16": 0.01})
-    found = rules.evaluate([over, under, fine], input_second_moment=1.0)
-    assert [(f.kind, f.layers) for f in found] == [("out_of_range", ("0",)), ("out_of_range", ("1",))]
-    assert "bfloat16" in found[0].fix and "GradScaler" in found[1].fix
-    # Flushing activations alone (positive headroom) is not an overflow finding.
-    assert rules.evaluate([layer("0", out_of_range={"float16": 0.3}, headroom_log2={"float16": 5.0})],
-                          input_second_moment=1.0) == []
+    findings = rules.evaluate([over, under, fine], input_second_moment=1.0)
+    assert [(f.kind, f.severity, f.layers) for f in findings] == [
+        ("out_of_range", "warning", ("0",)), ("out_of_range", "info", ("1",))]
+    assert "bfloat16" in findings[0].fix and "GradScaler" in findings[1].fix
+    assert found([layer("0", out_of_range={"float16": 0.3}, headroom_log2={"float16": 5.0})]) == []
 
 
-def test_one_layer_out_of_scale_gets_its_std_named() -> None:
-    layers = [layer(f"blocks.{i}.fc1", weight_std=0.05, kaiming_ratio=1.0, fan_in=800, fan_out=800)
-              for i in range(8)]
-    layers[7] = layer("blocks.7.fc1", weight_std=0.255, kaiming_ratio=5.1, fan_in=800, fan_out=800)
-    (finding,) = rules.evaluate(layers + [layer("r", "ReLU")], input_second_moment=1.0)
-    assert (finding.kind, finding.layers) == ("init", ("blocks.7.fc1",))
-    assert finding.fix == "set the std of blocks.7.fc1 to 0.05"
+def test_nonfinite_comes_first_names_the_origin_and_suppresses_the_scale_rules() -> None:
+    layers = [dense("0"), dense("1", act=2.0**30), dense("2", nonfinite=4)]
+    findings = rules.evaluate(layers, input_second_moment=1.0,
+                              first_nonfinite=NonfiniteOrigin("2", "forward"))
+    assert [(f.kind, f.layers) for f in findings] == [("nonfinite", ("2",))]
+    assert findings[0].options == {"layers": ("2",)}  # re-initialize the layer whose output overflowed
+    origin = NonfiniteOrigin("1", "backward")
+    backward = rules.evaluate(layers, input_second_moment=1.0, first_nonfinite=origin)
+    assert backward[0].scheme is None and "backward" in backward[0].message
 
 
-def test_nonfinite_comes_first_and_names_the_origin() -> None:
-    layers = stack(2.0**-30) + [layer("3", nonfinite=4)]
-    found = rules.evaluate(layers, input_second_moment=1.0, first_nonfinite=NonfiniteOrigin("3", "backward"))
-    assert [f.kind for f in found] == ["nonfinite", "vanishing"]
-    assert rules.verdict(found) == "nonfinite"
-    assert found[0].layers == ("3",) and "backward" in found[0].message
+def test_a_withdrawn_fix_keeps_its_advice_and_drops_the_scheme() -> None:
+    f = Finding("exploding", "warning", ("0",), "big", "lower the weight scale: report.with_fix('rescale', "
+                "factor=0.5) multiplies every weight", "rescale", {"factor": 0.5})
+    w = rules.withdrawn(f)
+    assert (w.scheme, w.options) == (None, {})
+    assert w.fix.startswith("lower the weight scale (numstab's re-initialization was tried")
 
 
-def test_a_forward_nan_suppresses_the_gain_rules() -> None:
-    layers = stack(2.0**-30)
-    found = rules.evaluate(layers, input_second_moment=1.0, first_nonfinite=NonfiniteOrigin("1", "forward"))
-    assert [f.kind for f in found] == ["nonfinite"]
-
-
-def test_gains_are_undefined_without_two_finite_ends() -> None:
-    assert rules.backward_gain_log2([layer("0")]) is None
+def test_gains_are_undefined_without_layers() -> None:
     assert rules.forward_gain_log2([], 1.0) is None
-    assert rules.backward_gain_log2(stack(0.0)) == -math.inf
+    assert rules.backward_gain_log2([dense("0")]) is None

@@ -8,7 +8,7 @@ Examples:
     >>> report = diagnose(net, torch.randn(64, 32, generator=g))
     >>> report.verdict
     'vanishing'
-    >>> report.findings[0].fix.startswith("replace sigmoid by tanh or 4·sigmoid − 2")
+    >>> report.findings[0].fix.startswith("replace the saturating activation by tanh")
     True
 """
 

@@ -336,7 +336,7 @@ class Report(display.Displayed):
                 "numstab.diagnose, not on one read back from JSON"
             )
         fixed, after = self._recheck(scheme, init_options)
-        return FixComparison(scheme, self, after, model=fixed)
+        return FixComparison(scheme, self, after, model=fixed, options=dict(init_options))
 
     __repr__ = short_repr
 
@@ -353,12 +353,20 @@ class FixComparison(display.Displayed):
         before: the report of the model as given.
         after: the report of the fixed copy.
         model: the fixed copy itself (None for a comparison built by hand); not part of ``to_dict``.
+        options: the keyword arguments given with the scheme (``factor=``, ``layers=``, ...).
     """
 
     scheme: str
     before: Report
     after: Report
     model: Any = field(default=None, repr=False, compare=False)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def call(self) -> str:
+        """The fix as code: ``report.with_fix('rescale', factor=0.5)``."""
+        args = "".join(f", {k}={v!r}" for k, v in self.options.items() if k not in ("generator", "seed"))
+        return f"report.with_fix({self.scheme!r}{args})"
 
     @property
     def improved(self) -> bool:
@@ -367,7 +375,9 @@ class FixComparison(display.Displayed):
 
     def to_dict(self) -> dict[str, Any]:
         """Return the comparison as plain Python values."""
-        return {"scheme": self.scheme, "before": self.before.to_dict(), "after": self.after.to_dict()}
+        options = {k: v for k, v in self.options.items() if k != "generator"}
+        return {"scheme": self.scheme, "options": options, "before": self.before.to_dict(),
+                "after": self.after.to_dict()}
 
     __repr__ = short_repr
 

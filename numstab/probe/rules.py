@@ -126,7 +126,7 @@ class Segment:
         starts: the layers whose output starts the segment (a normalization, or the embeddings feeding
             it); empty when it starts at the network's input.
         start_second_moment: E[x²] where the segment starts.
-        members: its dense/conv layer calls, in forward order.
+        members: its dense/conv layer calls with a non-zero output, in forward order.
         end: the normalization that ends it, or None when it runs to the output (the last segment).
     """
 
@@ -136,7 +136,7 @@ class Segment:
     end: LayerReport | None
 
     def gains_log2(self) -> list[float]:
-        """log2 E[y_l²] / E[x_start²] for each member (-inf for a zero output)."""
+        """log2 E[y_l²] / E[x_start²] for each member."""
         return [_log2_ratio(m.activation_second_moment, self.start_second_moment) for m in self.members]
 
 
@@ -162,8 +162,8 @@ def segments(layers: Sequence[LayerReport], input_second_moment: float) -> list[
             starts.append(la)
             start = sum(s.activation_second_moment for s in starts if s.lookup) if la.lookup else (
                 la.activation_second_moment)
-        elif is_weighted(la):
-            members.append(la)
+        elif is_weighted(la) and la.weight_rms != 0 and la.activation_second_moment > 0:
+            members.append(la)  # a zero layer (a zero head) is a deliberate gate, not a gain
     if members:
         out.append(Segment(tuple(starts), start, tuple(members), None))
     return out
@@ -181,8 +181,8 @@ def forward_gain_log2(layers: Sequence[LayerReport], input_second_moment: float)
     segs = [s for s in segments(layers, input_second_moment) if _judgeable(s)]
     if not segs:
         return None
-    top = max(max(_finite(s.gains_log2())) for s in segs)
-    low = min(_finite(segs[-1].gains_log2()))
+    top = max(max(s.gains_log2()) for s in segs)
+    low = min(segs[-1].gains_log2())
     return low if abs(low) > abs(top) else top
 
 
@@ -192,7 +192,7 @@ def backward_gain_log2(layers: Sequence[LayerReport]) -> float | None:
     Negative: the gradient vanishes toward the input relative to the weights it must move.
 
     Examples:
-        >>> backward_gain_log2([_layer(str(i), rel=2.0**-i, dense=True) for i in range(8)])
+        >>> backward_gain_log2([_layer(str(i), rel=2.0**i, dense=True) for i in range(8)])
         -12.0
     """
     ranked = _relative_gradients(layers)
@@ -303,17 +303,17 @@ def _starved(layers: Sequence[LayerReport]) -> list[Finding]:
 def _segment_gains(layers: Sequence[LayerReport], input_second_moment: float) -> list[Finding]:
     segs = [s for s in segments(layers, input_second_moment) if _judgeable(s)]
     findings = []
-    exploding = [(s, max(_finite(s.gains_log2()))) for s in segs]
+    exploding = [(s, max(s.gains_log2())) for s in segs]
     exploding = [(s, g) for s, g in exploding if g > EXPLODING_LOG2]
     if exploding:
         worst, gain = max(exploding, key=lambda sg: sg[1])
-        k = 1 + _finite(worst.gains_log2()).index(gain)
+        k = 1 + worst.gains_log2().index(gain)
         findings.append(_gain_finding("exploding", gain, [s for s, _ in exploding], k, EXPLODING_LOG2))
     if segs and segs[-1].end is None:
         last = segs[-1]
-        low = min(_finite(last.gains_log2()))
+        low = min(last.gains_log2())
         if low < -VANISHING_LOG2:
-            k = 1 + _finite(last.gains_log2()).index(low)
+            k = 1 + last.gains_log2().index(low)
             findings.append(_gain_finding("vanishing", low, [last], k, VANISHING_LOG2))
     return findings
 
@@ -448,17 +448,12 @@ def _deliberate(layers: Sequence[LayerReport]) -> list[Finding]:
 
 
 def _judgeable(segment: Segment) -> bool:
-    """A segment with a finite, non-zero start and a finite member output (a zero gate's output is 0)."""
+    """A segment with a finite, non-zero start (a zero-γ norm's output starts none)."""
     return (
         segment.start_second_moment > 0
         and math.isfinite(segment.start_second_moment)
-        and bool(_finite(segment.gains_log2()))
+        and bool(segment.members)
     )
-
-
-def _finite(values: Sequence[float]) -> list[float]:
-    """The finite values, or all of them when none is (the index of an extreme stays meaningful)."""
-    return [v if math.isfinite(v) else (-1e300 if v < 0 else 1e300) for v in values] if values else []
 
 
 def _feeding(layers: Sequence[LayerReport], norm: LayerReport) -> list[LayerReport]:

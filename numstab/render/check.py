@@ -119,7 +119,7 @@ def _summary_rows(comparison: FixComparison) -> list[list[Any]]:
     ]
 
 
-_SUMMARY_HEADERS = ["model", "verdict", "findings", "log2 ⟨x_L²⟩/⟨x_0²⟩", "log2 ⟨g_1²⟩/⟨g_L²⟩"]
+_SUMMARY_HEADERS = ["model", "verdict", "findings", "segment log2 ⟨x²⟩ gain", "log2 r²_bottom/r²_top"]
 
 
 def fix_page(comparison: FixComparison) -> HtmlPage:
@@ -129,7 +129,7 @@ def fix_page(comparison: FixComparison) -> HtmlPage:
 
 def rich_fix(comparison: FixComparison) -> Group:
     """Before and after a fix: a summary table, then the fixed model's report."""
-    title = f"numstab.init.apply_(model, {comparison.scheme!r}) on a copy"
+    title = f"{comparison.call} on a copy"
     summary = make_table(title, _SUMMARY_HEADERS, _summary_rows(comparison), verdict_column=1)
     return Group(summary, rich_table(comparison.after))
 
@@ -153,7 +153,7 @@ def html_report(
         _theory_section(page, report)
     if fix is not None:
         page.section("fix", "The fix, re-checked").text(
-            f"numstab.init.apply_(model, {fix.scheme!r}) applied to a copy of the model, then checked again.",
+            f"{fix.call} applied to a copy of the model, then checked again.",
             label="Fix",
         ).table(_SUMMARY_HEADERS, _summary_rows(fix))
     return page
