@@ -23,6 +23,7 @@ Examples:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -376,3 +377,57 @@ def names() -> list[str]:
     """Every known-good model's name, then every fault's."""
     return [*GOOD, *FAULTS]
 
+
+
+# -- judging a report against the corpus's answers ------------------------------------------------
+
+
+def serious(report: Any) -> list[Any]:
+    """The report's warning and error findings, most severe first."""
+    return [f for f in report.findings if f.severity != "info"]
+
+
+def fault_problems(fault: Fault, report: Any) -> list[str]:
+    """What is wrong with ``report`` as the answer to ``fault`` (empty: right kind, right module first)."""
+    found = serious(report)
+    if not found:
+        return [f"missed: verdict {report.verdict}"]
+    first = found[0]
+    problems = []
+    if first.kind != fault.kind:
+        problems.append(f"kind {first.kind}, expected {fault.kind}")
+    if first.layers[0] != fault.first:
+        problems.append(f"names {first.layers[0]} first, expected {fault.first}")
+    return problems
+
+
+def fix_problems(report: Any) -> list[str]:
+    """Apply the first serious finding's offered fix; what is wrong with the re-check (empty: none).
+
+    The after-report must be healthy and keep what was deliberate: tied layers stay tied, every weight
+    outside the fix keeps its scale (GPT-2's residual projections, T5's query, a zero head, norms and
+    gates), and a ``rescale`` multiplies every weight by its factor exactly (every ratio is kept).
+    """
+    finding = serious(report)[0]
+    if finding.scheme is None:
+        return []
+    after = report.with_fix(finding.scheme, **finding.options).after
+    problems = [] if after.verdict == "healthy" else [f"after the fix: {after.verdict}"]
+    named = set(finding.options.get("layers", ()))
+    factor = finding.options.get("factor", 1.0) if finding.scheme == "rescale" else 1.0
+    before_layers = {la.name: la for la in report.layers}
+    for la in after.layers:
+        old = before_layers.get(la.name)
+        if old is None or la.module_name in named:
+            continue
+        if la.shared_with != old.shared_with:
+            problems.append(f"{la.name}: tied to {old.shared_with} before, {la.shared_with} after")
+        if old.weight_rms is None or la.weight_rms is None:
+            continue
+        weighted = old.fan_in is not None or old.lookup
+        if weighted and finding.scheme != "rescale" and not named:
+            continue  # a whole-model re-init (offered for plain nets only) draws every weight anew
+        scaled = factor if weighted and not named else 1.0
+        if not math.isclose(la.weight_rms, scaled * old.weight_rms, rel_tol=1e-5, abs_tol=0.0):
+            problems.append(f"{la.name}: weight scale {old.weight_rms:.3g} -> {la.weight_rms:.3g}")
+    return problems
