@@ -1,4 +1,4 @@
-"""Claim: `numstab check` verdicts hold on standard architectures at their default init, and find planted faults.
+"""Claim: `numstab check` verdicts hold on standard architectures at default init and find planted faults.
 
 Targets (exit 1 when one is missed):
   - every known-good corpus model (tests/corpus.py GOOD: HF GPT-2, BERT, Llama, T5, ViT, ResNet, ConvNeXt,
@@ -32,7 +32,6 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import torch
 
