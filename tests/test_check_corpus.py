@@ -1,4 +1,4 @@
-"""numstab.diagnose on real architectures: a CI subset of the corpus (tests/corpus.py) and every planted fault.
+"""numstab.diagnose on real architectures: a CI subset of tests/corpus.py and every planted fault.
 
 The full corpus runs in benchmarks/check_scorecard.py; here: HF GPT-2, BERT, Llama, T5, ViT, ResNet and
 ConvNeXt built from configs at their own default init, and a plain VGG, must get no warning or error at
