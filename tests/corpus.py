@@ -286,8 +286,31 @@ GOOD: dict[str, Callable[[int], Case]] = {
     "mlp_xavier_tanh": lambda seed: _vector_case(_seeded(lambda: mlp(nn.Tanh, _xavier)), seed),
 }
 
+def _zero_gamma_resnet(seed: int) -> Case:
+    """HF ResNet with each residual block's last BatchNorm at γ = 0 (torchvision's zero_init_residual)."""
+    case = GOOD["resnet"](seed)
+    with torch.no_grad():
+        for module in case.model.modules():
+            if type(module).__name__ in ("ResNetBasicLayer", "ResNetBottleNeckLayer"):
+                module.layer[-1].normalization.weight.zero_()
+    return case
+
+
+def _zero_head_vit(seed: int) -> Case:
+    """HF ViT with a zero-initialized classifier (uniform predictions at step 0, as in MAE fine-tuning)."""
+    case = GOOD["vit"](seed)
+    with torch.no_grad():
+        case.model.classifier.weight.zero_()
+        case.model.classifier.bias.zero_()
+    return case
+
+
+GOOD["resnet_zero_gamma"] = _zero_gamma_resnet
+GOOD["vit_zero_head"] = _zero_head_vit
+
 #: The models a CI run checks (each well under a second); the scorecard runs every one.
-CI_SUBSET: tuple[str, ...] = ("gpt2", "bert", "llama", "t5", "vit", "resnet", "convnext", "vgg_plain")
+CI_SUBSET: tuple[str, ...] = ("gpt2", "bert", "llama", "t5", "vit", "resnet", "convnext", "vgg_plain",
+                              "resnet_zero_gamma", "vit_zero_head")
 
 
 # -- planted faults ----------------------------------------------------------------------------------

@@ -53,6 +53,20 @@ def test_fix_shows_before_and_after_and_goes_into_the_json(capsys, tmp_path) -> 
     assert doc["verdict"] == "exploding" and doc["fix"]["after"]["verdict"] == "healthy"
 
 
+def test_fix_offered_applies_the_report_s_own_re_checked_fix(capsys, tmp_path) -> None:
+    # relu_mlp_normal: N(0, 1) weights, Kaiming's std is sqrt(2 / fan_in); the offered fix is a rescale
+    code, out, _ = run(capsys, "check", "relu_mlp_normal", "--fix", "offered", "--json", str(tmp_path / "f.json"))
+    assert code == 0 and "report.with_fix('rescale', factor=" in out and "after    healthy" in out
+    doc = jsonio.load(tmp_path / "f.json", kind="check")
+    assert doc["fix"]["scheme"] == "rescale" and doc["fix"]["after"]["verdict"] == "healthy"
+    assert doc["findings"][0]["options"] == doc["fix"]["options"]
+
+
+def test_fix_offered_on_a_healthy_model_is_one_line(capsys) -> None:
+    code, _, err = run(capsys, "check", "lstm", "--fix", "offered")
+    assert code == 2 and "offers no re-checked fix" in err and len(err.strip().splitlines()) == 1
+
+
 def test_a_user_factory_with_input_shape(capsys, tmp_path) -> None:
     path = tmp_path / "mine.py"
     path.write_text("from torch import nn\n\n\ndef build():\n"

@@ -19,6 +19,8 @@ _TARGET_HELP = (
 
 #: Schemes --fix can apply: apply_'s, less those that need a number the command line does not take.
 FIX_SCHEMES_EXCLUDED = ("normal", "constant")
+#: --fix value that applies the fix the report itself offers (its first finding with a scheme).
+OFFERED = "offered"
 
 
 class FailOn(str, enum.Enum):
@@ -41,8 +43,9 @@ def check(
         show_default=False,
     ),
     fix: str | None = typer.Option(
-        None, "--fix", help="Apply numstab.init.apply_(copy, SCHEME) to a copy, re-check, show before/after "
-        "(kaiming_normal, xavier_normal, orthogonal, critical, ...).", show_default=False,
+        None, "--fix", help="Apply a fix to a copy, re-check, show before/after: 'offered' (the fix the "
+        "report offers, e.g. a rescale by its factor) or a numstab.init.apply_ scheme (kaiming_normal, "
+        "xavier_normal, orthogonal, critical, ...).", show_default=False,
     ),
     json_path: pathlib.Path | None = typer.Option(
         None, "--json", help="Write the report as JSON (schema numstab.report/1, top-level \"verdict\"); "
@@ -93,7 +96,7 @@ def check(
     if weights is not None:
         load_weights(model, weights)
     report = diagnose(model, inputs, seed=seed)
-    comparison = report.with_fix(fix) if fix is not None else None
+    comparison = _apply_fix(report, fix)
     audit = _precision_audit(model, inputs, report, recipe_names, seed) if precision or recipes else None
     if outputs.show_tables:
         _render(report, comparison, target, audit)
@@ -109,9 +112,24 @@ def _check_fix(fix: str | None) -> None:
     from numstab.errors import UnknownNameError
     from numstab.init import SCHEMES
 
-    valid = [s for s in SCHEMES if s not in FIX_SCHEMES_EXCLUDED]
+    valid = [OFFERED, *(s for s in SCHEMES if s not in FIX_SCHEMES_EXCLUDED)]
     if fix not in valid:
         raise UnknownNameError("--fix scheme", fix, valid, "normal and constant need a number: use the API")
+
+
+def _apply_fix(report: Any, fix: str | None) -> Any:
+    """``report.with_fix(fix)``, or for 'offered' the call the report's first finding with a scheme names."""
+    if fix != OFFERED:
+        return report.with_fix(fix) if fix is not None else None
+    from numstab.errors import InvalidArgumentError
+
+    offered = next((f for f in report.findings if f.scheme), None)
+    if offered is None:
+        raise InvalidArgumentError(
+            f"--fix offered: the report (verdict {report.verdict}) offers no re-checked fix; drop --fix or "
+            "name a scheme (kaiming_normal, xavier_normal, ...)"
+        )
+    return report.with_fix(offered.scheme, **offered.options)
 
 
 def _check_recipes(recipes: str | None) -> tuple[str, ...] | None:
@@ -159,7 +177,7 @@ def _json(report: Any, comparison: Any, audit: Any) -> str:
 
     payload = report.to_dict()
     if comparison is not None:
-        payload["fix"] = {"scheme": comparison.scheme, "after": comparison.after.to_dict()}
+        payload["fix"] = {k: v for k, v in comparison.to_dict().items() if k != "before"}
     if audit is not None:
         payload["precision"] = audit.to_dict()
     return jsonio.dumps("check", payload)
