@@ -55,7 +55,8 @@ def test_fix_shows_before_and_after_and_goes_into_the_json(capsys, tmp_path) -> 
 
 def test_fix_offered_applies_the_report_s_own_re_checked_fix(capsys, tmp_path) -> None:
     # relu_mlp_normal: N(0, 1) weights, Kaiming's std is sqrt(2 / fan_in); the offered fix is a rescale
-    code, out, _ = run(capsys, "check", "relu_mlp_normal", "--fix", "offered", "--json", str(tmp_path / "f.json"))
+    out_path = str(tmp_path / "f.json")
+    code, out, _ = run(capsys, "check", "relu_mlp_normal", "--fix", "offered", "--json", out_path)
     assert code == 0 and "report.with_fix('rescale', factor=" in out and "after    healthy" in out
     doc = jsonio.load(tmp_path / "f.json", kind="check")
     assert doc["fix"]["scheme"] == "rescale" and doc["fix"]["after"]["verdict"] == "healthy"

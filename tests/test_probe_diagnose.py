@@ -368,3 +368,48 @@ def test_with_fix_re_checks_a_copy_and_leaves_the_model(generator) -> None:
     assert comparison.improved
     for key, value in model.state_dict().items():
         assert torch.equal(value, before[key])
+
+
+def test_rescale_multiplies_every_weight_once_and_keeps_ties(generator) -> None:
+    """rescale by f: every >= 2-D weight times f exactly (a tied one once), biases and 1-D gates alone."""
+    emb = nn.Embedding(10, 8)
+    net = nn.Sequential(emb, nn.LayerNorm(8), nn.Linear(8, 10, bias=True))
+    net[2].weight = emb.weight  # tied, as GPT-2's lm_head
+    ids = torch.randint(0, 10, (4, 5), generator=generator)
+    report = diagnose(net, ids)
+    after = report.with_fix("rescale", factor=0.5).after
+    assert after.layer("2").shared_with == "0" and report.layer("2").shared_with == "0"
+    assert after.layer("0").weight_rms == 0.5 * report.layer("0").weight_rms  # once: 0.5, not 0.25
+    assert after.layer("1").weight_rms == report.layer("1").weight_rms  # LayerNorm's γ untouched
+    assert after.layer("2").bias_std == report.layer("2").bias_std
+
+
+def test_a_fix_restricted_to_layers_leaves_the_others(generator) -> None:
+    model, x = examples.build("constant_mlp")
+    report = diagnose(model, x)
+    finding = report.findings[0]
+    assert finding.kind == "symmetric" and finding.scheme is not None
+    after = report.with_fix(finding.scheme, **finding.options).after
+    assert after.verdict == "healthy"
+    fixed = finding.options["layers"]
+    untouched = [la.name for la in report.layers if la.fan_in and la.module_name not in fixed]
+    for name in untouched:
+        assert after.layer(name).weight_rms == report.layer(name).weight_rms
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({}, "takes factor="), ({"factor": -1.0}, "factor=-1.0"), ({"factor": math.inf}, "factor=inf"),
+    ({"factor": 2.0, "scale": 1.0}, "and scale"),
+])
+def test_rescale_without_a_usable_factor_is_refused_and_the_model_kept(options, message: str) -> None:
+    model, x = examples.build("relu_mlp_normal")
+    before = copy.deepcopy(model.state_dict())
+    with pytest.raises(InvalidArgumentError, match=message):
+        diagnose(model, x).with_fix("rescale", **options)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_a_fix_naming_an_unknown_layer_lists_the_names() -> None:
+    model, x = examples.build("relu_mlp_normal")
+    with pytest.raises(numstab.errors.UnknownNameError, match="nosuch"):
+        diagnose(model, x).with_fix("rescale", factor=0.5, layers=("nosuch",))
