@@ -15,7 +15,7 @@ both *where a product of Jacobians really happens*, and nowhere else:
 - **Forward gain of a segment**, :math:`\\max_l \\log_2 E[y_l^2] / E[x_\\text{start}^2]` over its
   layers. Above :data:`EXPLODING_LOG2` it explodes: between two normalizations a signal 2^8 times
   larger in E[x²] (16× in magnitude) saturates softmax, GELU and the loss, and no deliberate
-  convention comes near it (the largest at a default init: 2^5.6, HF T5-small; 2^5.0, ResNet-50).
+  convention comes near it (the largest at a default init: 2^5.0, HF ResNet-50's 1x1 fan_out convs).
 - **Vanishing toward the loss**: the last segment (the one that feeds the loss) falling below
   :data:`VANISHING_LOG2`. Residual branches that start small (GPT-2's projections at
   0.02/sqrt(2 n_layer), attention averaging over positions, zero-γ BatchNorm, layer-scale gates) are
@@ -143,6 +143,9 @@ class Segment:
 def segments(layers: Sequence[LayerReport], input_second_moment: float) -> list[Segment]:
     """Cut the calls at normalizations and embeddings into :class:`Segment` s (empty ones dropped).
 
+    An embedding cuts only where it starts the stream (no dense/conv layer since the last cut); one read
+    inside a segment (T5's relative position bias) is a side input and does not cut it.
+
     Examples:
         >>> calls = [_layer("0", dense=True), _layer("n", kind="LayerNorm"), _layer("1", dense=True)]
         >>> segs = segments(calls, 1.0)
@@ -154,16 +157,16 @@ def segments(layers: Sequence[LayerReport], input_second_moment: float) -> list[
     start = input_second_moment
     members: list[LayerReport] = []
     for la in layers:
-        if is_norm(la) or la.lookup:
-            if members or is_norm(la):
-                if members:
-                    out.append(Segment(tuple(starts), start, tuple(members), la if is_norm(la) else None))
-                starts, members = [], []
-            starts.append(la)
-            start = sum(s.activation_second_moment for s in starts if s.lookup) if la.lookup else (
-                la.activation_second_moment)
+        if is_norm(la):
+            if members:
+                out.append(Segment(tuple(starts), start, tuple(members), la))
+            starts, members, start = [la], [], la.activation_second_moment
+        elif la.lookup and not members:  # embeddings start the stream (token + position: their sum)
+            starts = [s for s in starts if s.lookup] + [la]
+            start = sum(s.activation_second_moment for s in starts)
         elif is_weighted(la) and la.weight_rms != 0 and la.activation_second_moment > 0:
             members.append(la)  # a zero layer (a zero head) is a deliberate gate, not a gain
+        # a lookup read while a segment runs (T5's relative position bias) is a side input: no cut
     if members:
         out.append(Segment(tuple(starts), start, tuple(members), None))
     return out
