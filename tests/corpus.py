@@ -363,6 +363,14 @@ def _gpt2_nan_backward(tied: bool) -> Callable[[int], Case]:
     return build
 
 
+def _one_layer_x30(seed: int) -> Case:
+    """A Kaiming MLP whose third Linear (module 4) has its weights x30 (E[x²] x900 in that layer)."""
+    model = _seeded(lambda: mlp(nn.ReLU, _kaiming, depth=6))
+    with torch.no_grad():
+        model[4].weight.mul_(30.0)
+    return _vector_case(model, seed)
+
+
 def _fp16_mlp(seed: int) -> Case:
     """A Kaiming MLP fed raw features of magnitude ~1e5 (unnormalized data): fine in float32, not float16."""
     case = _vector_case(_seeded(lambda: mlp(nn.ReLU, _kaiming, depth=6)), seed)
@@ -378,6 +386,7 @@ FAULTS: dict[str, Fault] = {f.name: f for f in [
           "GPT-2 with initializer_range 1.0 instead of 0.02"),
     Fault("gpt2_init_1e-5", lambda s: gpt2(s, initializer_range=1e-5), "vanishing", "transformer.wte",
           "GPT-2 with initializer_range 1e-5 instead of 0.02"),
+    Fault("one_layer_x30", _one_layer_x30, "exploding", "4", "one Linear of a Kaiming MLP with weights x30"),
     Fault("constant_mlp", _constant_mlp, "symmetric", "0", "every hidden weight 0.05: all units alike"),
     Fault("sigmoid_mlp", _sigmoid_mlp, "vanishing", "0", "20 Linear+Sigmoid layers at torch's default init"),
     Fault("inf_forward", _overflowing_mlp, "nonfinite", "6", "one weight row of 1e38 overflows to inf"),

@@ -57,7 +57,9 @@ def test_a_residual_branch_that_starts_small_is_deliberate_but_not_the_last_segm
     assert found(branch + [dense("head")]) == []
     (finding,) = rules.evaluate(branch + [dense("head", act=2.0**-20)], input_second_moment=1.0)
     assert (finding.kind, finding.layers) == ("vanishing", ("head",))
-    assert finding.scheme == "rescale" and finding.options == {"factor": pytest.approx(2.0**10, rel=1e-2)}
+    # one layer in the segment: its own scale is the cause, it alone is raised by 2^(20/2)
+    assert finding.scheme == "rescale"
+    assert finding.options == {"factor": pytest.approx(2.0**10, rel=1e-2), "layers": ("head",)}
 
 
 def test_a_normalization_below_its_eps_is_starved_and_names_what_feeds_it_first() -> None:
@@ -158,3 +160,14 @@ def test_a_withdrawn_fix_keeps_its_advice_and_drops_the_scheme() -> None:
 def test_gains_are_undefined_without_layers() -> None:
     assert rules.forward_gain_log2([], 1.0) is None
     assert rules.backward_gain_log2([dense("0")]) is None
+
+
+def test_one_layer_carrying_the_gain_is_named_first_and_rescaled_alone() -> None:
+    # steps 0, +10, 0: layer "b" alone explodes the segment; a uniform +3.5 per layer does not single one out
+    (finding,) = rules.evaluate([dense("a"), dense("b", act=2.0**10), dense("c", act=2.0**10)],
+                                input_second_moment=1.0)
+    assert finding.layers[0] == "b"
+    assert finding.options == {"factor": pytest.approx(2.0**-5, rel=1e-2), "layers": ("b",)}
+    (uniform,) = rules.evaluate([dense(n, act=2.0 ** (3.5 * (i + 1))) for i, n in enumerate("abc")],
+                                input_second_moment=1.0)
+    assert uniform.layers[0] == "a" and uniform.options == {"factor": pytest.approx(2.0**-1.75, rel=1e-2)}

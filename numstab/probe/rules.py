@@ -100,6 +100,8 @@ SYMMETRIC_FRACTION = 0.5
 FP16_GRAD_UNDERFLOW = 0.01
 #: After a rescale the worst gain is brought to this many powers of two inside the healthy band.
 _RESCALE_TARGET_LOG2 = 0.0
+#: One layer whose own step carries this share of a flagged segment's gain is its cause (rescaled alone).
+_CULPRIT_SHARE = 0.75
 #: A starved normalization's input is brought this far above its eps.
 _STARVED_MARGIN_LOG2 = 8.0
 
@@ -310,31 +312,54 @@ def _segment_gains(layers: Sequence[LayerReport], input_second_moment: float) ->
     exploding = [(s, g) for s, g in exploding if g > EXPLODING_LOG2]
     if exploding:
         worst, gain = max(exploding, key=lambda sg: sg[1])
-        k = 1 + worst.gains_log2().index(gain)
-        findings.append(_gain_finding("exploding", gain, [s for s, _ in exploding], k, EXPLODING_LOG2))
+        findings.append(_gain_finding("exploding", worst, gain, [s for s, _ in exploding], EXPLODING_LOG2))
     if segs and segs[-1].end is None:
-        last = segs[-1]
-        low = min(last.gains_log2())
+        low = min(segs[-1].gains_log2())
         if low < -VANISHING_LOG2:
-            k = 1 + last.gains_log2().index(low)
-            findings.append(_gain_finding("vanishing", low, [last], k, VANISHING_LOG2))
+            findings.append(_gain_finding("vanishing", segs[-1], low, [segs[-1]], VANISHING_LOG2))
     return findings
 
 
-def _gain_finding(kind: str, gain: float, segs: Sequence[Segment], k: int, threshold: float) -> Finding:
+def _gain_finding(
+    kind: str, worst: Segment, gain: float, segs: Sequence[Segment], threshold: float
+) -> Finding:
+    """The finding for a segment whose gain crossed ``threshold``: one layer to rescale, or all of them.
+
+    When one layer's own step (its log2 gain over the previous member's) is beyond the threshold by
+    itself and carries at least :data:`_CULPRIT_SHARE` of the segment's gain, its scale causes the
+    problem: it is named first and alone rescaled (an ``init`` problem of that layer). Otherwise every
+    weight is rescaled by the factor that brings the worst gain to 0 over its k layers:
+    :math:`2^{-G/(2k)}`.
+    """
+    gains = worst.gains_log2()
+    k = 1 + gains.index(gain)
+    steps = [g - prev for g, prev in zip(gains[:k], [0.0, *gains[: k - 1]], strict=True)]
+    step = max(steps) if kind == "exploding" else min(steps)
     names = tuple(dict.fromkeys(m.name for s in segs for m in s.members))
-    factor = 2.0 ** ((_RESCALE_TARGET_LOG2 - gain) / (2 * k))
-    where = "between normalization layers" if any(s.starts or s.end for s in segs) else "from the input"
-    message = (
-        f"the signal E[x²] changes by 2^{gain:+.1f} {where} over {k} dense/conv layer(s) "
-        f"({names[0]} first): each multiplies it by about 2^{gain / k:+.2f}, and depth turns a small factor "
-        f"into {'an' if kind == 'exploding' else 'a'} {kind} product (the chapter's product of Jacobians)"
-    )
-    verb = "lower" if kind == "exploding" else "raise"
-    fix = (f"{verb} the weight scale of these layers: report.with_fix('rescale', factor={factor:.3g}) "
-           "multiplies every weight, keeping the ratios between layers")
+    if abs(step) > threshold and step / gain >= _CULPRIT_SHARE:
+        culprit = worst.members[steps.index(step)]
+        factor = 2.0 ** (-step / 2)
+        names = (culprit.name, *(n for n in names if n != culprit.name))
+        message = (f"the signal E[x²] changes by 2^{gain:+.1f} over a segment, 2^{step:+.1f} of it in "
+                   f"{culprit.name} alone: that layer's weight scale causes it")
+        fix = (f"rescale {culprit.module_name}'s weight: report.with_fix('rescale', factor={factor:.3g}, "
+               f"layers={(culprit.module_name,)!r})")
+        options: dict[str, object] = {"factor": _round(factor), "layers": (culprit.module_name,)}
+    else:
+        factor = 2.0 ** ((_RESCALE_TARGET_LOG2 - gain) / (2 * k))
+        where = "between normalization layers" if any(s.starts or s.end for s in segs) else "from the input"
+        message = (
+            f"the signal E[x²] changes by 2^{gain:+.1f} {where} over {k} dense/conv layer(s) "
+            f"({names[0]} first): each multiplies it by about 2^{gain / k:+.2f}, and depth turns a small "
+            f"factor into {'an' if kind == 'exploding' else 'a'} {kind} product (the chapter's product of "
+            "Jacobians)"
+        )
+        verb = "lower" if kind == "exploding" else "raise"
+        fix = (f"{verb} the weight scale of these layers: report.with_fix('rescale', factor={factor:.3g}) "
+               "multiplies every weight, keeping the ratios between layers")
+        options = {"factor": _round(factor)}
     severity = "error" if abs(gain) > ERROR_FACTOR * threshold else "warning"
-    return Finding(kind, severity, names, message, fix, "rescale", {"factor": _round(factor)})
+    return Finding(kind, severity, names, message, fix, "rescale", options)
 
 
 def _spread(layers: Sequence[LayerReport]) -> list[Finding]:
