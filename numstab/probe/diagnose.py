@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from numstab import layers as layers_of
 from numstab.errors import BadInputError, InvalidArgumentError, ModelError, NumstabTypeError
 from numstab.probe import analytic, rules
 from numstab.probe.hooks import CallRecord, Capture, float_tensors, measured_modules
@@ -245,7 +246,7 @@ def _build(
     loss_given: bool,
 ) -> Report:
     modules = {n: m for m, n in measured_modules(model).items()}
-    owners = _first_owners(model)
+    owners = layers_of.owners(model)
     layers = [_layer_report(r, modules[r.module_name], grad_norms, owners) for r in capture.records]
     acts = {r.name: act for r in capture.records if (act := analytic.activation_of(modules[r.module_name]))}
     layers = analytic.annotate(layers, acts)
@@ -282,15 +283,6 @@ def _merged(a: TensorStats, b: TensorStats) -> TensorStats:
     from numstab.probe.stats import merge
 
     return merge(a, b)
-
-
-def _first_owners(model: nn.Module) -> dict[int, str]:
-    """``{id(parameter): name of the first module holding it}``: a tied parameter has one owner."""
-    owners: dict[int, str] = {}
-    for name, module in model.named_modules(remove_duplicate=False):
-        for p in module.parameters(recurse=False):
-            owners.setdefault(id(p), name)
-    return owners
 
 
 def _layer_report(
@@ -345,7 +337,7 @@ def _duplicate_weight_rows(module: nn.Module, weight: torch.Tensor | None) -> in
     if weight is None or weight.dim() < 2 or weight is not getattr(module, "weight", None):
         return 0
     w = weight.detach()
-    return duplicate_rows(w.t() if type(module).__name__ == "Conv1D" else w.flatten(1))
+    return duplicate_rows(w.t() if layers_of.is_hf_conv1d(module) else w.flatten(1))
 
 
 def _main_weight(module: nn.Module) -> torch.Tensor | None:
@@ -364,10 +356,8 @@ def _weight_fields(module: nn.Module, weight: torch.Tensor | None) -> dict[str, 
     bias = getattr(module, "bias", None)
     if isinstance(bias, torch.Tensor) and bias.is_floating_point():
         fields["bias_std"] = _std(bias)
-    if weight.dim() >= 2 and weight is getattr(module, "weight", None):  # a layer's weight, not a table of
-        from numstab.init import fans  # tokens (ViT's cls_token)
-
-        fan_in, fan_out = fans(weight)
+    if weight.dim() >= 2 and weight is getattr(module, "weight", None):  # not a table (ViT's cls_token)
+        fan_in, fan_out = layers_of.fans(weight, transposed=layers_of.is_hf_conv1d(module))
         fields.update(
             fan_in=fan_in,
             fan_out=fan_out,
