@@ -196,7 +196,7 @@ class Report(display.Displayed):
     Attributes:
         layers: one :class:`LayerReport` per module call, in the order the calls finished.
         findings: the problems found, most severe first.
-        verdict: the most severe finding's kind, or "healthy".
+        verdict: the most severe warning or error's kind; "healthy" when every finding is info (or none).
         input_second_moment: E[x²] over the floating-point inputs.
         loss: the value of the backward seed (None when there was no backward pass).
         first_nonfinite: where the first NaN/inf appeared, or None.

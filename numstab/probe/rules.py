@@ -55,6 +55,8 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from numstab import activations
+from numstab.errors import UnknownNameError
 from numstab.probe.report import KINDS, SEVERITIES, Finding, LayerReport, NonfiniteOrigin
 
 __all__ = [
@@ -516,14 +518,13 @@ def _first_calls(layers: Sequence[LayerReport]) -> list[LayerReport]:
 
 
 def _activation_name(layers: Sequence[LayerReport]) -> str | None:
-    from numstab import activations
-
+    """The registered name of the network's most common activation (None: none the registry knows)."""
     kinds = [la.kind for la in layers if la.kind in _SATURATING | _RELU_LIKE]
     if not kinds:
         return None
     try:
         return activations.get(statistics.mode(kinds).lower()).name
-    except Exception:  # noqa: BLE001 - a kind the registry does not know: no activation for the scheme
+    except UnknownNameError:  # a kind the registry does not know: no activation for the scheme
         return None
 
 
