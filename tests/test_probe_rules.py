@@ -171,3 +171,12 @@ def test_one_layer_carrying_the_gain_is_named_first_and_rescaled_alone() -> None
     (uniform,) = rules.evaluate([dense(n, act=2.0 ** (3.5 * (i + 1))) for i, n in enumerate("abc")],
                                 input_second_moment=1.0)
     assert uniform.layers[0] == "a" and uniform.options == {"factor": pytest.approx(2.0**-1.75, rel=1e-2)}
+
+
+def test_a_segment_starts_at_what_its_first_layer_reads() -> None:
+    # a deep post-activation ResNet: the block's first conv reads the stream (E = 2^5 after 32 blocks of
+    # unit branches), not the last BatchNorm's output (E = 1); its own gain is 2^3.5
+    bn = layer("bn", "BatchNorm2d", act=1.0, weight_rms=1.0)
+    conv = dense("conv1", act=2.0**8.5, input_second_moment=2.0**5)
+    assert found([bn, conv]) == []
+    assert found([bn, dense("conv1", act=2.0**8.5)]) == [("exploding", "warning")]  # without the input

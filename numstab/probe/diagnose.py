@@ -26,6 +26,7 @@ from numstab import layers as layers_of
 from numstab.errors import BadInputError, InvalidArgumentError, ModelError, NumstabTypeError
 from numstab.probe import analytic, rules
 from numstab.probe.hooks import CallRecord, Capture, float_tensors, measured_modules
+from numstab.probe.inputs import InputMoments
 from numstab.probe.report import LayerReport, NonfiniteOrigin, Report
 from numstab.probe.state import preserved
 from numstab.probe.stats import TensorStats, duplicate_rows, norm, summarize
@@ -104,11 +105,12 @@ def _diagnose(
     _check_finite_inputs(args, kwargs)
     with preserved(model), torch.random.fork_rng(devices=_cuda_devices(model)):
         capture = Capture(model)
-        with capture:
+        with capture, InputMoments(model) as moments:
             output = _forward(model, capture, args, kwargs)
             loss = _seed_loss(output, loss_fn, target, seed)
             grad_norms = _backward(model, loss)
-    report = _build(model, capture, grad_norms, loss, inputs=(args, kwargs), loss_given=loss_fn is not None)
+    report = _build(model, capture, grad_norms, loss, inputs=(args, kwargs), loss_given=loss_fn is not None,
+                    input_moments=moments.values)
     return _with_recheck(report, model, inputs, loss_fn, target, seed, verify=verify)
 
 
@@ -244,10 +246,12 @@ def _build(
     *,
     inputs: tuple[tuple[Any, ...], dict[str, Any]],
     loss_given: bool,
+    input_moments: dict[str, float],
 ) -> Report:
     modules = {n: m for m, n in measured_modules(model).items()}
     owners = layers_of.owners(model)
     layers = [_layer_report(r, modules[r.module_name], grad_norms, owners) for r in capture.records]
+    layers = [replace(la, input_second_moment=input_moments.get(la.name)) for la in layers]
     acts = {r.name: act for r in capture.records if (act := analytic.activation_of(modules[r.module_name]))}
     layers = analytic.annotate(layers, acts)
     q0 = _input_second_moment(inputs, layers)

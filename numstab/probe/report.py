@@ -84,6 +84,8 @@ class LayerReport:
         duplicate_weight_rows: rows of the main weight (one per output unit) equal to another row (zero
             rows skipped): the chapter's symmetry, in the weights themselves.
         lookup: the main weight is a lookup table (``nn.Embedding``): rows are read, never summed over.
+        input_second_moment: E[x²] of the first floating-point input of a dense/conv call (what the layer
+            really receives: in a residual network, the stream), None for other modules.
     """
 
     name: str
@@ -122,6 +124,7 @@ class LayerReport:
     shared_with: str | None = None
     duplicate_weight_rows: int = 0
     lookup: bool = False
+    input_second_moment: float | None = None
 
     def __repr__(self) -> str:
         return (

@@ -129,7 +129,8 @@ class Segment:
     Attributes:
         starts: the layers whose output starts the segment (a normalization, or the embeddings feeding
             it); empty when it starts at the network's input.
-        start_second_moment: E[x²] where the segment starts.
+        start_second_moment: E[x²] where the segment starts: what its first layer reads (in a residual
+            network, the stream), else the cut's output.
         members: its dense/conv layer calls with a non-zero output, in forward order.
         end: the normalization that ends it, or None when it runs to the output (the last segment).
     """
@@ -169,6 +170,8 @@ def segments(layers: Sequence[LayerReport], input_second_moment: float) -> list[
             starts = [s for s in starts if s.lookup] + [la]
             start = sum(s.activation_second_moment for s in starts)
         elif is_weighted(la) and la.weight_rms != 0 and la.activation_second_moment > 0:
+            if not members and la.input_second_moment:  # what it really reads: a residual stream grows
+                start = la.input_second_moment          # with depth by design, past the last norm
             members.append(la)  # a zero layer (a zero head) is a deliberate gate, not a gain
         # a lookup read while a segment runs (T5's relative position bias) is a side input: no cut
     if members:

@@ -1,0 +1,70 @@
+"""The second moment of what each dense/conv layer actually receives, recorded by forward pre-hooks.
+
+A layer's input is not always the output of the module before it: in a residual network the first
+convolution of a block reads the stream (the sum of every earlier block's branch and the identity), not
+the last BatchNorm's output, and its scale grows with depth by design (each block adds its branch). The
+rules (:func:`numstab.probe.rules.segments`) start a segment's gain at the input its first layer really
+receives, so that this growth is not read as an explosion. Each input is reduced to
+:math:`E[x^2] = \\lVert x \\rVert^2 / n` by :func:`numstab.probe.stats.norm` (exact at the extremes) and
+released.
+
+Examples:
+    >>> import torch
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2))
+    >>> with InputMoments(net) as moments:
+    ...     _ = net(torch.full((3, 2), 2.0))
+    >>> round(moments.values["0"], 12), len(net[0]._forward_pre_hooks)
+    (4.0, 0)
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import torch
+from torch import nn
+
+from numstab import layers as layers_of
+from numstab.probe.hooks import float_tensors
+from numstab.probe.stats import norm
+
+__all__ = ["InputMoments"]
+
+
+class InputMoments:
+    """Context manager: ``values[name]``, E[x²] of the first floating-point input of a weighted call.
+
+    Weighted modules have a ``weight`` of two or more dimensions (:func:`numstab.layers.own_weight`);
+    a module called again is ``name#2``, as in :class:`numstab.probe.hooks.Capture`. Hooks are removed on
+    exit, also after an exception.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.values: dict[str, float] = {}
+        self._names = {m: n for n, m in model.named_modules() if layers_of.own_weight(m) is not None}
+        self._calls: Counter[nn.Module] = Counter()
+        self._handles: list[Any] = []
+
+    def __enter__(self) -> InputMoments:
+        try:
+            for module in self._names:
+                self._handles.append(module.register_forward_pre_hook(self._hook))
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        while self._handles:
+            self._handles.pop().remove()
+
+    def _hook(self, module: nn.Module, args: tuple[Any, ...]) -> None:
+        self._calls[module] += 1
+        x = next(float_tensors(args), None)
+        if x is None or not x.numel():
+            return
+        k = self._calls[module]
+        name = self._names[module] if k == 1 else f"{self._names[module]}#{k}"
+        with torch.no_grad():
+            self.values[name] = norm(x) ** 2 / x.numel()
