@@ -16,17 +16,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import torch
 from torch import nn
 
 from numstab.errors import BadInputError, InvalidArgumentError, ModelError, NumstabTypeError
+from numstab.instrument import ROOT, Culprit, find_origin, float_tensors, preserved, unwrap_compiled
 from numstab.probe import analytic, rules
-from numstab.probe.hooks import CallRecord, Capture, float_tensors, measured_modules
-from numstab.probe.report import LayerReport, NonfiniteOrigin, Report
-from numstab.probe.state import preserved
-from numstab.probe.stats import TensorStats, duplicate_rows, norm, summarize
+from numstab.probe.hooks import CallRecord, Capture, measured_modules
+from numstab.probe.report import LayerReport, Report
+from numstab.probe.stats import TensorStats, duplicate_rows, merge, norm, summarize
 
 __all__ = ["diagnose", "DEFAULT_SEED"]
 
@@ -55,11 +56,18 @@ def diagnose(
     gradient at the output is a unit-variance random vector (as in Schoenholz et al. 2017's backward
     analysis) and the global RNG is not touched.
 
-    The model is left exactly as found: it runs in its current train/eval mode (dropout draws happen
-    inside ``torch.random.fork_rng``, so the global RNG state is unchanged); buffers (BatchNorm running
-    statistics, which a train-mode forward updates) are copied before and restored after; gradients are
-    taken with ``torch.autograd.grad``, so ``.grad`` is untouched; every hook is removed in a
-    ``finally``, also when the model raises.
+    The model is left exactly as found (:func:`numstab.instrument.preserved`): it runs in its current
+    train/eval mode, and the global RNG (dropout draws), buffers (BatchNorm running statistics, buffers a
+    module rebinds) and parameters that forward writes (``nn.Embedding(max_norm=...)``) are restored bit for
+    bit; gradients are taken with ``torch.autograd.grad``, so ``.grad`` is untouched; every hook is
+    removed in a ``finally``, also when the model raises.
+
+    When the pass saw a NaN/inf anywhere, the batch is replayed once by
+    :func:`numstab.instrument.find_origin`, the rule :func:`numstab.monitor.locate_nonfinite` uses, and
+    ``Report.first_nonfinite`` is its :class:`numstab.instrument.Culprit`.
+
+    A ``torch.compile``'d module is measured through its original module, eagerly (hooks do not run in a
+    compiled graph); ``Report.compiled`` says so and the names carry no ``_orig_mod.``.
 
     Args:
         model: the network, as initialized or trained.
@@ -78,6 +86,8 @@ def diagnose(
             ``loss_fn`` was given.
         BadInputError: NaN/inf already in ``inputs`` (bad data, not instability), or the forward pass
             failed (the message names the module where it failed).
+        InvalidArgumentError: ``target`` without ``loss_fn``.
+        ModelError: no measured module ran (a report that measured no layer is no verdict).
 
     Examples:
         >>> net = nn.Sequential(nn.Linear(8, 8), nn.ReLU(inplace=True), nn.Linear(8, 2))
@@ -85,17 +95,46 @@ def diagnose(
         >>> [layer.name for layer in r.layers], r.verdict
         (['0', '1', '2'], 'healthy')
     """
+    model, compiled = unwrap_compiled(model)
     _check_model(model)
     args, kwargs = _as_call(inputs)
     _check_finite_inputs(args, kwargs)
-    with preserved(model), torch.random.fork_rng(devices=_cuda_devices(model)):
+    if target is not None and loss_fn is None:
+        raise InvalidArgumentError(
+            "target= was given without loss_fn=: diagnose calls loss_fn(output, target); pass the loss "
+            "(e.g. loss_fn=torch.nn.functional.cross_entropy) or drop target"
+        )
+    with preserved(model):
         capture = Capture(model)
         with capture:
             output = _forward(model, capture, args, kwargs)
             loss = _seed_loss(output, loss_fn, target, seed)
             grad_norms = _backward(model, loss)
-    report = _build(model, capture, grad_norms, loss, inputs=(args, kwargs), loss_given=loss_fn is not None)
-    return _with_recheck(report, model, inputs, loss_fn, target, seed)
+    if not capture.records:
+        raise ModelError(
+            f"diagnose measured no layer of {type(model).__name__}: none of its modules that own parameters "
+            "ran a forward (weights used directly?); call it on the module whose forward runs its layers"
+        )
+    origin = None
+    if _saw_nonfinite(capture, grad_norms, loss):
+        with preserved(model):  # same RNG state as the pass above: the replay sees the same dropout masks
+            origin = find_origin(
+                model, lambda: model(*args, **kwargs), lambda out: _seed_loss(out, loss_fn, target, seed)
+            )
+    given = loss_fn is not None
+    report = _build(model, capture, grad_norms, loss, origin, inputs=(args, kwargs), loss_given=given)
+    return _with_recheck(replace(report, compiled=compiled), model, inputs, loss_fn, target, seed)
+
+
+def _saw_nonfinite(
+    capture: Capture, grad_norms: dict[nn.Parameter, float] | None, loss: torch.Tensor
+) -> bool:
+    """True when any output, output gradient, parameter gradient or the loss was NaN/inf."""
+    if not math.isfinite(float(loss.detach())):
+        return True
+    if any(not math.isfinite(n) for n in (grad_norms or {}).values()):
+        return True
+    return any(r.forward and r.forward.nonfinite or r.grad and r.grad.nonfinite for r in capture.records)
 
 
 # -- input checks ------------------------------------------------------------------------------------
@@ -140,10 +179,6 @@ def _check_finite_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
             )
 
 
-def _cuda_devices(model: nn.Module) -> list[int]:
-    return sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
-
-
 # -- the pass ----------------------------------------------------------------------------------------
 
 
@@ -151,12 +186,13 @@ def _forward(model: nn.Module, capture: Capture, args: tuple[Any, ...], kwargs: 
     try:
         return model(*args, **kwargs)
     except Exception as err:
-        where = capture.stack[-1] if capture.stack else ""
-        module = model.get_submodule(where) if where else model
+        where = capture.stack[-1].partition("#")[0] if capture.stack else ROOT
+        module = model if where == ROOT else model.get_submodule(where)
         shapes = [tuple(t.shape) for t in float_tensors((args, kwargs))] or "no floating-point tensors"
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        shown = where if where != ROOT else "(the model itself)"
         raise BadInputError(
-            f"the forward pass failed in module '{where or '(the model itself)'}' ({type(module).__name__}): "
+            f"the forward pass failed in module '{shown}' ({type(module).__name__}): "
             f"{type(err).__name__}: {first}; check that the inputs (shapes {shapes}) match what the model "
             "expects"
         ) from err
@@ -227,6 +263,7 @@ def _build(
     capture: Capture,
     grad_norms: dict[nn.Parameter, float] | None,
     loss: torch.Tensor,
+    origin: Culprit | None,
     *,
     inputs: tuple[tuple[Any, ...], dict[str, Any]],
     loss_given: bool,
@@ -237,7 +274,6 @@ def _build(
     layers = analytic.annotate(layers, acts)
     q0 = _input_second_moment(inputs, layers)
     loss_value = float(loss.detach()) if grad_norms is not None or loss_given else None
-    origin = _origin(capture.records, modules, grad_norms, loss_value if loss_given else None)
     findings = rules.evaluate(layers, input_second_moment=q0, first_nonfinite=origin)
     return Report(
         layers=layers,
@@ -258,16 +294,10 @@ def _input_second_moment(inputs: Any, layers: Sequence[LayerReport]) -> float:
     stats: TensorStats | None = None
     for t in float_tensors(inputs):
         s = summarize(t)
-        stats = s if stats is None else _merged(stats, s)
+        stats = merge(stats, s)
     if stats is not None:
         return stats.second_moment
     return layers[0].activation_second_moment if layers else math.nan
-
-
-def _merged(a: TensorStats, b: TensorStats) -> TensorStats:
-    from numstab.probe.stats import merge
-
-    return merge(a, b)
 
 
 def _layer_report(
@@ -364,57 +394,6 @@ def _ratio(num: float | None, den: float | None) -> float | None:
     return num / den
 
 
-# -- where the first NaN/inf appeared ----------------------------------------------------------------
-
-
-def _origin(
-    records: Sequence[CallRecord],
-    modules: dict[str, nn.Module],
-    grad_norms: dict[nn.Parameter, float] | None,
-    loss: float | None,
-) -> NonfiniteOrigin | None:
-    """First module whose output was non-finite (forward), else the loss, else the backward culprit."""
-    for r in records:
-        if r.forward is not None and r.forward.nonfinite:
-            return NonfiniteOrigin(r.name, "forward")
-    if loss is not None and not math.isfinite(loss):
-        return NonfiniteOrigin("loss_fn", "forward")
-    return _backward_origin(records, modules, grad_norms)
-
-
-def _backward_origin(
-    records: Sequence[CallRecord],
-    modules: dict[str, nn.Module],
-    grad_norms: dict[nn.Parameter, float] | None,
-) -> NonfiniteOrigin | None:
-    """The module whose backward turned a finite output gradient into a non-finite input/parameter gradient.
-
-    Among such calls an enclosing module (a block) yields to the module inside it that did it; among the
-    rest, the last in forward order ran first in backward. When no call qualifies but a gradient is
-    non-finite (it arrived so from the loss or an unhooked operation), the first output gradient to
-    turn non-finite in backward order is named.
-    """
-    bad_params = {p for p, n in (grad_norms or {}).items() if not math.isfinite(n)}
-
-    def produced(r: CallRecord) -> bool:
-        own = set(modules[r.module_name].parameters(recurse=False))
-        return r.input_grad_nonfinite or bool(own & bad_params)
-
-    culprits = [r for r in records if not (r.grad and r.grad.nonfinite) and produced(r)]
-    inner = [r for r in culprits if not any(_encloses(r.module_name, o.module_name) for o in culprits)]
-    if inner:
-        return NonfiniteOrigin(inner[-1].name, "backward")
-    arrived = [r for r in records if r.first_nonfinite_grad_seq is not None]
-    if arrived:
-        return NonfiniteOrigin(min(arrived, key=lambda r: r.first_nonfinite_grad_seq or 0).name, "backward")
-    return None
-
-
-def _encloses(outer: str, inner: str) -> bool:
-    """True when module ``inner`` lives inside module ``outer`` (the root, named '', encloses all)."""
-    return outer != inner and (outer == "" or inner.startswith(outer + "."))
-
-
 # -- re-checking with a fix --------------------------------------------------------------------------
 
 
@@ -433,7 +412,5 @@ def _with_recheck(
             options = {"generator": torch.Generator().manual_seed(seed), **options}
         fixed = apply_(copy.deepcopy(model), scheme, **options)
         return fixed, diagnose(fixed, inputs, loss_fn=loss_fn, target=target, seed=seed)
-
-    from dataclasses import replace
 
     return replace(report, _recheck=recheck, seed=seed)

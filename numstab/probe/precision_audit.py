@@ -48,6 +48,7 @@ from torch import nn
 from numstab import display, jsonio
 from numstab._repr import short_repr
 from numstab.errors import InvalidArgumentError, ModelError, UnknownNameError, check_positive
+from numstab.instrument import preserved
 from numstab.precision import RECIPE_NAMES, Measurement, formats, measure
 from numstab.probe import precision_rules as rules
 from numstab.probe.diagnose import (
@@ -55,12 +56,10 @@ from numstab.probe.diagnose import (
     _as_call,
     _check_finite_inputs,
     _check_model,
-    _cuda_devices,
     _forward,
     _seed_loss,
 )
 from numstab.probe.gemm import GEMM_KINDS, GemmCapture, GemmSpec, gemm_layers
-from numstab.probe.state import preserved
 
 __all__ = ["audit", "PrecisionAudit", "PrecisionRecord", "LayerPrecision", "DEFAULT_RECIPES", "TENSORS"]
 
@@ -257,7 +256,7 @@ def audit(
     args, kwargs = _as_call(inputs)
     _check_finite_inputs(args, kwargs)
     collector = _Collector(names, layers, scale)
-    with preserved(model), torch.random.fork_rng(devices=_cuda_devices(model)):
+    with preserved(model):
         with GemmCapture(model, layers, on_input=collector.on_input, on_grad=collector.on_grad) as capture:
             output = _forward(model, capture, args, kwargs)
             backward = _backward_to(_seed_loss(output, loss_fn, None, seed), capture.backward_targets())
