@@ -24,6 +24,7 @@ from torch import nn
 
 from numstab.errors import BadInputError, InvalidArgumentError, ModelError, NumstabTypeError
 from numstab.instrument import ROOT, Culprit, find_origin, float_tensors, preserved, unwrap_compiled
+from numstab.instrument.inputs import as_call, check_inputs, check_loss
 from numstab.probe import analytic, rules
 from numstab.probe.hooks import CallRecord, Capture, measured_modules
 from numstab.probe.report import LayerReport, Report
@@ -84,9 +85,10 @@ def diagnose(
         NumstabTypeError: ``model`` is not an ``nn.Module``.
         ModelError: the model has no parameters, or its output holds no floating-point tensor and no
             ``loss_fn`` was given.
-        BadInputError: NaN/inf already in ``inputs`` (bad data, not instability), or the forward pass
-            failed (the message names the module where it failed).
-        InvalidArgumentError: ``target`` without ``loss_fn``.
+        BadInputError: NaN/inf already in ``inputs`` (bad data, not instability), an empty batch, or the
+            forward pass failed (the message names the module where it failed).
+        InvalidArgumentError: ``target`` without ``loss_fn``; ``inputs`` that do not fit the model's
+            ``forward`` (pass a dict for keyword arguments); a loss that is not a scalar float tensor.
         ModelError: no measured module ran (a report that measured no layer is no verdict).
 
     Examples:
@@ -97,8 +99,8 @@ def diagnose(
     """
     model, compiled = unwrap_compiled(model)
     _check_model(model)
-    args, kwargs = _as_call(inputs)
-    _check_finite_inputs(args, kwargs)
+    args, kwargs = as_call(inputs)
+    check_inputs(model, args, kwargs)
     if target is not None and loss_fn is None:
         raise InvalidArgumentError(
             "target= was given without loss_fn=: diagnose calls loss_fn(output, target); pass the loss "
@@ -160,25 +162,6 @@ def _check_model(model: Any) -> None:
             )
 
 
-def _as_call(inputs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    if isinstance(inputs, dict):
-        return (), dict(inputs)
-    if isinstance(inputs, (tuple, list)):
-        return tuple(inputs), {}
-    return (inputs,), {}
-
-
-def _check_finite_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    for i, t in enumerate(float_tensors((args, kwargs))):
-        bad = int((~torch.isfinite(t)).sum())
-        if bad:
-            raise BadInputError(
-                f"inputs hold {bad} NaN/inf value(s) (floating-point tensor {i}, shape {tuple(t.shape)}): "
-                "non-finite inputs are bad data, not model instability; clean them (torch.nan_to_num) "
-                "or fix the data pipeline"
-            )
-
-
 # -- the pass ----------------------------------------------------------------------------------------
 
 
@@ -216,13 +199,7 @@ def _seed_loss(output: Any, loss_fn: Callable[..., Any] | None, target: Any, see
 
 
 def _user_loss(output: Any, loss_fn: Callable[..., Any], target: Any) -> torch.Tensor:
-    loss = loss_fn(output) if target is None else loss_fn(output, target)
-    if not isinstance(loss, torch.Tensor) or loss.numel() != 1 or not loss.is_floating_point():
-        got = f"shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else type(loss).__name__
-        raise InvalidArgumentError(
-            f"loss_fn must return a scalar floating-point tensor, got {got}: reduce it, e.g. with .mean()"
-        )
-    return loss.reshape(())
+    return check_loss(loss_fn(output) if target is None else loss_fn(output, target))
 
 
 def _backward(model: nn.Module, loss: torch.Tensor) -> dict[nn.Parameter, float] | None:

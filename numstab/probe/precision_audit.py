@@ -49,12 +49,11 @@ from numstab import display, jsonio
 from numstab._repr import short_repr
 from numstab.errors import InvalidArgumentError, ModelError, UnknownNameError, check_positive
 from numstab.instrument import preserved
+from numstab.instrument.inputs import as_call, check_inputs
 from numstab.precision import RECIPE_NAMES, Measurement, formats, measure
 from numstab.probe import precision_rules as rules
 from numstab.probe.diagnose import (
     DEFAULT_SEED,
-    _as_call,
-    _check_finite_inputs,
     _check_model,
     _forward,
     _seed_loss,
@@ -253,8 +252,8 @@ def audit(
             "low precision; audit a model with one"
         )
     scale = None if loss_scale is None else check_positive("loss_scale", loss_scale)
-    args, kwargs = _as_call(inputs)
-    _check_finite_inputs(args, kwargs)
+    args, kwargs = as_call(inputs)
+    check_inputs(model, args, kwargs)
     collector = _Collector(names, layers, scale)
     with preserved(model):
         with GemmCapture(model, layers, on_input=collector.on_input, on_grad=collector.on_grad) as capture:
