@@ -159,6 +159,7 @@ def test_a_compiled_module_is_measured_eagerly_under_its_own_names_without_warm_
     report = diagnose(compiled, x)
     eager = diagnose(net, x)
     assert report.compiled and not eager.compiled
+    assert "original module measured eagerly" in str(report) and "eagerly" not in str(eager)
     assert [la.name for la in report.layers] == ["0", "1", "3"] == [la.name for la in eager.layers]
     assert [la.activation_std for la in report.layers] == [la.activation_std for la in eager.layers]
     with plant_forward(net[3], float("inf")):
