@@ -15,6 +15,7 @@ Examples:
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -377,17 +378,54 @@ def _ratio(num: float | None, den: float | None) -> float | None:
 def _with_recheck(
     report: Report, model: nn.Module, inputs: Any, loss_fn: Callable[..., Any] | None, target: Any, seed: int
 ) -> Report:
-    def recheck(scheme: str, options: dict[str, Any]) -> tuple[nn.Module, Report]:
+    return replace(report, _recheck=_Recheck(model, (inputs, loss_fn, target), seed), seed=seed)
+
+
+#: What a re-check needs besides the model (inputs, loss_fn, target), per model and per report. Neither the
+#: report nor this table holds the model: an entry lives while its model (a weak key) and its report (whose
+#: :class:`_Recheck` removes it when collected) both do.
+_SOURCES: weakref.WeakKeyDictionary[nn.Module, dict[int, tuple[Any, Any, Any]]] = weakref.WeakKeyDictionary()
+
+
+class _Recheck:
+    """``Report._recheck``: applies a fix to a copy of the report's model and diagnoses the copy.
+
+    It holds a weak reference to the model and a key into :data:`_SOURCES` for the inputs, so a report
+    does not keep the model (or its batch) alive, and a report pickles (its ``_recheck`` is dropped).
+    """
+
+    def __init__(self, model: nn.Module, source: tuple[Any, Any, Any], seed: int) -> None:
+        self._model = weakref.ref(model)
+        self._seed = seed
+        _SOURCES.setdefault(model, {})[id(self)] = source
+        weakref.finalize(self, _forget, weakref.ref(model), id(self))
+
+    def __call__(self, scheme: str, options: dict[str, Any]) -> tuple[nn.Module, Report]:
         import copy
 
         from numstab.init import apply_
 
+        model = self._model()
+        source = None if model is None else _SOURCES.get(model, {}).get(id(self))
+        if model is None or source is None:
+            raise InvalidArgumentError(
+                "with_fix needs the model this report came from, and it has been garbage-collected: keep a "
+                "reference to the model (or diagnose it again) and call with_fix on that report"
+            )
+        inputs, loss_fn, target = source
         # the new weights come from a generator seeded like the report: the same fix every time, and the
         # global RNG untouched (unless the caller passes generator= or seed=); apply_ knows HF Conv1D and
         # initializes a tied parameter once, under its first owner, so the copy's ties hold
         if "seed" not in options:
-            options = {"generator": torch.Generator().manual_seed(seed), **options}
+            options = {"generator": torch.Generator().manual_seed(self._seed), **options}
         fixed = apply_(copy.deepcopy(model), scheme, **options)
-        return fixed, diagnose(fixed, inputs, loss_fn=loss_fn, target=target, seed=seed)
+        return fixed, diagnose(fixed, inputs, loss_fn=loss_fn, target=target, seed=self._seed)
 
-    return replace(report, _recheck=recheck, seed=seed)
+
+def _forget(model_ref: weakref.ref[nn.Module], key: int) -> None:
+    model = model_ref()
+    if model is not None:
+        sources = _SOURCES.get(model, {})
+        sources.pop(key, None)
+        if not sources:
+            _SOURCES.pop(model, None)

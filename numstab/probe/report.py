@@ -263,7 +263,9 @@ class Report(display.Displayed):
     def with_fix(self, scheme: str, **init_options: Any) -> FixComparison:
         """Apply ``numstab.init.apply_(copy, scheme, **init_options)`` to a deep copy of the model, re-check.
 
-        The model is not changed. The copy is diagnosed with the same inputs, loss and seed, and its new
+        The model is not changed. The report does not hold the model: this works while the model is alive
+        (and not on a report unpickled or read from JSON). The copy is diagnosed with the same inputs, loss
+        and seed, and its new
         weights are drawn from a ``torch.Generator`` seeded with the report's seed (the global RNG is not
         used), so the same report gives the same fix every time. ``apply_`` decides what the fix touches:
         every Linear, Conv, ConvTranspose and HF ``Conv1D`` along its own fan layout, each tied parameter
@@ -283,7 +285,7 @@ class Report(display.Displayed):
         if self._recheck is None:
             raise InvalidArgumentError(
                 "with_fix needs the model this report came from: call it on a report returned by "
-                "numstab.diagnose, not on one read back from JSON"
+                "numstab.diagnose, not on one read back from JSON or unpickled"
             )
         fixed, after = self._recheck(scheme, init_options)
         return FixComparison(scheme, self, after, model=fixed)
@@ -292,6 +294,13 @@ class Report(display.Displayed):
 
     def __rich__(self) -> Any:
         return display.rich(self)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the data only: the link back to the model (for :meth:`with_fix`) stays behind."""
+        return {**self.__dict__, "_recheck": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
 
 
 @dataclass(frozen=True, repr=False)
