@@ -62,7 +62,68 @@ def mlp() -> tuple[nn.Module, torch.Tensor]:
     return nn.Sequential(*layers).train(), torch.randn(256, 1024)
 
 
-MODELS: dict[str, Callable[[], tuple[nn.Module, torch.Tensor]]] = {"transformer": transformer, "mlp": mlp}
+def vgg16() -> tuple[nn.Module, torch.Tensor]:
+    """VGG-16 as torchvision lays it out (13 convs, 7x7 average pool, 25088-4096-4096-1000 classifier: 138 M
+    parameters), 64x64 inputs so that the weights, not the convolutions, dominate."""
+    torch.manual_seed(0)
+    layers: list[nn.Module] = []
+    channels = 3
+    for width in (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"):
+        if width == "M":
+            layers.append(nn.MaxPool2d(2))
+        else:
+            layers += [nn.Conv2d(channels, int(width), 3, padding=1), nn.ReLU(inplace=True)]
+            channels = int(width)
+    model = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(7), nn.Flatten(),
+                          nn.Linear(512 * 7 * 7, 4096), nn.ReLU(True), nn.Dropout(),
+                          nn.Linear(4096, 4096), nn.ReLU(True), nn.Dropout(), nn.Linear(4096, 1000))
+    return model.train(), torch.randn(2, 3, 64, 64)
+
+
+def _hf(name: str) -> tuple[nn.Module, object]:
+    """HF transformers models built from configs (default init, never downloaded), small but real:
+    real vocabularies and layer types, 4 layers (d_model 256) for the transformers, full ResNet-50 and
+    ConvNeXt-T stages at 128x128; batch 2, 64 tokens."""
+    import transformers as tf
+
+    torch.manual_seed(0)
+    ids = torch.randint(0, 1000, (2, 64), generator=torch.Generator().manual_seed(1))
+    small = {"hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 4, "intermediate_size": 1024}
+    image = torch.randn(2, 3, 128, 128, generator=torch.Generator().manual_seed(1))
+    if name == "gpt2":
+        model = tf.GPT2LMHeadModel(tf.GPT2Config(n_embd=256, n_layer=4, n_head=4, use_cache=False))
+        return model, ids
+    if name == "bert":
+        return tf.BertForMaskedLM(tf.BertConfig(**small)), ids
+    if name == "llama":
+        config = tf.LlamaConfig(**small, num_key_value_heads=4, vocab_size=32000, use_cache=False)
+        return tf.LlamaForCausalLM(config), ids
+    if name == "t5":
+        config = tf.T5Config(d_model=256, d_ff=1024, d_kv=64, num_layers=4, num_heads=4, use_cache=False)
+        return tf.T5ForConditionalGeneration(config), {"input_ids": ids, "decoder_input_ids": ids[:, :32]}
+    if name == "vit":
+        return tf.ViTForImageClassification(tf.ViTConfig(**small, image_size=128)), image
+    if name == "resnet":
+        return tf.ResNetForImageClassification(tf.ResNetConfig()), image
+    if name == "convnext":
+        return tf.ConvNextForImageClassification(tf.ConvNextConfig()), image
+    raise KeyError(name)
+
+
+def _hf_factory(name: str) -> Callable[[], tuple[nn.Module, object]]:
+    def build() -> tuple[nn.Module, object]:
+        model, inputs = _hf(name)
+        return model.train(), inputs
+
+    return build
+
+
+MODELS: dict[str, Callable[[], tuple[nn.Module, object]]] = {
+    "transformer": transformer,
+    "mlp": mlp,
+    "vgg16": vgg16,
+    **{name: _hf_factory(name) for name in ("gpt2", "bert", "llama", "t5", "vit", "resnet", "convnext")},
+}
 
 
 def plain(model: nn.Module, x: torch.Tensor) -> None:

@@ -10,7 +10,10 @@ Parameter values are not copied up front (that would double the model's memory).
 version counter (``Tensor._version``, bumped by each in-place write) is read at :meth:`ModelState.save`;
 a pre-hook copies a module's own parameters just before its forward runs and its forward hook drops the
 copy again unless the version moved, so what is kept is exactly the parameters forward wrote, and the
-peak extra memory is one module's parameters. ``parameters="all"`` copies every parameter up front
+peak extra memory is one module's parameters. Modules of torch's own classes whose forward reads its
+weights and never writes them (:data:`READ_ONLY_FORWARD`: Linear, convolutions, norms, an Embedding
+without ``max_norm``, ...) are not copied unless a hook is registered on them (a user's hook may write):
+on VGG-16 the copies cost as much as the forward pass itself, and these modules hold nearly all weights. ``parameters="all"`` copies every parameter up front
 instead (for callers that themselves write weights and may have to undo it, such as ``init.lsuv_``).
 
 Examples:
@@ -38,9 +41,18 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-__all__ = ["ModelState", "preserved"]
+__all__ = ["ModelState", "preserved", "READ_ONLY_FORWARD"]
 
 Parameters = Literal["written", "all", "none"]
+
+#: Module classes whose ``forward`` never writes their parameters (exact classes, not subclasses: a
+#: subclass may override forward). ``nn.Embedding`` is one only while ``max_norm`` is None.
+READ_ONLY_FORWARD: frozenset[type[nn.Module]] = frozenset({
+    nn.Linear, nn.Bilinear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
+    nn.ConvTranspose3d, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm,
+    nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d, nn.RMSNorm, nn.PReLU, nn.Embedding,
+    nn.MultiheadAttention, nn.RNN, nn.LSTM, nn.GRU,
+})
 
 
 class ModelState:
@@ -70,7 +82,7 @@ class ModelState:
         self._pending: dict[int, list[list[tuple[nn.Parameter, int, torch.Tensor]]]] = {}
         self._rng = _rng_state(params) if rng else None
         if parameters == "written":
-            self._watch(m for m in modules if m._parameters)
+            self._watch(m for m in modules if m._parameters and not _read_only(m))
 
     @classmethod
     def save(cls, model: nn.Module, *, parameters: Parameters = "written", rng: bool = True) -> ModelState:
@@ -134,6 +146,18 @@ class ModelState:
         for p, version, copy in stack.pop() if stack else ():
             if p._version != version and p not in self._copies:
                 self._copies[p] = copy  # forward wrote it: keep the value from before
+
+
+def _read_only(module: nn.Module) -> bool:
+    """True when ``module``'s forward cannot write its parameters: a :data:`READ_ONLY_FORWARD` class with no
+    hooks of its own and no global module hooks."""
+    if type(module) not in READ_ONLY_FORWARD or getattr(module, "max_norm", None) is not None:
+        return False
+    if module._forward_pre_hooks or module._forward_hooks:
+        return False
+    from torch.nn.modules import module as torch_module
+
+    return not (torch_module._global_forward_pre_hooks or torch_module._global_forward_hooks)
 
 
 def _rng_state(params: list[nn.Parameter]) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:

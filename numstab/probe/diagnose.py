@@ -357,8 +357,8 @@ def _own_norm(module: nn.Module) -> float | None:
 
 
 def _std(t: torch.Tensor) -> float:
-    """Population std of a parameter, in float64."""
-    return float(t.detach().to(torch.float64).std(correction=0)) if t.numel() else 0.0
+    """Population std of a parameter, accumulated in float64 without a float64 copy (:func:`summarize`)."""
+    return summarize(t).std
 
 
 def _norm(tensors: Sequence[torch.Tensor]) -> float:
