@@ -76,6 +76,23 @@ def test_parameters_and_buffers_are_restored_bit_identically(build, call: str) -
     assert all(torch.equal(after[k], values[k]) for k in values)  # bit for bit
 
 
+def test_a_users_hook_that_clips_a_linear_weight_in_forward_is_undone_too() -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 2))
+    net[2].weight.data.mul_(10.0)
+
+    def clip(module: nn.Module, args: tuple) -> None:  # weight clipping, as a WGAN critic does
+        with torch.no_grad():
+            module.weight.clamp_(-0.01, 0.01)
+
+    handle = net[2].register_forward_pre_hook(clip)
+    values = _state(net)
+    diagnose(net, torch.randn(3, 4))
+    locate_nonfinite(net, torch.randn(3, 4), _loss)
+    handle.remove()
+    assert all(torch.equal(net.state_dict()[k], values[k]) for k in values)
+
+
 def test_model_state_keeps_values_when_asked_and_restores_them_on_error_otherwise() -> None:
     net = nn.Linear(3, 3)
     before = net.weight.detach().clone()

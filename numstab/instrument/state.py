@@ -13,7 +13,8 @@ copy again unless the version moved, so what is kept is exactly the parameters f
 peak extra memory is one module's parameters. Modules of torch's own classes whose forward reads its
 weights and never writes them (:data:`READ_ONLY_FORWARD`: Linear, convolutions, norms, an Embedding
 without ``max_norm``, ...) are not copied unless a hook is registered on them (a user's hook may write):
-on VGG-16 the copies cost as much as the forward pass itself, and these modules hold nearly all weights. ``parameters="all"`` copies every parameter up front
+on VGG-16 the copies cost as much as the forward pass itself, and these modules hold nearly all weights.
+``parameters="all"`` copies every parameter up front
 instead (for callers that themselves write weights and may have to undo it, such as ``init.lsuv_``).
 
 Examples:

@@ -272,7 +272,8 @@ def range_fractions(
     the tensor); overflow is counted only when the maximum or a non-finite entry says there is some, and
     flushing only for formats whose threshold lies above ``x``'s own smallest subnormal. The thresholds of
     the narrow formats are short dyadic numbers, exact in float32, so float32 and float64 inputs are
-    compared in their own dtype and narrower ones in float32. A threshold beyond float32's range (float32's own, float64's) rounds to ``inf`` there, which
+    compared in their own dtype and narrower ones in float32.
+    A threshold beyond float32's range (float32's own, float64's) rounds to ``inf`` there, which
     is still exact: no finite float32 value reaches it. Non-finite entries count as overflow.
 
     Args:
