@@ -29,7 +29,7 @@ from numstab.instrument import ROOT, ModuleCalls, float_tensors
 from numstab.probe.stats import RANGE_FORMATS, TensorStats, dead_fraction, duplicate_rows, merge, summarize
 from numstab.probe.stats import unit_rows as _unit_rows
 
-__all__ = ["CallRecord", "Capture", "float_tensors", "is_activation", "owns_parameters", "measured_modules"]
+__all__ = ["CallRecord", "Capture", "is_activation", "owns_parameters", "measured_modules"]
 
 #: Module classes whose values are laid out (batch, channels, ...): units are channels (dim 1).
 _CHANNEL_FIRST = ("Conv", "BatchNorm", "InstanceNorm", "GroupNorm", "Pool", "Dropout2d", "Dropout3d")
