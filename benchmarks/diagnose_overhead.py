@@ -146,7 +146,10 @@ def plain(model: nn.Module, x: object) -> None:
 
 def accumulate(model: nn.Module, x: object) -> None:
     """plain without zero_grad: .grad already exists and is accumulated into (informational row)."""
-    from numstab.instrument import float_tensors
+    try:
+        from numstab.instrument import float_tensors
+    except ImportError:
+        from numstab.probe.hooks import float_tensors
 
     total = None
     for y in float_tensors(_run(model, x)):  # diagnose's seed: r ~ N(0, 1) per output tensor, seed 0
