@@ -147,6 +147,23 @@ def test_diagnose_and_locate_nonfinite_name_the_same_module_and_phase_on_gpt2(si
     assert "lm_head" not in report.findings[0].layers[0]
 
 
+def test_a_fault_the_replay_does_not_reproduce_is_still_reported_where_the_pass_saw_it() -> None:
+    class Once(nn.Module):  # NaN on its first call only (a Python attribute: nothing restores it)
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin, self.calls = nn.Linear(3, 3), 0
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.calls += 1
+            return self.lin(x) * (float("nan") if self.calls == 1 else 1.0)
+
+    net = nn.Sequential(Once(), nn.Tanh())
+    report = diagnose(net, torch.ones(2, 3))
+    assert net[0].calls == 2  # the pass, then the replay
+    assert (report.first_nonfinite.module, report.first_nonfinite.phase) == ("1", "forward")
+    assert report.verdict == "nonfinite"
+
+
 def test_a_report_that_measured_no_layer_is_an_error() -> None:
     class Direct(nn.Module):  # uses its child's weight without calling it: nothing measured runs
         def __init__(self) -> None:

@@ -26,6 +26,7 @@ from torch import nn
 from numstab.errors import BadInputError, InvalidArgumentError, ModelError, NumstabTypeError
 from numstab.instrument import ROOT, Culprit, find_origin, float_tensors, preserved, unwrap_compiled
 from numstab.instrument.inputs import as_call, check_inputs, check_loss
+from numstab.instrument.origin import LOSS
 from numstab.probe import analytic, rules
 from numstab.probe.hooks import CallRecord, Capture, measured_modules
 from numstab.probe.report import LayerReport, Report
@@ -123,10 +124,22 @@ def diagnose(
         with preserved(model):  # same RNG state as the pass above: the replay sees the same dropout masks
             origin = find_origin(
                 model, lambda: model(*args, **kwargs), lambda out: _seed_loss(out, loss_fn, target, seed)
-            )
+            ) or _unreproduced_origin(capture, loss)
     given = loss_fn is not None
     report = _build(model, capture, grad_norms, loss, origin, inputs=(args, kwargs), loss_given=given)
     return _with_recheck(replace(report, compiled=compiled), model, inputs, loss_fn, target, seed)
+
+
+def _unreproduced_origin(capture: Capture, loss: torch.Tensor) -> Culprit:
+    """Where the pass itself first saw a NaN/inf when the replay did not see it again (a non-deterministic
+    model): the first output, else the loss, else the last gradient in forward order (first in backward)."""
+    for r in capture.records:
+        if r.forward and r.forward.nonfinite:
+            return Culprit(r.name, "forward")
+    if not math.isfinite(float(loss.detach())):
+        return Culprit(LOSS, "forward")
+    bad = [r.name for r in capture.records if r.grad and r.grad.nonfinite]
+    return Culprit(bad[-1] if bad else LOSS, "backward")
 
 
 def _saw_nonfinite(
