@@ -8,7 +8,9 @@ and gradients (surviving in-place ops), and to name the first non-finite value's
 - :mod:`numstab.instrument.calls`: :class:`ModuleCalls`, hooks on every module call;
 - :mod:`numstab.instrument.origin`: :class:`Culprit` and :func:`find_origin`, the one rule for where the
   first NaN/inf came from;
-- :mod:`numstab.instrument.compiled`: :func:`unwrap_compiled`, the eager module inside ``torch.compile``.
+- :mod:`numstab.instrument.compiled`: :func:`unwrap_compiled`, the eager module inside ``torch.compile``;
+- :mod:`numstab.instrument.inputs`: how a batch is passed (:func:`~numstab.instrument.inputs.as_call`) and the
+  checks every pass makes first (empty batch, NaN/inf, a signature that does not fit, the loss).
 
 Layer: below ``init`` (which uses it for ``lsuv_``), beside ``theory``; it imports only torch and
 :mod:`numstab.errors`.

@@ -16,18 +16,21 @@ from __future__ import annotations
 
 from torch import nn
 
-__all__ = ["unwrap_compiled"]
+__all__ = ["unwrap_compiled", "is_compiled", "COMPILED"]
+
+#: The attribute (and name segment) torch.compile's ``OptimizedModule`` adds.
+COMPILED = "_orig_mod"
 
 
 def unwrap_compiled(model: nn.Module) -> tuple[nn.Module, bool]:
     """``(original module, True)`` for a ``torch.compile``'d module (nested compiles unwrapped), else
     ``(model, False)``."""
     compiled = False
-    while _is_compiled(model):
-        model, compiled = model._orig_mod, True
+    while is_compiled(model):
+        model, compiled = getattr(model, COMPILED), True
     return model, compiled
 
 
-def _is_compiled(model: nn.Module) -> bool:
-    orig = getattr(model, "_orig_mod", None)
-    return isinstance(orig, nn.Module) and type(model).__name__ == "OptimizedModule"
+def is_compiled(model: nn.Module) -> bool:
+    """True for the wrapper ``torch.compile(module)`` returns (an ``OptimizedModule``)."""
+    return type(model).__name__ == "OptimizedModule" and isinstance(getattr(model, COMPILED, None), nn.Module)
