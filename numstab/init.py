@@ -56,8 +56,8 @@ from numstab.errors import (
     check_positive,
     check_seed,
 )
-from numstab.layers import TORCH_LAYER_TYPES, WeightLayer, fans, own_weight, owners, scan
 from numstab.instrument import ModelState
+from numstab.layers import TORCH_LAYER_TYPES, WeightLayer, fans, own_weight, owners, scan
 
 __all__ = [
     "Scheme",

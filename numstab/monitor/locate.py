@@ -24,7 +24,7 @@ from numstab.instrument.inputs import as_call, check_inputs, check_loss
 from numstab.instrument.origin import HUGE_WEIGHT, LOSS
 from numstab.monitor import distributed, ops
 
-__all__ = ["Culprit", "locate_nonfinite", "HUGE_WEIGHT", "LOSS", "NOT_REPRODUCED"]
+__all__ = ["Culprit", "locate_nonfinite", "HUGE_WEIGHT", "LOSS", "NOT_REPRODUCED", "Level", "LEVELS"]
 
 logger = logging.getLogger(__name__)
 
