@@ -422,8 +422,9 @@ class _Recheck:
         source = None if model is None else _SOURCES.get(model, {}).get(id(self))
         if model is None or source is None:
             raise InvalidArgumentError(
-                "with_fix needs the model this report came from, and it has been garbage-collected: keep a "
-                "reference to the model (or diagnose it again) and call with_fix on that report"
+                "with_fix needs the model this report came from, and it has been garbage-collected (a report "
+                "holds only a weak reference to it): keep the model in a variable (model = build(); report = "
+                "numstab.diagnose(model, inputs)) and call with_fix while it lives"
             )
         inputs, loss_fn, target = source
         # the new weights come from a generator seeded like the report: the same fix every time, and the
