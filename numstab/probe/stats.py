@@ -402,8 +402,8 @@ def duplicate_rows(rows: torch.Tensor, *, skip_zero: bool = True) -> int:
         if keep.numel() < 2:
             return 0
         hashes = _row_hashes(r[:, :_HASHED_COLUMNS][keep])  # copies 64 columns of the kept rows only
-        order = keep[torch.argsort(hashes)]
-        sorted_hashes = torch.sort(hashes).values
+        sorted_hashes, by_hash = torch.sort(hashes)  # one sort gives both
+        order = keep[by_hash]
         same = (sorted_hashes[1:] == sorted_hashes[:-1]).nonzero().flatten().tolist()
         return sum(bool(torch.equal(r[order[i]], r[order[i + 1]])) for i in same)
 
