@@ -56,6 +56,7 @@ from numstab.errors import (
     check_positive,
     check_seed,
 )
+from numstab.instrument import ModelState
 from numstab.layers import TORCH_LAYER_TYPES, WeightLayer, fans, own_weight, owners, scan
 
 __all__ = [
@@ -898,9 +899,9 @@ def _lsuv_guarded(
     settings: tuple[float, float, int],
     generator: torch.Generator,
 ) -> None:
-    """Run LSUV with hooks, modes and (on error) weights restored in ``finally``."""
-    modes = [(m, m.training) for m in model.modules()]
-    saved = [(m.weight, m.weight.detach().clone()) for _, m in found]
+    """Run LSUV with hooks removed, modes and buffers restored in ``finally``, and on error the weights too
+    (:class:`numstab.instrument.ModelState`)."""
+    state = ModelState.save(model, parameters="all", rng=False)
     recorder = _OutputStd(found)
     done = False
     try:
@@ -910,12 +911,7 @@ def _lsuv_guarded(
         done = True
     finally:
         recorder.remove()
-        for module, training in modes:
-            module.training = training
-        if not done:
-            with torch.no_grad():
-                for weight, old in saved:
-                    weight.copy_(old)
+        state.restore(parameters=not done)
 
 
 def _lsuv_passes(

@@ -190,6 +190,33 @@ def _self_referencing() -> dict:
 
 Case = tuple[Callable[..., Any], type, str]
 
+
+class _NeedsKwargs(torch.nn.Module):
+    """Wraps the fixture model; its forward needs a keyword argument besides the batch."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor, *, mask: torch.Tensor) -> torch.Tensor:
+        return self.inner(x) * mask
+
+
+def _diagnose(m: torch.nn.Module, inputs: Any, **kw: Any) -> Any:
+    from numstab import diagnose
+
+    return diagnose(m, inputs, **kw)
+
+
+def _locate(m: torch.nn.Module, inputs: Any, loss_fn: Any = None, **kw: Any) -> Any:
+    from numstab.monitor import locate_nonfinite
+
+    return locate_nonfinite(m, inputs, loss_fn, **kw)
+
+
+def _sum(out: Any) -> torch.Tensor:
+    return out.sum()
+
 #: (call(model, results, tmp), error type, the argument's name in the message).
 API_CASES: dict[str, Case] = {
     # the explorer's settings: overflowing numbers, seeds and sizes out of range
@@ -366,6 +393,31 @@ API_CASES: dict[str, Case] = {
     "load_target input_shape 1e11 x 1e11": (
         lambda m, r, t: __import__("numstab.probe.target").probe.target.load_target(
             "sigmoid_mlp", input_shape=(10**11, 10**11)), errors.InsufficientMemoryError, "input-shape"),
+    # diagnose and locate_nonfinite: batches that measure nothing, arguments that do not fit
+    "diagnose empty batch": (lambda m, r, t: _diagnose(m, torch.ones(0, 4)), errors.BadInputError, "inputs"),
+    "diagnose empty token batch": (
+        lambda m, r, t: _diagnose(torch.nn.Sequential(torch.nn.Embedding(4, 4, _weight=torch.ones(4, 4)), m),
+                                  torch.zeros(0, 3, dtype=torch.long)), errors.BadInputError, "0 samples"),
+    "diagnose target without loss_fn": (lambda m, r, t: _diagnose(m, torch.ones(3, 4), target=torch.ones(3)),
+                                        errors.InvalidArgumentError, "loss_fn"),
+    "diagnose forward needs kwargs": (lambda m, r, t: _diagnose(_NeedsKwargs(m), torch.ones(3, 4)),
+                                      errors.InvalidArgumentError, "inputs"),
+    "diagnose unknown keyword": (lambda m, r, t: _diagnose(m, {"x": torch.ones(3, 4)}),
+                                 errors.InvalidArgumentError, "inputs"),
+    "diagnose loss is a float": (lambda m, r, t: _diagnose(m, torch.ones(3, 4), loss_fn=lambda o: 1.0),
+                                 errors.InvalidArgumentError, "loss_fn"),
+    "locate_nonfinite empty batch": (lambda m, r, t: _locate(m, torch.ones(0, 4), _sum), errors.BadInputError,
+                                     "inputs"),
+    "locate_nonfinite target without loss_fn": (
+        lambda m, r, t: _locate(m, torch.ones(3, 4), None, target=torch.ones(3)), errors.NumstabTypeError,
+        "loss_fn"),
+    "locate_nonfinite non-scalar loss": (lambda m, r, t: _locate(m, torch.ones(3, 4), lambda o: o),
+                                         errors.InvalidArgumentError, "loss_fn"),
+    "locate_nonfinite loss .item()": (lambda m, r, t: _locate(m, torch.ones(3, 4), lambda o: o.sum().item()),
+                                      errors.InvalidArgumentError, "loss_fn"),
+    "locate_nonfinite forward needs kwargs": (
+        lambda m, r, t: _locate(_NeedsKwargs(m), torch.ones(3, 4), _sum),
+        errors.InvalidArgumentError, "inputs"),
 }
 
 

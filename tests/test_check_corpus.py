@@ -43,17 +43,11 @@ def test_the_verdict_does_not_follow_the_global_rng() -> None:
         la.activation_second_moment for la in reports[1].layers]
 
 
-_ATTRIBUTION = pytest.mark.xfail(
-    strict=True, reason="a NaN made in a parameter-free module's backward is named by the shared "
-    "find_origin of issue 11 item 4 (branch plumbing); diagnose's own hooks see parameter owners only")
-
-
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=_ATTRIBUTION) if n.startswith("nan_backward") else n for n in corpus.FAULTS
-])
+@pytest.mark.parametrize("name", list(corpus.FAULTS))
 def test_each_planted_fault_is_found_with_its_module_first_and_its_fix_re_checks(name: str) -> None:
     fault = corpus.FAULTS[name]
-    report = _diagnose(fault.build(0))
+    case = fault.build(0)  # held: a report keeps only a weak reference to its model, and with_fix needs it
+    report = _diagnose(case)
     assert corpus.fault_problems(fault, report) == []
     assert corpus.fix_problems(report) == []
 
@@ -62,7 +56,8 @@ def test_offered_fixes_are_the_ones_the_rules_promise() -> None:
     """GPT-2 at initializer_range 1.0 is offered one factor for every weight, which keeps the tie and the
     residual projections' 1/sqrt(2 n_layer): after it, lm_head is still wte and c_proj's scale over
     c_attn's is unchanged."""
-    report = _diagnose(corpus.FAULTS["gpt2_init_1"].build(0))
+    case = corpus.FAULTS["gpt2_init_1"].build(0)
+    report = _diagnose(case)
     finding = corpus.serious(report)[0]
     assert finding.scheme == "rescale" and set(finding.options) == {"factor"}
     after = report.with_fix(finding.scheme, **finding.options).after

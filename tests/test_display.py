@@ -28,9 +28,14 @@ def _results_with_figures() -> list[object]:
     ]  # fmt: skip
 
 
+#: The models behind the reports: with_fix needs its model alive (a report holds only a weak reference).
+_MODELS: list[nn.Module] = []
+
+
 def _report() -> numstab.Report:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(8, 8), nn.Sigmoid(), nn.Linear(8, 8), nn.Sigmoid(), nn.Linear(8, 2))
+    _MODELS.append(model)
     return numstab.diagnose(model, torch.randn(16, 8), loss_fn=lambda out: out.pow(2).mean())
 
 

@@ -75,7 +75,7 @@ def test_forward_culprit_reports_largest_input_before() -> None:
 
 def test_non_finite_loss_is_blamed_on_loss_fn() -> None:
     model, x = _setup("mlp")
-    culprit = locate_nonfinite(model, x, lambda out: torch.log(out - out))  # log(0) = -inf
+    culprit = locate_nonfinite(model, x, lambda out: torch.log(out - out).sum())  # log(0) = -inf
     assert culprit is not None and (culprit.module, culprit.phase) == ("loss_fn", "forward")
 
 

@@ -302,7 +302,9 @@ def test_a_fault_planted_in_module_k_is_traced_to_k_and_its_phase(arch: str, pha
             report = diagnose(model, x)
         finally:
             handle.remove()
-        assert report.first_nonfinite == NonfiniteOrigin(name, phase), (arch, name)
+        origin = report.first_nonfinite
+        assert isinstance(origin, NonfiniteOrigin), (arch, name)
+        assert (origin.module, origin.phase) == (name, phase), (arch, name)
         assert report.verdict == "nonfinite"
         assert report.findings[0].layers == (name,)
 
@@ -310,7 +312,8 @@ def test_a_fault_planted_in_module_k_is_traced_to_k_and_its_phase(arch: str, pha
 def test_a_non_finite_loss_is_named_as_the_origin(generator) -> None:
     net = nn.Linear(3, 1)
     report = diagnose(net, torch.randn(4, 3, generator=generator), loss_fn=lambda out: out.sum() / 0.0)
-    assert report.first_nonfinite == NonfiniteOrigin("loss_fn", "forward")
+    origin = report.first_nonfinite
+    assert (origin.module, origin.phase, origin.value) == ("loss_fn", "forward", "inf")
 
 
 # -- bad input --------------------------------------------------------------------------------------

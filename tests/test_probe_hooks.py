@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from numstab.probe.hooks import Capture, float_tensors, is_activation, measured_modules, owns_parameters
+from numstab.instrument import float_tensors
+from numstab.probe.hooks import Capture, is_activation, measured_modules, owns_parameters
 
 
 def _hook_count(model: nn.Module) -> int:

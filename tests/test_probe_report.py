@@ -172,3 +172,27 @@ def test_with_fix_on_the_built_in_transformer_reaches_its_attention_projections(
             assert float(w.abs().max()) <= bound and float(w.abs().max()) > 0.99 * bound, name
             original = dict(model.named_modules())[name].in_proj_weight
             assert not torch.equal(w, original), name
+
+
+def test_a_report_pickles_and_does_not_keep_the_model_or_its_inputs_alive() -> None:
+    import gc
+    import pickle
+    import weakref
+
+    net = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+    nn.init.normal_(net[0].weight, std=3.0, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(16, 8, generator=torch.Generator().manual_seed(1))
+    report = diagnose(net, x)
+    # with_fix works while the model lives, even with the inputs passed inline and dropped by the caller
+    inline = diagnose(net, torch.randn(16, 8, generator=torch.Generator().manual_seed(1)))
+    assert inline.with_fix("kaiming_normal").after.layers[0].name == "0"
+    copy = pickle.loads(pickle.dumps(report))
+    assert copy.to_dict() == report.to_dict() and copy.verdict == report.verdict
+    with pytest.raises(InvalidArgumentError, match="unpickled"):
+        copy.with_fix("kaiming_normal")
+    model_ref, input_ref = weakref.ref(net), weakref.ref(x)
+    del net, x, inline
+    gc.collect()
+    assert model_ref() is None and input_ref() is None  # the report held neither
+    with pytest.raises(InvalidArgumentError, match="garbage-collected"):
+        report.with_fix("kaiming_normal")

@@ -10,8 +10,8 @@ from torch import nn
 
 from numstab import examples
 from numstab.errors import BadInputError
+from numstab.instrument import preserved
 from numstab.probe import diagnose
-from numstab.probe.state import preserved
 
 _HOOK_DICTS = (
     "_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",

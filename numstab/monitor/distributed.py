@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from numstab.errors import ModelError
+from numstab.instrument.compiled import COMPILED, is_compiled
 
 __all__ = [
     "unwrap",
@@ -43,11 +44,6 @@ __all__ = [
     "replay_context",
 ]
 
-COMPILED = "_orig_mod"  # the attribute (and name segment) torch.compile's OptimizedModule adds
-
-
-def _is_compiled_wrapper(model: nn.Module) -> bool:
-    return type(model).__name__ == "OptimizedModule" and isinstance(getattr(model, COMPILED, None), nn.Module)
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -60,7 +56,7 @@ def unwrap(model: nn.Module) -> nn.Module:
     while True:
         if isinstance(model, nn.parallel.DistributedDataParallel):
             model = model.module
-        elif _is_compiled_wrapper(model):
+        elif is_compiled(model):
             model = getattr(model, COMPILED)
         else:
             return model
@@ -108,7 +104,7 @@ def process_group(model: nn.Module) -> Any:
     while True:
         if isinstance(inner, nn.parallel.DistributedDataParallel):
             return inner.process_group
-        if not _is_compiled_wrapper(inner):
+        if not is_compiled(inner):
             break
         inner = getattr(inner, COMPILED)
     dtensor = _dtensor()
@@ -333,7 +329,7 @@ def _unsharded(modules: list[nn.Module]) -> Iterator[None]:
 
 
 def _compiled_inside(model: nn.Module) -> bool:
-    return any(_is_compiled_wrapper(m) or getattr(m, "_compiled_call_impl", None) for m in model.modules())
+    return any(is_compiled(m) or getattr(m, "_compiled_call_impl", None) for m in model.modules())
 
 
 @contextmanager

@@ -16,6 +16,6 @@ Examples:
 from __future__ import annotations
 
 from numstab.probe.diagnose import diagnose
-from numstab.probe.report import Finding, FixComparison, LayerReport, NonfiniteOrigin, Report
+from numstab.probe.report import Culprit, Finding, FixComparison, LayerReport, NonfiniteOrigin, Report
 
-__all__ = ["diagnose", "Report", "LayerReport", "Finding", "NonfiniteOrigin", "FixComparison"]
+__all__ = ["diagnose", "Report", "LayerReport", "Finding", "Culprit", "NonfiniteOrigin", "FixComparison"]

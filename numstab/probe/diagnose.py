@@ -15,6 +15,7 @@ Examples:
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -24,12 +25,14 @@ from torch import nn
 
 from numstab import layers as layers_of
 from numstab.errors import BadInputError, InvalidArgumentError, ModelError, NumstabTypeError
+from numstab.instrument import ROOT, Culprit, find_origin, float_tensors, preserved, unwrap_compiled
+from numstab.instrument.inputs import as_call, check_inputs, check_loss
+from numstab.instrument.origin import LOSS
 from numstab.probe import analytic, rules
-from numstab.probe.hooks import CallRecord, Capture, float_tensors, measured_modules
+from numstab.probe.hooks import CallRecord, Capture, measured_modules
 from numstab.probe.inputs import InputMoments
-from numstab.probe.report import LayerReport, NonfiniteOrigin, Report
-from numstab.probe.state import preserved
-from numstab.probe.stats import TensorStats, duplicate_rows, norm, summarize
+from numstab.probe.report import LayerReport, Report
+from numstab.probe.stats import TensorStats, duplicate_rows, merge, norm, summarize
 
 __all__ = ["diagnose", "DEFAULT_SEED"]
 
@@ -58,11 +61,18 @@ def diagnose(
     gradient at the output is a unit-variance random vector (as in Schoenholz et al. 2017's backward
     analysis) and the global RNG is not touched.
 
-    The model is left exactly as found: it runs in its current train/eval mode (dropout draws happen
-    inside ``torch.random.fork_rng``, so the global RNG state is unchanged); buffers (BatchNorm running
-    statistics, which a train-mode forward updates) are copied before and restored after; gradients are
-    taken with ``torch.autograd.grad``, so ``.grad`` is untouched; every hook is removed in a
-    ``finally``, also when the model raises.
+    The model is left exactly as found (:func:`numstab.instrument.preserved`): it runs in its current
+    train/eval mode, and the global RNG (dropout draws), buffers (BatchNorm running statistics, buffers a
+    module rebinds) and parameters that forward writes (``nn.Embedding(max_norm=...)``) are restored bit for
+    bit; gradients are taken with ``torch.autograd.grad``, so ``.grad`` is untouched; every hook is
+    removed in a ``finally``, also when the model raises.
+
+    When the pass saw a NaN/inf anywhere, the batch is replayed once by
+    :func:`numstab.instrument.find_origin`, the rule :func:`numstab.monitor.locate_nonfinite` uses, and
+    ``Report.first_nonfinite`` is its :class:`numstab.instrument.Culprit`.
+
+    A ``torch.compile``'d module is measured through its original module, eagerly (hooks do not run in a
+    compiled graph); ``Report.compiled`` says so and the names carry no ``_orig_mod.``.
 
     Args:
         model: the network, as initialized or trained.
@@ -79,8 +89,11 @@ def diagnose(
         NumstabTypeError: ``model`` is not an ``nn.Module``.
         ModelError: the model has no parameters, or its output holds no floating-point tensor and no
             ``loss_fn`` was given.
-        BadInputError: NaN/inf already in ``inputs`` (bad data, not instability), or the forward pass
-            failed (the message names the module where it failed).
+        BadInputError: NaN/inf already in ``inputs`` (bad data, not instability), an empty batch, or the
+            forward pass failed (the message names the module where it failed).
+        InvalidArgumentError: ``target`` without ``loss_fn``; ``inputs`` that do not fit the model's
+            ``forward`` (pass a dict for keyword arguments); a loss that is not a scalar float tensor.
+        ModelError: no measured module ran (a report that measured no layer is no verdict).
 
     Examples:
         >>> net = nn.Sequential(nn.Linear(8, 8), nn.ReLU(inplace=True), nn.Linear(8, 2))
@@ -100,18 +113,62 @@ def _diagnose(
     seed: int,
     verify: bool,
 ) -> Report:
+    model, compiled = unwrap_compiled(model)
     _check_model(model)
-    args, kwargs = _as_call(inputs)
-    _check_finite_inputs(args, kwargs)
-    with preserved(model), torch.random.fork_rng(devices=_cuda_devices(model)):
+    args, kwargs = as_call(inputs)
+    check_inputs(model, args, kwargs)
+    if target is not None and loss_fn is None:
+        raise InvalidArgumentError(
+            "target= was given without loss_fn=: diagnose calls loss_fn(output, target); pass the loss "
+            "(e.g. loss_fn=torch.nn.functional.cross_entropy) or drop target"
+        )
+    with preserved(model):
         capture = Capture(model)
         with capture, InputMoments(model) as moments:
             output = _forward(model, capture, args, kwargs)
             loss = _seed_loss(output, loss_fn, target, seed)
             grad_norms = _backward(model, loss)
-    report = _build(model, capture, grad_norms, loss, inputs=(args, kwargs), loss_given=loss_fn is not None,
-                    input_moments=moments.values)
+    if not capture.records:
+        raise ModelError(
+            f"diagnose measured no layer of {type(model).__name__}: none of its modules that own parameters "
+            "ran a forward (weights used directly?); call it on the module whose forward runs its layers"
+        )
+    origin = None
+    if _saw_nonfinite(capture, grad_norms, loss):
+        with preserved(model):  # same RNG state as the pass above: the replay sees the same dropout masks
+            origin = find_origin(
+                model, lambda: model(*args, **kwargs), lambda out: _seed_loss(out, loss_fn, target, seed)
+            ) or _unreproduced_origin(capture, loss)
+    given = loss_fn is not None
+    report = _build(
+        model, capture, grad_norms, loss, origin, inputs=(args, kwargs), loss_given=given,
+        input_moments=moments.values,
+    )
+    report = replace(report, compiled=compiled)
     return _with_recheck(report, model, inputs, loss_fn, target, seed, verify=verify)
+
+
+def _unreproduced_origin(capture: Capture, loss: torch.Tensor) -> Culprit:
+    """Where the pass itself first saw a NaN/inf when the replay did not see it again (a non-deterministic
+    model): the first output, else the loss, else the last gradient in forward order (first in backward)."""
+    for r in capture.records:
+        if r.forward and r.forward.nonfinite:
+            return Culprit(r.name, "forward")
+    if not math.isfinite(float(loss.detach())):
+        return Culprit(LOSS, "forward")
+    bad = [r.name for r in capture.records if r.grad and r.grad.nonfinite]
+    return Culprit(bad[-1] if bad else LOSS, "backward")
+
+
+def _saw_nonfinite(
+    capture: Capture, grad_norms: dict[nn.Parameter, float] | None, loss: torch.Tensor
+) -> bool:
+    """True when any output, output gradient, parameter gradient or the loss was NaN/inf."""
+    if not math.isfinite(float(loss.detach())):
+        return True
+    if any(not math.isfinite(n) for n in (grad_norms or {}).values()):
+        return True
+    return any(r.forward and r.forward.nonfinite or r.grad and r.grad.nonfinite for r in capture.records)
 
 
 # -- input checks ------------------------------------------------------------------------------------
@@ -137,29 +194,6 @@ def _check_model(model: Any) -> None:
             )
 
 
-def _as_call(inputs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    if isinstance(inputs, dict):
-        return (), dict(inputs)
-    if isinstance(inputs, (tuple, list)):
-        return tuple(inputs), {}
-    return (inputs,), {}
-
-
-def _check_finite_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    for i, t in enumerate(float_tensors((args, kwargs))):
-        bad = int((~torch.isfinite(t)).sum())
-        if bad:
-            raise BadInputError(
-                f"inputs hold {bad} NaN/inf value(s) (floating-point tensor {i}, shape {tuple(t.shape)}): "
-                "non-finite inputs are bad data, not model instability; clean them (torch.nan_to_num) "
-                "or fix the data pipeline"
-            )
-
-
-def _cuda_devices(model: nn.Module) -> list[int]:
-    return sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
-
-
 # -- the pass ----------------------------------------------------------------------------------------
 
 
@@ -167,12 +201,13 @@ def _forward(model: nn.Module, capture: Capture, args: tuple[Any, ...], kwargs: 
     try:
         return model(*args, **kwargs)
     except Exception as err:
-        where = capture.stack[-1] if capture.stack else ""
-        module = model.get_submodule(where) if where else model
+        where = capture.stack[-1].partition("#")[0] if capture.stack else ROOT
+        module = model if where == ROOT else model.get_submodule(where)
         shapes = [tuple(t.shape) for t in float_tensors((args, kwargs))] or "no floating-point tensors"
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        shown = where if where != ROOT else "(the model itself)"
         raise BadInputError(
-            f"the forward pass failed in module '{where or '(the model itself)'}' ({type(module).__name__}): "
+            f"the forward pass failed in module '{shown}' ({type(module).__name__}): "
             f"{type(err).__name__}: {first}; check that the inputs (shapes {shapes}) match what the model "
             "expects"
         ) from err
@@ -196,13 +231,7 @@ def _seed_loss(output: Any, loss_fn: Callable[..., Any] | None, target: Any, see
 
 
 def _user_loss(output: Any, loss_fn: Callable[..., Any], target: Any) -> torch.Tensor:
-    loss = loss_fn(output) if target is None else loss_fn(output, target)
-    if not isinstance(loss, torch.Tensor) or loss.numel() != 1 or not loss.is_floating_point():
-        got = f"shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else type(loss).__name__
-        raise InvalidArgumentError(
-            f"loss_fn must return a scalar floating-point tensor, got {got}: reduce it, e.g. with .mean()"
-        )
-    return loss.reshape(())
+    return check_loss(loss_fn(output) if target is None else loss_fn(output, target))
 
 
 def _backward(model: nn.Module, loss: torch.Tensor) -> dict[nn.Parameter, float] | None:
@@ -243,6 +272,7 @@ def _build(
     capture: Capture,
     grad_norms: dict[nn.Parameter, float] | None,
     loss: torch.Tensor,
+    origin: Culprit | None,
     *,
     inputs: tuple[tuple[Any, ...], dict[str, Any]],
     loss_given: bool,
@@ -256,7 +286,6 @@ def _build(
     layers = analytic.annotate(layers, acts)
     q0 = _input_second_moment(inputs, layers)
     loss_value = float(loss.detach()) if grad_norms is not None or loss_given else None
-    origin = _origin(capture.records, modules, grad_norms, loss_value if loss_given else None)
     findings = rules.evaluate(layers, input_second_moment=q0, first_nonfinite=origin)
     return Report(
         layers=layers,
@@ -277,16 +306,10 @@ def _input_second_moment(inputs: Any, layers: Sequence[LayerReport]) -> float:
     stats: TensorStats | None = None
     for t in float_tensors(inputs):
         s = summarize(t)
-        stats = s if stats is None else _merged(stats, s)
+        stats = merge(stats, s)
     if stats is not None:
         return stats.second_moment
     return layers[0].activation_second_moment if layers else math.nan
-
-
-def _merged(a: TensorStats, b: TensorStats) -> TensorStats:
-    from numstab.probe.stats import merge
-
-    return merge(a, b)
 
 
 def _layer_report(
@@ -384,8 +407,8 @@ def _own_norm(module: nn.Module) -> float | None:
 
 
 def _std(t: torch.Tensor) -> float:
-    """Population std of a parameter, in float64."""
-    return float(t.detach().to(torch.float64).std(correction=0)) if t.numel() else 0.0
+    """Population std of a parameter, accumulated in float64 without a float64 copy (:func:`summarize`)."""
+    return summarize(t).std
 
 
 def _norm(tensors: Sequence[torch.Tensor]) -> float:
@@ -397,57 +420,6 @@ def _ratio(num: float | None, den: float | None) -> float | None:
     if num is None or not den:
         return None
     return num / den
-
-
-# -- where the first NaN/inf appeared ----------------------------------------------------------------
-
-
-def _origin(
-    records: Sequence[CallRecord],
-    modules: dict[str, nn.Module],
-    grad_norms: dict[nn.Parameter, float] | None,
-    loss: float | None,
-) -> NonfiniteOrigin | None:
-    """First module whose output was non-finite (forward), else the loss, else the backward culprit."""
-    for r in records:
-        if r.forward is not None and r.forward.nonfinite:
-            return NonfiniteOrigin(r.name, "forward")
-    if loss is not None and not math.isfinite(loss):
-        return NonfiniteOrigin("loss_fn", "forward")
-    return _backward_origin(records, modules, grad_norms)
-
-
-def _backward_origin(
-    records: Sequence[CallRecord],
-    modules: dict[str, nn.Module],
-    grad_norms: dict[nn.Parameter, float] | None,
-) -> NonfiniteOrigin | None:
-    """The module whose backward turned a finite output gradient into a non-finite input/parameter gradient.
-
-    Among such calls an enclosing module (a block) yields to the module inside it that did it; among the
-    rest, the last in forward order ran first in backward. When no call qualifies but a gradient is
-    non-finite (it arrived so from the loss or an unhooked operation), the first output gradient to
-    turn non-finite in backward order is named.
-    """
-    bad_params = {p for p, n in (grad_norms or {}).items() if not math.isfinite(n)}
-
-    def produced(r: CallRecord) -> bool:
-        own = set(modules[r.module_name].parameters(recurse=False))
-        return r.input_grad_nonfinite or bool(own & bad_params)
-
-    culprits = [r for r in records if not (r.grad and r.grad.nonfinite) and produced(r)]
-    inner = [r for r in culprits if not any(_encloses(r.module_name, o.module_name) for o in culprits)]
-    if inner:
-        return NonfiniteOrigin(inner[-1].name, "backward")
-    arrived = [r for r in records if r.first_nonfinite_grad_seq is not None]
-    if arrived:
-        return NonfiniteOrigin(min(arrived, key=lambda r: r.first_nonfinite_grad_seq or 0).name, "backward")
-    return None
-
-
-def _encloses(outer: str, inner: str) -> bool:
-    """True when module ``inner`` lives inside module ``outer`` (the root, named '', encloses all)."""
-    return outer != inner and (outer == "" or inner.startswith(outer + "."))
 
 
 # -- re-checking with a fix --------------------------------------------------------------------------
@@ -470,11 +442,7 @@ def _with_recheck(
     does not change the verdict is not offered. This costs one pass per offered fix, and only on a model
     with findings.
     """
-
-    def recheck(scheme: str, options: dict[str, Any]) -> tuple[nn.Module, Report]:
-        fixed = _fixed_copy(model, scheme, options, seed)
-        return fixed, _diagnose(fixed, inputs, loss_fn=loss_fn, target=target, seed=seed, verify=False)
-
+    recheck = _Recheck(model, (inputs, loss_fn, target), seed)
     report = replace(report, _recheck=recheck, seed=seed)
     if not verify or not any(f.scheme for f in report.findings):
         return report
@@ -488,6 +456,48 @@ def _with_recheck(
         for f in report.findings
     ]
     return replace(report, findings=findings)
+
+
+#: What a re-check needs besides the model (inputs, loss_fn, target), per model and per report. Neither the
+#: report nor this table holds the model: an entry lives while its model (a weak key) and its report (whose
+#: :class:`_Recheck` removes it when collected) both do.
+_SOURCES: weakref.WeakKeyDictionary[nn.Module, dict[int, tuple[Any, Any, Any]]] = weakref.WeakKeyDictionary()
+
+
+class _Recheck:
+    """``Report._recheck``: applies a fix to a copy of the report's model and diagnoses the copy.
+
+    It holds a weak reference to the model and a key into :data:`_SOURCES` for the inputs, so a report
+    does not keep the model (or its batch) alive, and a report pickles (its ``_recheck`` is dropped).
+    """
+
+    def __init__(self, model: nn.Module, source: tuple[Any, Any, Any], seed: int) -> None:
+        self._model = weakref.ref(model)
+        self._seed = seed
+        _SOURCES.setdefault(model, {})[id(self)] = source
+        weakref.finalize(self, _forget, weakref.ref(model), id(self))
+
+    def __call__(self, scheme: str, options: dict[str, Any]) -> tuple[nn.Module, Report]:
+        model = self._model()
+        source = None if model is None else _SOURCES.get(model, {}).get(id(self))
+        if model is None or source is None:
+            raise InvalidArgumentError(
+                "with_fix needs the model this report came from, and it has been garbage-collected (a report "
+                "holds only a weak reference to it): keep the model in a variable (model = build(); report = "
+                "numstab.diagnose(model, inputs)) and call with_fix while it lives"
+            )
+        inputs, loss_fn, target = source
+        fixed = _fixed_copy(model, scheme, options, self._seed)
+        return fixed, _diagnose(fixed, inputs, loss_fn=loss_fn, target=target, seed=self._seed, verify=False)
+
+
+def _forget(model_ref: weakref.ref[nn.Module], key: int) -> None:
+    model = model_ref()
+    if model is not None:
+        sources = _SOURCES.get(model, {})
+        sources.pop(key, None)
+        if not sources:
+            _SOURCES.pop(model, None)
 
 
 def _fixed_copy(model: nn.Module, scheme: str, options: dict[str, Any], seed: int) -> nn.Module:
@@ -514,6 +524,8 @@ def _submodule(model: nn.Module, name: str) -> nn.Module:
     from numstab.errors import UnknownNameError
 
     module_name = name.split("#", 1)[0]
+    if module_name == ROOT:  # the model itself is the layer
+        return model
     try:
         return model.get_submodule(module_name)
     except AttributeError:

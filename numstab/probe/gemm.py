@@ -35,7 +35,6 @@ Examples:
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -43,8 +42,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from numstab.instrument import ModuleCalls, float_tensors
 from numstab.layers import is_hf_conv1d
-from numstab.probe.hooks import float_tensors
 
 __all__ = ["GemmSpec", "gemm_spec", "gemm_layers", "GemmCapture", "GEMM_KINDS"]
 
@@ -133,12 +132,11 @@ def _join(parent: str, child: str) -> str:
 OperandHook = Callable[[str, str, torch.Tensor, int], None]
 
 
-class GemmCapture:
+class GemmCapture(ModuleCalls):
     """Hooks on ``model``'s GEMM-like layers that hand each input and output gradient to a callback.
 
-    Every module also gets a pre-hook and a forward hook that keep :attr:`stack`, the names of the
-    modules whose forward is running (after an exception ``stack[-1]`` names where it failed), as
-    :class:`numstab.probe.hooks.Capture` does. Output gradients come from a tensor hook registered on
+    The hooks are :class:`numstab.instrument.calls.ModuleCalls`'s: every module keeps :attr:`stack` (after
+    an exception ``stack[-1]`` names where it failed). Output gradients come from a tensor hook registered on
     the output inside the forward hook: an in-place op after the layer (``ReLU(inplace=True)``) does not
     change which gradient it sees (torch's rule for hooks registered before an in-place op).
 
@@ -161,28 +159,13 @@ class GemmCapture:
     def __init__(
         self, model: nn.Module, layers: dict[str, GemmSpec], *, on_input: OperandHook, on_grad: OperandHook
     ) -> None:
-        self.model = model
-        self.stack: list[str] = []
-        self._names = {m: n for n, m in model.named_modules()}
+        super().__init__(model)
         self._layers = {model.get_submodule(n): (n, s) for n, s in layers.items() if s.called}
         self._on_input, self._on_grad = on_input, on_grad
-        self._calls: Counter[str] = Counter()
-        self._handles: list[Any] = []
         self._outputs: list[tuple[torch.Tensor, int, torch.Tensor | None, torch.Tensor]] = []
 
-    def __enter__(self) -> GemmCapture:
-        try:
-            for module in self._names:
-                self._handles.append(module.register_forward_pre_hook(self._pre_hook, with_kwargs=True))
-                self._handles.append(module.register_forward_hook(self._forward_hook))
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
-
     def __exit__(self, *exc: object) -> None:
-        while self._handles:
-            self._handles.pop().remove()
+        super().__exit__(*exc)
         self._outputs.clear()
 
     def backward_targets(self) -> list[torch.Tensor]:
@@ -200,37 +183,34 @@ class GemmCapture:
                 targets.setdefault(id(target), target)
         return list(targets.values())
 
-    def _pre_hook(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        self.stack.append(self._names[module])
+    def enter(self, module: nn.Module, call: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         if module not in self._layers:
             return
         name, spec = self._layers[module]
-        self._calls[name] += 1
         x = next(float_tensors((args, kwargs)), None)
         if x is not None:
             with torch.no_grad():
-                self._on_input(self.call_name(name), name, x.detach(), spec.input_dim)
+                self._on_input(_call_name(name, call), name, x.detach(), spec.input_dim)
 
-    def _forward_hook(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
-        if self.stack:
-            self.stack.pop()
+    def leave(self, module: nn.Module, call: str, args: tuple[Any, ...], output: Any) -> None:
         if module not in self._layers:
             return
         name, spec = self._layers[module]
         if spec.grad_dim is None or not isinstance(output, torch.Tensor) or not output.requires_grad:
             return
-        call, dim = self.call_name(name), spec.grad_dim
+        call, dim = _call_name(name, call), spec.grad_dim
 
         def hook(grad: torch.Tensor | None) -> None:
             if grad is not None:
                 with torch.no_grad():
                     self._on_grad(call, name, grad.detach(), dim)
 
-        self._handles.append(output.register_hook(hook))
+        self.on_grad(output, hook)
         x = next((t for t in float_tensors(args) if t.requires_grad), None)
         self._outputs.append((output, output._version, x, spec.weight))
 
-    def call_name(self, name: str) -> str:
-        """``name`` for the first call of a module, ``name#k`` for its k-th."""
-        k = self._calls[name]
-        return name if k <= 1 else f"{name}#{k}"
+
+def _call_name(layer: str, call: str) -> str:
+    """The layer's name with the ``#k`` of the module call (the model itself is a layer named "")."""
+    k = call.partition("#")[2]
+    return f"{layer}#{k}" if k else layer

@@ -1,10 +1,8 @@
 """Capture per-call statistics of a model's forward and backward pass with hooks that are always removed.
 
-Gradients with respect to a module's output come from *tensor* hooks registered inside the module's
-forward hook, not from ``register_full_backward_hook``: the latter wraps the module's inputs and outputs
-in a ``BackwardHookFunction`` whose outputs may not be modified in place, so it breaks on models with
-``ReLU(inplace=True)``. A tensor hook registered before an in-place op receives the gradient with respect
-to the value before the op (torch's documented rule), which is the gradient of the module's own output.
+The hooks are :class:`numstab.instrument.calls.ModuleCalls`'s (one per module call, removed on exit);
+gradients with respect to a module's output come from tensor hooks registered inside its forward hook,
+which survive in-place ops (see that module).
 
 Every tensor is reduced inside its hook (:func:`numstab.probe.stats.summarize`) and released; a
 :class:`CallRecord` holds a few numbers per module call. A module called twice gets two records,
@@ -21,21 +19,17 @@ Examples:
 
 from __future__ import annotations
 
-import dataclasses
-import itertools
-import math
-from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+from numstab.instrument import ROOT, ModuleCalls, float_tensors
 from numstab.probe.stats import RANGE_FORMATS, TensorStats, dead_fraction, duplicate_rows, merge, summarize
 from numstab.probe.stats import unit_rows as _unit_rows
 
-__all__ = ["CallRecord", "Capture", "float_tensors", "is_activation", "owns_parameters", "measured_modules"]
+__all__ = ["CallRecord", "Capture", "is_activation", "owns_parameters", "measured_modules"]
 
 #: Module classes whose values are laid out (batch, channels, ...): units are channels (dim 1).
 _CHANNEL_FIRST = ("Conv", "BatchNorm", "InstanceNorm", "GroupNorm", "Pool", "Dropout2d", "Dropout3d")
@@ -53,9 +47,6 @@ class CallRecord:
         unit_dim: the dimension of the output that indexes units (1 for channels, -1 for features).
         forward: summary of every floating-point tensor in the output.
         grad: summary of the gradients with respect to those tensors (None when none reached them).
-        input_grad_nonfinite: a gradient with respect to one of the module's inputs was non-finite.
-        first_nonfinite_grad_seq: backward order (0 = first hook to fire) of the first non-finite
-            gradient seen at this module's output, or None.
         dead_fraction: fraction of units that are exactly 0 for the whole batch.
         duplicate_units: units whose values over the batch equal another unit's (dead units skipped).
         units: number of units.
@@ -69,8 +60,6 @@ class CallRecord:
     unit_dim: int
     forward: TensorStats | None = None
     grad: TensorStats | None = None
-    input_grad_nonfinite: bool = False
-    first_nonfinite_grad_seq: int | None = None
     dead_fraction: float = 0.0
     duplicate_units: int = 0
     units: int = 0
@@ -100,51 +89,21 @@ def is_activation(module: nn.Module) -> bool:
 
 
 def measured_modules(model: nn.Module) -> dict[nn.Module, str]:
-    """The modules diagnose measures, ``{module: name}``: every module that owns parameters, every activation.
+    """The modules diagnose measures, ``{module: name}``: every module that owns parameters, every activation
+    (the model itself is called ``"(root)"``).
 
     Examples:
         >>> sorted(measured_modules(nn.Sequential(nn.Linear(2, 2), nn.Tanh())).values())
         ['0', '1']
     """
-    return {m: n for n, m in model.named_modules() if owns_parameters(m) or is_activation(m)}
+    return {m: n or ROOT for n, m in model.named_modules() if owns_parameters(m) or is_activation(m)}
 
 
-def float_tensors(value: Any) -> Iterator[torch.Tensor]:
-    """Yield the floating-point tensors in a (nested) output: tensors, tuples, lists, dicts, dataclasses.
-
-    Each tensor is yielded once even if it appears several times.
-
-    Examples:
-        >>> out = {"logits": torch.zeros(2), "pair": (torch.ones(1), torch.arange(3))}
-        >>> [t.tolist() for t in float_tensors(out)]
-        [[0.0, 0.0], [1.0]]
-    """
-    seen: set[int] = set()
-    for t in _walk(value):
-        if t.is_floating_point() and id(t) not in seen:
-            seen.add(id(t))
-            yield t
-
-
-def _walk(value: Any) -> Iterator[torch.Tensor]:
-    if isinstance(value, torch.Tensor):
-        yield value
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _walk(v)
-    elif isinstance(value, (tuple, list)):
-        for v in value:
-            yield from _walk(v)
-    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-        for f in dataclasses.fields(value):
-            yield from _walk(getattr(value, f.name))
-
-
-class Capture:
-    """Hooks on every measured module of ``model``; a context manager that removes them all on exit.
+class Capture(ModuleCalls):
+    """Hooks on every module of ``model``, measuring the measured ones; a context manager that removes them.
 
     While attached, each call of a measured module adds a :class:`CallRecord` to :attr:`records` (in the
-    order calls finish). :attr:`stack` holds the names of the modules whose forward is running, so
+    order calls finish). :attr:`stack` holds the call names of the modules whose forward is running, so
     after an exception ``stack[-1]`` is the innermost module that failed.
 
     Args:
@@ -160,40 +119,11 @@ class Capture:
     """
 
     def __init__(self, model: nn.Module, *, formats: tuple[str, ...] = RANGE_FORMATS) -> None:
-        self.model = model
+        super().__init__(model)
         self.formats = formats
         self.records: list[CallRecord] = []
-        self.stack: list[str] = []
         self._measured = measured_modules(model)
-        self._names = {m: n for n, m in model.named_modules()}
-        self._calls: Counter[nn.Module] = Counter()
-        self._pending: dict[nn.Module, list[_InputFlag]] = {}  # calls whose forward is running
-        self._seq = itertools.count()
-        self._handles: list[Any] = []
         self._channel_first = False
-
-    def __enter__(self) -> Capture:
-        self.attach()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.detach()
-
-    def attach(self) -> None:
-        """Register a pre-hook and a forward hook on every module (only measured ones are measured)."""
-        try:
-            for module in self._names:
-                self._handles.append(module.register_forward_pre_hook(self._pre_hook))
-                self._handles.append(module.register_forward_hook(self._forward_hook))
-        except BaseException:
-            self.detach()
-            raise
-
-    def detach(self) -> None:
-        """Remove every hook this capture registered, on modules and on tensors (an input the caller owns,
-        or an output the model caches, must not keep one)."""
-        while self._handles:
-            self._handles.pop().remove()
 
     @property
     def never_called(self) -> list[str]:
@@ -202,39 +132,22 @@ class Capture:
         called = {r.module_name for r in self.records}
         return [n for n in self._measured.values() if n not in called]
 
-    # -- hooks -------------------------------------------------------------------------------------
-
-    def _pre_hook(self, module: nn.Module, args: tuple[Any, ...]) -> None:
-        self.stack.append(self._names[module])
-        if module in self._measured:
-            self._calls[module] += 1
-            flag = _InputFlag()
-            self._pending.setdefault(module, []).append(flag)
-            for t in float_tensors(args):
-                if t.requires_grad:
-                    self._handles.append(t.register_hook(flag.hook))
-
-    def _forward_hook(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
-        if self.stack:
-            self.stack.pop()
+    def leave(self, module: nn.Module, name: str, args: tuple[Any, ...], output: Any) -> None:
         if module not in self._measured:
             return
-        record = self._new_record(module, output)
-        flag = self._pending[module].pop()
-        flag.record = record
+        record = self._new_record(module, name, output)
         self.records.append(record)
         for t in float_tensors(output):
             record.forward = merge(record.forward, summarize(t, formats=self.formats))
             if t.requires_grad:
-                self._handles.append(t.register_hook(self._grad_hook(record)))
+                self.on_grad(t, self._grad_hook(record))
 
-    def _new_record(self, module: nn.Module, output: Any) -> CallRecord:
-        name = self._measured[module]
-        call = self._calls[module]
+    def _new_record(self, module: nn.Module, name: str, output: Any) -> CallRecord:
+        base, _, call = name.partition("#")
         kind = type(module).__name__
         main = next(float_tensors(output), None)
         unit_dim = self._unit_dim(kind, main)
-        record = CallRecord(name if call == 1 else f"{name}#{call}", name, kind, call, unit_dim)
+        record = CallRecord(name, self._measured[module], kind, int(call or 1), unit_dim)
         if main is not None and main.dim() > 0 and main.numel() > 0:
             record.units = main.shape[unit_dim]
             record.numel = main.numel()
@@ -257,31 +170,9 @@ class Capture:
         def hook(grad: torch.Tensor | None) -> None:
             if grad is None:  # an output the loss does not use (fused kernels such as cuDNN's LSTM pass None)
                 return
-            seq = next(self._seq)
-            stats = summarize(grad, formats=self.formats)
-            record.grad = merge(record.grad, stats)
-            if stats.nonfinite and record.first_nonfinite_grad_seq is None:
-                record.first_nonfinite_grad_seq = seq
+            record.grad = merge(record.grad, summarize(grad, formats=self.formats))
 
         return hook
-
-
-class _InputFlag:
-    """Remembers whether a gradient with respect to one of a call's inputs was non-finite."""
-
-    def __init__(self) -> None:
-        self.record: CallRecord | None = None
-
-    def hook(self, grad: torch.Tensor | None) -> None:
-        if grad is not None and self.record is not None and not _all_finite(grad):
-            self.record.input_grad_nonfinite = True
-
-
-def _all_finite(t: torch.Tensor) -> bool:
-    """One pass: a float64 sum is finite unless an entry is NaN/inf (float32 values cannot overflow it)."""
-    if t.dtype == torch.float64:
-        return bool(torch.isfinite(t).all())
-    return math.isfinite(float(t.sum(dtype=torch.float64)))
 
 
 def is_activation_kind(kind: str) -> bool:

@@ -48,19 +48,17 @@ from torch import nn
 from numstab import display, jsonio
 from numstab._repr import short_repr
 from numstab.errors import InvalidArgumentError, ModelError, UnknownNameError, check_positive
+from numstab.instrument import preserved
+from numstab.instrument.inputs import as_call, check_inputs
 from numstab.precision import RECIPE_NAMES, Measurement, formats, measure
 from numstab.probe import precision_rules as rules
 from numstab.probe.diagnose import (
     DEFAULT_SEED,
-    _as_call,
-    _check_finite_inputs,
     _check_model,
-    _cuda_devices,
     _forward,
     _seed_loss,
 )
 from numstab.probe.gemm import GEMM_KINDS, GemmCapture, GemmSpec, gemm_layers
-from numstab.probe.state import preserved
 
 __all__ = ["audit", "PrecisionAudit", "PrecisionRecord", "LayerPrecision", "DEFAULT_RECIPES", "TENSORS"]
 
@@ -254,10 +252,10 @@ def audit(
             "low precision; audit a model with one"
         )
     scale = None if loss_scale is None else check_positive("loss_scale", loss_scale)
-    args, kwargs = _as_call(inputs)
-    _check_finite_inputs(args, kwargs)
+    args, kwargs = as_call(inputs)
+    check_inputs(model, args, kwargs)
     collector = _Collector(names, layers, scale)
-    with preserved(model), torch.random.fork_rng(devices=_cuda_devices(model)):
+    with preserved(model):
         with GemmCapture(model, layers, on_input=collector.on_input, on_grad=collector.on_grad) as capture:
             output = _forward(model, capture, args, kwargs)
             backward = _backward_to(_seed_loss(output, loss_fn, None, seed), capture.backward_targets())

@@ -19,8 +19,11 @@ from typing import Any
 from numstab import display, jsonio
 from numstab._repr import short_repr
 from numstab.errors import InvalidArgumentError, UnknownNameError
+from numstab.instrument import Culprit
 
-__all__ = ["LayerReport", "Finding", "NonfiniteOrigin", "Report", "FixComparison", "SEVERITIES", "KINDS"]
+__all__ = [
+    "LayerReport", "Finding", "Culprit", "NonfiniteOrigin", "Report", "FixComparison", "SEVERITIES", "KINDS"
+]
 
 #: Severities from most to least severe.
 SEVERITIES: tuple[str, ...] = ("error", "warning", "info")
@@ -172,22 +175,9 @@ class Finding:
         return {**asdict(self), "layers": list(self.layers), "options": dict(self.options)}
 
 
-@dataclass(frozen=True)
-class NonfiniteOrigin:
-    """Where the first NaN/inf appeared.
-
-    Attributes:
-        module: the module's call name (``"loss_fn"`` when the loss itself is non-finite).
-        phase: "forward" (the module's output) or "backward" (the gradient it passed to its input or
-            its parameters).
-    """
-
-    module: str
-    phase: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the fields as plain Python values."""
-        return asdict(self)
+#: The old name of :class:`numstab.instrument.Culprit`, the one result type of "where the first NaN/inf
+#: appeared" (``Report.first_nonfinite`` and ``locate_nonfinite`` both return it).
+NonfiniteOrigin = Culprit
 
 
 @dataclass(frozen=True, repr=False)
@@ -202,7 +192,8 @@ class Report(display.Displayed):
         verdict: the most severe warning or error's kind; "healthy" when every finding is info (or none).
         input_second_moment: E[x²] over the floating-point inputs.
         loss: the value of the backward seed (None when there was no backward pass).
-        first_nonfinite: where the first NaN/inf appeared, or None.
+        first_nonfinite: where the first NaN/inf appeared (the :class:`numstab.instrument.Culprit` that
+            :func:`numstab.monitor.locate_nonfinite` would name for the same batch), or None.
         backward: whether a backward pass ran (False when no parameter requires grad).
         seed: seed of the random unit-variance backward vector used when ``loss_fn`` is None.
         never_called: modules owning parameters whose forward never ran (weights used directly).
@@ -210,6 +201,7 @@ class Report(display.Displayed):
             (:func:`numstab.probe.rules.forward_gain_log2`; None where undefined).
         backward_gain_log2: log2 E[g_first²] / E[g_last²], the gradient at the first layer against the
             last (:func:`numstab.probe.rules.backward_gain_log2`; None where undefined).
+        compiled: the model was a ``torch.compile``'d module; its original module was measured eagerly.
 
     Examples:
         >>> import json, torch
@@ -231,12 +223,13 @@ class Report(display.Displayed):
     verdict: str
     input_second_moment: float
     loss: float | None = None
-    first_nonfinite: NonfiniteOrigin | None = None
+    first_nonfinite: Culprit | None = None
     backward: bool = True
     seed: int = 0
     never_called: list[str] = field(default_factory=list)
     forward_gain_log2: float | None = None
     backward_gain_log2: float | None = None
+    compiled: bool = False
     _recheck: Any = field(default=None, repr=False, compare=False)
 
     def layer(self, name: str) -> LayerReport:
@@ -301,7 +294,9 @@ class Report(display.Displayed):
         T5's query scale, a zero head) and corrects a model whose weights are all out of scale by one
         factor; ``layers=`` restricts it too. The fix each finding offers is its ``scheme`` and ``options``.
 
-        The model is not changed. The copy is diagnosed with the same inputs, loss and seed, and its new
+        The model is not changed. The report does not hold the model: this works while the model is alive
+        (and not on a report unpickled or read from JSON). The copy is diagnosed with the same inputs, loss
+        and seed, and its new
         weights are drawn from a ``torch.Generator`` seeded with the report's seed (the global RNG is not
         used), so the same report gives the same fix every time. ``apply_`` decides what the fix touches:
         every Linear, Conv, ConvTranspose and HF ``Conv1D`` along its own fan layout, each tied parameter
@@ -336,7 +331,7 @@ class Report(display.Displayed):
         if self._recheck is None:
             raise InvalidArgumentError(
                 "with_fix needs the model this report came from: call it on a report returned by "
-                "numstab.diagnose, not on one read back from JSON"
+                "numstab.diagnose, not on one read back from JSON or unpickled"
             )
         fixed, after = self._recheck(scheme, init_options)
         return FixComparison(scheme, self, after, model=fixed, options=dict(init_options))
@@ -345,6 +340,13 @@ class Report(display.Displayed):
 
     def __rich__(self) -> Any:
         return display.rich(self)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the data only: the link back to the model (for :meth:`with_fix`) stays behind."""
+        return {**self.__dict__, "_recheck": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
 
 
 @dataclass(frozen=True, repr=False)

@@ -91,7 +91,8 @@ def _headline(report: Report) -> str:
     origin = report.first_nonfinite
     where = f"; first NaN/inf: {origin.module} ({origin.phase})" if origin else ""
     backward = "" if report.backward else "; no backward pass (no parameter requires grad)"
-    return f"verdict: {report.verdict}{where}{backward}"
+    compiled = "; torch.compile'd model: its original module measured eagerly" if report.compiled else ""
+    return f"verdict: {report.verdict}{where}{backward}{compiled}"
 
 
 def rich_table(report: Report) -> Group:
