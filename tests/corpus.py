@@ -305,12 +305,47 @@ def _zero_head_vit(seed: int) -> Case:
     return case
 
 
+def _small_head_mlp(seed: int) -> Case:
+    """A 4-layer Kaiming ReLU MLP whose head is drawn at std 0.01 (torchvision's classifier init): a
+    short body, so a bottom-vs-top gradient comparison would compare the bottom with the head alone."""
+    def build() -> nn.Module:
+        model = mlp(nn.ReLU, _kaiming, depth=4)
+        nn.init.normal_(model[-1].weight, 0.0, 0.01)
+        return model
+
+    return _vector_case(_seeded(build), seed)
+
+
 GOOD["resnet_zero_gamma"] = _zero_gamma_resnet
 GOOD["vit_zero_head"] = _zero_head_vit
+GOOD["mlp_small_head"] = _small_head_mlp
+# T5 at its real width (T5-small's d_model 512): the tied lm_head reads d_model^-1/2 times the last norm
+GOOD["t5_d512"] = _lm("T5Config", "T5ForConditionalGeneration", vocab_size=VOCAB, d_model=512, d_kv=64,
+                      d_ff=512, num_layers=1, num_heads=8, dropout_rate=0.0, decoder_start_token_id=0,
+                      pad_token_id=0)
+# ConvNeXt-V2's GRN stores γ and β as (1, 1, 1, C) zeros: the identity, not a zero layer
+GOOD["convnextv2"] = _vision("ConvNextV2Config", "ConvNextV2ForImageClassification",
+                             hidden_sizes=[16, 32, 64, 128], depths=[1, 1, 1, 1])
+
+
+def _rwkv(seed: int) -> Case:
+    """RWKV: embeddings at SmallInit scale before a LayerNorm (below its eps at step 0, by design).
+    ``use_cache=False``: with a cache its eval-mode forward updates the state in place (no backward)."""
+    case = _lm("RwkvConfig", "RwkvForCausalLM", vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=2,
+               attention_hidden_size=HIDDEN, intermediate_size=4 * HIDDEN, context_length=64)(seed)
+    return Case(case.model, {**case.inputs, "use_cache": False}, hf_loss)
+
+
+GOOD["rwkv"] = _rwkv
+# OLMo: parameter-free LayerNorms (no γ), at a width where a gain read across them would show
+GOOD["olmo"] = _lm("OlmoConfig", "OlmoForCausalLM", vocab_size=VOCAB, hidden_size=512, num_hidden_layers=1,
+                   num_attention_heads=8, intermediate_size=1024, pad_token_id=0, eos_token_id=1,
+                   bos_token_id=None)
 
 #: The models a CI run checks (each well under a second); the scorecard runs every one.
 CI_SUBSET: tuple[str, ...] = ("gpt2", "bert", "llama", "t5", "vit", "resnet", "convnext", "vgg_plain",
-                              "resnet_zero_gamma", "vit_zero_head")
+                              "resnet_zero_gamma", "vit_zero_head", "mlp_small_head", "t5_d512", "convnextv2",
+                              "rwkv")
 
 
 # -- planted faults ----------------------------------------------------------------------------------
@@ -396,6 +431,57 @@ FAULTS: dict[str, Fault] = {f.name: f for f in [
           "GPT-2 (untied lm_head) whose block 1 MLP output passes a module with a NaN backward"),
     Fault("fp16_overflow", _fp16_mlp, "out_of_range", "0", "inputs of magnitude 1e5: past float16's 65504"),
 ]}
+
+
+def _bert_zero_ln(everywhere: bool) -> Callable[[int], Case]:
+    """HF BERT with its embedding LayerNorm's γ at 0 (or every LayerNorm's): post-LN, nothing bypasses it."""
+    def build(seed: int) -> Case:
+        case = GOOD["bert"](seed)
+        with torch.no_grad():
+            for name, module in case.model.named_modules():
+                if isinstance(module, nn.LayerNorm) and (everywhere or name == "bert.embeddings.LayerNorm"):
+                    module.weight.zero_()
+        return case
+
+    return build
+
+
+class BagOfEmbeddings(nn.Module):
+    """Token embeddings averaged over the sequence, then a linear classifier."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(VOCAB, HIDDEN)
+        self.fc = nn.Linear(HIDDEN, CLASSES)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.emb(ids).mean(1))
+
+
+def _constant_embedding(seed: int) -> Case:
+    model = _seeded(BagOfEmbeddings)
+    with torch.no_grad():
+        model.emb.weight.fill_(0.1)
+    ids = torch.randint(0, VOCAB, (BATCH, SEQ), generator=_gen(seed))
+    return Case(model, ids, nn.functional.cross_entropy, _classes(seed))
+
+
+def _dead_relu(seed: int) -> Case:
+    """A Kaiming MLP whose third Linear (module 4) has bias -5: every unit of ReLU 5 is 0 (batch 4)."""
+    model = _seeded(lambda: mlp(nn.ReLU, _kaiming, depth=6))
+    with torch.no_grad():
+        model[4].bias.fill_(-5.0)
+    return _vector_case(model, seed)
+
+
+FAULTS.update({f.name: f for f in [
+    Fault("bert_embedding_ln_zero", _bert_zero_ln(False), "vanishing", "bert.embeddings.LayerNorm",
+          "BERT with γ = 0 in the embedding LayerNorm: the output does not depend on the input"),
+    Fault("bert_all_ln_zero", _bert_zero_ln(True), "vanishing", "bert.embeddings.LayerNorm",
+          "BERT with γ = 0 in every LayerNorm"),
+    Fault("constant_embedding", _constant_embedding, "symmetric", "emb", "every embedding entry 0.1"),
+    Fault("dead_relu", _dead_relu, "dead", "5", "bias -5 before a ReLU: the whole layer is 0 on the batch"),
+]})
 
 
 def build(name: str, input_seed: int = 0) -> Case:

@@ -416,3 +416,54 @@ def test_a_fix_naming_an_unknown_layer_lists_the_names() -> None:
     model, x = examples.build("relu_mlp_normal")
     with pytest.raises(numstab.errors.UnknownNameError, match="nosuch"):
         diagnose(model, x).with_fix("rescale", factor=0.5, layers=("nosuch",))
+
+
+def test_an_output_cut_from_autograd_is_an_error_not_a_healthy_verdict(generator) -> None:
+    class Detached(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(8, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(x).detach()
+
+    model = Detached()
+    before = copy.deepcopy(model.state_dict())
+    with pytest.raises(ModelError, match="does not depend on any of the model's 2 trainable parameter"):
+        diagnose(model, torch.randn(4, 8, generator=generator), loss_fn=nn.functional.cross_entropy,
+                 target=torch.tensor([0, 1, 0, 1]))
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_a_model_on_the_meta_device_is_refused() -> None:
+    with torch.device("meta"):
+        model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+    with pytest.raises(ModelError, match="meta device.*to_empty"):
+        diagnose(model, torch.randn(4, 8, device="meta"))
+
+
+def test_the_nonfinite_message_quotes_the_limit_of_the_format_that_overflowed() -> None:
+    model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)).half()
+    with torch.no_grad():
+        model[0].weight.fill_(300.0)
+    report = diagnose(model, torch.full((2, 4), 100.0, dtype=torch.float16))
+    (finding,) = [f for f in report.findings if f.kind == "nonfinite"]
+    assert "float16's 6.55e+04" in finding.message
+
+
+def test_a_weight_stored_as_a_1_1_c_vector_is_a_gate_not_a_dense_layer(generator) -> None:
+    """ConvNeXt-V2's GRN keeps γ and β as (1, 1, 1, C): no fan, not a zero layer when 0 (its output is x)."""
+    class GRN(nn.Module):
+        def __init__(self, c: int) -> None:
+            super().__init__()
+            self.weight = nn.Parameter(torch.zeros(1, 1, 1, c))
+            self.bias = nn.Parameter(torch.zeros(1, 1, 1, c))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            gx = x.norm(p=2, dim=(1, 2), keepdim=True)
+            return self.weight * (x * gx / (gx.mean(dim=-1, keepdim=True) + 1e-6)) + self.bias + x
+
+    model = nn.Sequential(nn.Linear(8, 8), GRN(8), nn.Linear(8, 2))
+    report = diagnose(model, torch.randn(4, 3, 3, 8, generator=generator))
+    grn = report.layer("1")
+    assert grn.fan_in is None and report.findings == [] and report.verdict == "healthy"

@@ -98,11 +98,12 @@ def test_fix_comparison_renders_before_and_after() -> None:
 
 
 def test_diagnose_stores_the_gains_the_fix_table_shows() -> None:
-    """Layers c_l I with c = (1, 1, 2, 2): E[x_L²] = (1·1·2·2)² E[x_0²] (log2 4); the relative gradient
-    r_l = ||∇W_l|| / ||W_l|| is (prod c) / c_l² times a common factor, so log2 r_0² - log2 r_3² = 4 log2 2."""
-    net = nn.Sequential(*[nn.Linear(8, 8, bias=False) for _ in range(4)])
+    """Layers c_l I with c = (1, 1, 2, 2, 1): E[x_L²] = (1·1·2·2·1)² E[x_0²] (log2 4); the relative gradient
+    r_l = ||∇W_l|| / ||W_l|| is (prod c) / c_l² times a common factor, so over the body (the head, layer 4,
+    left out) log2 r_0² - log2 r_3² = 4 log2 2."""
+    net = nn.Sequential(*[nn.Linear(8, 8, bias=False) for _ in range(5)])
     with torch.no_grad():
-        for layer, c in zip(net, (1.0, 1.0, 2.0, 2.0), strict=True):
+        for layer, c in zip(net, (1.0, 1.0, 2.0, 2.0, 1.0), strict=True):
             layer.weight.copy_(c * torch.eye(8))
     report = diagnose(net, torch.ones(4, 8))
     assert report.forward_gain_log2 == pytest.approx(4.0, abs=1e-12)  # float64 norms, squared

@@ -38,7 +38,20 @@ def found(layers: list[LayerReport], q0: float = 1.0, **kw) -> list[tuple[str, s
     (-15.9, []), (-16.1, [("vanishing", "warning")]), (-32.1, [("vanishing", "error")]),
 ])
 def test_plain_segment_gain_thresholds(log2_gain: float, expected: list[tuple[str, str]]) -> None:
-    assert found([dense("0"), layer("1", "ReLU"), dense("2", act=2.0**log2_gain)]) == expected
+    # two layers carry half of the gain each: no one layer is its cause
+    layers = [dense("0", act=2.0 ** (log2_gain / 2)), layer("1", "ReLU"), dense("2", act=2.0**log2_gain)]
+    assert found(layers) == expected
+
+
+def test_a_head_that_alone_makes_the_last_segment_vanish_is_a_small_head_not_a_vanishing_signal() -> None:
+    # the head carries 3/4 of the fall or more: predictions start near uniform (torchvision's VGG at std 0.01)
+    (finding,) = rules.evaluate([dense("0"), layer("1", "ReLU"), dense("2", act=2.0**-20)],
+                                input_second_moment=1.0)
+    assert (finding.kind, finding.severity, finding.layers) == ("init", "info", ("2",))
+    assert "initialized small" in finding.message
+    # the body carries more than a quarter of it: a vanishing signal, whatever the head does
+    body = [dense("0", act=2.0**-6), layer("1", "ReLU"), dense("2", act=2.0**-20)]
+    assert found(body) == [("vanishing", "warning")]
 
 
 def test_the_scale_is_not_compared_across_a_normalization_or_from_an_embedding() -> None:
@@ -66,11 +79,19 @@ def test_a_normalization_below_its_eps_is_starved_and_names_what_feeds_it_first(
     emb = [layer(n, "Embedding", act=2.0**-33, lookup=True, fan_in=8, fan_out=8) for n in ("wte", "wpe")]
     ok = emb + [norm("ln_1", act=2.0**-3.9), dense("fc")]
     assert found(ok, q0=math.nan) == []
-    starved = emb + [norm("ln_1", act=2.0**-12), dense("fc", act=2.0**-12)]
+    # starved norms fed by dense layers too (GPT-2 at initializer_range 1e-5: every weight tiny)
+    starved = emb + [norm("ln_1", act=2.0**-12), dense("fc", act=2.0**-12), norm("ln_2", act=2.0**-12),
+                     dense("fc2", act=2.0**-12)]
     (finding,) = rules.evaluate(starved, input_second_moment=math.nan)
-    assert (finding.kind, finding.severity, finding.layers) == ("vanishing", "error", ("wte", "wpe", "ln_1"))
+    assert (finding.kind, finding.severity, finding.layers) == (
+        "vanishing", "error", ("wte", "wpe", "ln_1", "ln_2"))
     # the stream is raised until the norm's input is 2^8 above eps: factor 2^((12 + 8) / 2)
     assert finding.options == {"factor": 1020.0}
+    # only the norm that reads the embeddings is below eps, and the stream is at scale after it: tiny
+    # embeddings before a LayerNorm are SmallInit (RWKV), deliberate
+    small_init = emb + [norm("ln_1", act=2.0**-12), dense("fc", act=2.0**-12), norm("ln_2"), dense("fc2")]
+    (finding,) = rules.evaluate(small_init, input_second_moment=math.nan)
+    assert (finding.kind, finding.severity, finding.layers) == ("init", "info", ("wte", "wpe", "ln_1"))
     # BatchNorm is not judged (in eval mode it divides by running statistics)
     bn = layer("bn", "BatchNorm2d", act=2.0**-12, weight_rms=1.0)
     assert found(emb + [bn, dense("fc", act=2.0**-12)], q0=math.nan) == []
@@ -103,12 +124,37 @@ def test_deliberate_scales_are_info_and_leave_the_verdict_healthy() -> None:
     zero_gamma = norm("layer.1.bn2", act=0.0, weight_rms=0.0)
     gemma = norm("input_layernorm", weight_rms=0.0)  # stores γ - 1: a zero weight normalizes to 1
     head = dense("classifier", act=0.0, weight_rms=0.0, relative_grad=None)
-    findings = rules.evaluate([dense("stem"), gate, zero_gamma, gemma, head], input_second_moment=1.0)
+    # under a zero head every layer before it gets exactly 0 gradient, the stem too
+    stem = dense("stem", weight_grad_norm=0.0)
+    findings = rules.evaluate([stem, gate, zero_gamma, gemma, head], input_second_moment=1.0)
     assert [(f.kind, f.severity, f.layers) for f in findings] == [
         ("init", "info", ("stages.0.layers.0",)), ("init", "info", ("layer.1.bn2",)),
         ("init", "info", ("classifier",))]
     assert "gradients reach the body after" in findings[2].message
     assert rules.verdict(findings) == "healthy"
+
+
+def test_a_zero_layer_on_the_main_path_is_a_warning_and_one_off_it_is_a_closed_branch() -> None:
+    emb = layer("embeddings", "Embedding", lookup=True, fan_in=8, fan_out=8, weight_grad_norm=0.0)
+    after = [dense("query", weight_grad_norm=1.0), norm("ln_out"), dense("head", weight_grad_norm=1.0)]
+    # BERT with its embedding LayerNorm at γ = 0: nothing bypasses it, the embeddings get exactly 0 gradient
+    cut = [emb, norm("embeddings.LayerNorm", act=0.0, weight_rms=0.0)]
+    (finding,) = rules.evaluate(cut + after, input_second_moment=math.nan)
+    assert (finding.kind, finding.severity, finding.layers) == (
+        "vanishing", "warning", ("embeddings.LayerNorm",))
+    assert finding.scheme is None and "torch.nn.init.ones_" in finding.fix
+    # two in series: an error
+    two = cut + [dense("fc", weight_grad_norm=0.0), norm("ln_1", act=0.0, weight_rms=0.0)]
+    assert found(two + after, q0=math.nan)[0] == ("vanishing", "error")
+    # a zero γ whose block is bypassed (the stem still gets gradient): deliberate, as in a ResNet
+    bypassed = [dense("stem", weight_grad_norm=1.0), dense("conv2", weight_grad_norm=0.0),
+                norm("bn2", act=0.0, weight_rms=0.0), *after]
+    assert found(bypassed) == [("init", "info")]
+    # a zero dense layer that layers before it bypass (LoRA's B, adaLN-Zero): a branch that starts closed
+    lora = [dense("base", weight_grad_norm=1.0), dense("lora_B", act=0.0, weight_rms=0.0), *after]
+    (finding,) = rules.evaluate(lora, input_second_moment=1.0)
+    assert (finding.kind, finding.severity, finding.layers) == ("init", "info", ("lora_B",))
+    assert "off the main path" in finding.message
 
 
 def test_symmetric_weights_threshold_and_a_tied_weight_is_judged_once() -> None:

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from numstab import layers as layers_of
-from numstab.errors import BadInputError, InvalidArgumentError, ModelError, NumstabTypeError
+from numstab.errors import BadInputError, InvalidArgumentError, ModelError, NumstabError, NumstabTypeError
 from numstab.instrument import ROOT, Culprit, find_origin, float_tensors, preserved, unwrap_compiled
 from numstab.instrument.inputs import as_call, check_inputs, check_loss
 from numstab.instrument.origin import LOSS
@@ -178,6 +178,12 @@ def _check_model(model: Any) -> None:
     if not isinstance(model, nn.Module):
         got = type(model).__name__
         raise NumstabTypeError(f"model must be a torch.nn.Module, got {got}: pass the network itself")
+    if any(t.is_meta for t in [*model.parameters(), *model.buffers()]):
+        raise ModelError(
+            f"model {type(model).__name__} has parameters on the meta device (shapes, no values): there is "
+            "nothing to measure; materialize it first (model.to_empty(device='cpu') and initialize, or build "
+            "it outside torch.device('meta'))"
+        )
     if next(model.parameters(), None) is None:
         raise ModelError(
             f"model {type(model).__name__} has no parameters: there is no initialization to diagnose; "
@@ -242,8 +248,15 @@ def _backward(model: nn.Module, loss: torch.Tensor) -> dict[nn.Parameter, float]
     stride-0 zero instead, so no parameter-sized gradient outlives its hook.
     """
     params = [p for p in model.parameters() if p.requires_grad]
-    if not params or not loss.requires_grad:
+    if not params:
         return None
+    if not loss.requires_grad:
+        raise ModelError(
+            f"the output does not depend on any of the model's {len(params)} trainable parameter(s) through "
+            "autograd (detached, computed under torch.no_grad, or from frozen layers only), so there is no "
+            "gradient to measure: remove the .detach()/no_grad from forward, or freeze every parameter "
+            "(requires_grad_(False)) for a forward-only check"
+        )
     norms: dict[nn.Parameter, float] = {}
     handles = [p.register_hook(_reduce_to_norm(norms, p)) for p in params]
     try:
@@ -383,7 +396,7 @@ def _weight_fields(module: nn.Module, weight: torch.Tensor | None) -> dict[str, 
     bias = getattr(module, "bias", None)
     if isinstance(bias, torch.Tensor) and bias.is_floating_point():
         fields["bias_std"] = _std(bias)
-    if weight.dim() >= 2 and weight is getattr(module, "weight", None):  # not a table (ViT's cls_token)
+    if _is_matrix(weight) and weight is getattr(module, "weight", None):  # not a table (ViT's cls_token)
         fan_in, fan_out = layers_of.fans(weight, transposed=layers_of.is_hf_conv1d(module))
         fields.update(
             fan_in=fan_in,
@@ -392,6 +405,12 @@ def _weight_fields(module: nn.Module, weight: torch.Tensor | None) -> dict[str, 
             xavier_ratio=fields["weight_std"] / math.sqrt(2.0 / (fan_in + fan_out)),
         )
     return fields
+
+
+def _is_matrix(weight: torch.Tensor) -> bool:
+    """A dense/conv weight: >= 2 dimensions, and not a vector stored as (1, 1, ..., C) (ConvNeXt-V2's GRN
+    γ and β), which scales channels and has no fan."""
+    return weight.dim() >= 2 and not (weight.dim() > 2 and weight.shape[0] == weight.shape[1] == 1)
 
 
 def _own_grad_norm(module: nn.Module, grad_norms: dict[nn.Parameter, float] | None) -> float | None:
@@ -450,12 +469,20 @@ def _with_recheck(
     for f in report.findings:
         key = (f.scheme, repr(sorted(f.options.items())))
         if f.scheme and key not in checked:
-            checked[key] = recheck(f.scheme, dict(f.options))[1].verdict == "healthy"
+            checked[key] = _heals(recheck, f.scheme, dict(f.options))
     findings = [
         f if not f.scheme or checked[(f.scheme, repr(sorted(f.options.items())))] else rules.withdrawn(f)
         for f in report.findings
     ]
     return replace(report, findings=findings)
+
+
+def _heals(recheck: Callable[..., tuple[nn.Module, Report]], scheme: str, options: dict[str, Any]) -> bool:
+    """Whether the fix makes the copy healthy; a fix that cannot apply to this model is not offered."""
+    try:
+        return recheck(scheme, options)[1].verdict == "healthy"
+    except NumstabError:  # e.g. the scheme has no layer it can initialize here
+        return False
 
 
 #: What a re-check needs besides the model (inputs, loss_fn, target), per model and per report. Neither the
@@ -546,6 +573,6 @@ def _rescale(targets: Sequence[nn.Module], options: dict[str, Any]) -> None:
         for target in targets:
             for module in target.modules():
                 weight = getattr(module, "weight", None)
-                if isinstance(weight, torch.Tensor) and weight.dim() >= 2 and id(weight) not in seen:
+                if isinstance(weight, torch.Tensor) and _is_matrix(weight) and id(weight) not in seen:
                     seen.add(id(weight))
                     weight.mul_(factor)

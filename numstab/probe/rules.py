@@ -55,6 +55,8 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+import torch
+
 from numstab import activations
 from numstab.errors import UnknownNameError
 from numstab.probe.report import KINDS, SEVERITIES, Finding, LayerReport, NonfiniteOrigin
@@ -74,6 +76,8 @@ __all__ = [
     "ERROR_FACTOR",
     "DEAD_FRACTION",
     "DEAD_MIN_VALUES",
+    "DEAD_MIN_UNITS",
+    "DEAD_MIN_SAMPLES",
     "SYMMETRIC_FRACTION",
     "FP16_GRAD_UNDERFLOW",
 ]
@@ -95,6 +99,10 @@ DEAD_FRACTION = 0.5
 #: ... judged only when each unit was seen in at least this many values: a unit seen in 4 values (a
 #: squeeze-excitation unit, batch 4) is 0 in all of them by chance 1 time in 16.
 DEAD_MIN_VALUES = 16
+#: ... or, in a layer of at least DEAD_MIN_UNITS units, in at least DEAD_MIN_SAMPLES values each (a
+#: Linear layer of a batch of 4): see :func:`_dead_is_judged`.
+DEAD_MIN_UNITS = 32
+DEAD_MIN_SAMPLES = 4
 #: A layer with at least this fraction of its weight rows duplicating another row is symmetric.
 SYMMETRIC_FRACTION = 0.5
 #: Fraction of a layer's non-zero gradient entries that flush to zero in float16 worth an info finding
@@ -144,6 +152,12 @@ class Segment:
         """log2 E[y_l²] / E[x_start²] for each member."""
         return [_log2_ratio(m.activation_second_moment, self.start_second_moment) for m in self.members]
 
+    def growth_log2(self) -> float:
+        """The largest gain of a member whose output is a product, not mostly its bias
+        (:func:`_bias_dominated`); -inf when there is none."""
+        gains = [g for g, m in zip(self.gains_log2(), self.members, strict=True) if not _bias_dominated(m)]
+        return max(gains, default=-math.inf)
+
 
 def segments(layers: Sequence[LayerReport], input_second_moment: float) -> list[Segment]:
     """Cut the calls at normalizations and embeddings into :class:`Segment` s (empty ones dropped).
@@ -171,7 +185,9 @@ def segments(layers: Sequence[LayerReport], input_second_moment: float) -> list[
             start = sum(s.activation_second_moment for s in starts)
         elif is_weighted(la) and la.weight_rms != 0 and la.activation_second_moment > 0:
             if not members and la.input_second_moment:  # what it really reads: a residual stream grows
-                start = la.input_second_moment          # with depth by design, past the last norm
+                start = max(start, la.input_second_moment)  # with depth by design, past the last norm
+                # (the larger: a parameter-free scale before the first layer, T5's tied lm_head reading
+                # d_model^-1/2 times the last norm's output, is not a gain of that layer)
             members.append(la)  # a zero layer (a zero head) is a deliberate gate, not a gain
         # a lookup read while a segment runs (T5's relative position bias) is a side input: no cut
     if members:
@@ -191,7 +207,7 @@ def forward_gain_log2(layers: Sequence[LayerReport], input_second_moment: float)
     segs = [s for s in segments(layers, input_second_moment) if _judgeable(s)]
     if not segs:
         return None
-    top = max(max(s.gains_log2()) for s in segs)
+    top = max(seg.growth_log2() for seg in segs)
     low = min(segs[-1].gains_log2())
     return low if abs(low) > abs(top) else top
 
@@ -199,13 +215,17 @@ def forward_gain_log2(layers: Sequence[LayerReport], input_second_moment: float)
 def backward_gain_log2(layers: Sequence[LayerReport]) -> float | None:
     """log2 of the bottom quarter's median r² over the top quarter's (plain networks; None elsewhere).
 
-    Negative: the gradient vanishes toward the input relative to the weights it must move.
+    Negative: the gradient vanishes toward the input relative to the weights it must move. The last
+    dense/conv layer (the head) is left out: a head initialized small (std 0.01, or zero) has a large
+    r = ‖∇W‖/‖W‖ because ‖W‖ is small, and scales every gradient below it alike; the product of
+    Jacobians that vanishes or explodes is the body's. Defined from 4 body layers on (a quarter of them
+    is then at least one).
 
     Examples:
-        >>> backward_gain_log2([_layer(str(i), rel=2.0**i, dense=True) for i in range(8)])
+        >>> backward_gain_log2([_layer(str(i), rel=2.0**i, dense=True) for i in range(9)])
         -12.0
     """
-    ranked = _relative_gradients(layers)
+    ranked = _relative_gradients(layers)[:-1]  # the body: the head's r follows its own init scale
     if len(ranked) < 4:
         return None
     k = max(1, len(ranked) // 4)
@@ -232,9 +252,12 @@ def evaluate(
         []
     """
     findings = _nonfinite(layers, first_nonfinite)
+    closed = _closed_main_path(layers)
     if first_nonfinite is None:
-        findings += _starved(layers) + _segment_gains(layers, input_second_moment) + _spread(layers)
-    findings += _out_of_range(layers) + _dead(layers) + _symmetric(layers) + _deliberate(layers)
+        findings += _closed_finding(layers, closed)
+        if not findings:  # behind a closed path every scale below is a consequence, not a cause
+            findings += _starved(layers) + _segment_gains(layers, input_second_moment) + _spread(layers)
+    findings += _out_of_range(layers) + _dead(layers) + _symmetric(layers) + _deliberate(layers, closed)
     return sorted(findings, key=lambda f: (SEVERITIES.index(f.severity), KINDS.index(f.kind)))
 
 
@@ -270,9 +293,13 @@ def _nonfinite(layers: Sequence[LayerReport], origin: NonfiniteOrigin | None) ->
         return []
     hit = [la.name for la in layers if la.nonfinite]
     where = f"{origin.module}'s {'output' if origin.phase == 'forward' else 'backward pass'}"
+    dtype = getattr(origin, "dtype", None)
+    fmt = str(dtype).removeprefix("torch.") if dtype is not None and dtype.is_floating_point else "float32"
+    limit = torch.finfo(getattr(torch, fmt)).max
     message = (
         f"the first NaN/inf appeared in the {origin.phase} pass, in {where}; {len(hit)} layer(s) carry "
-        "non-finite values after it (a value past float32's 3.4e38 becomes inf, and inf - inf or 0 · inf NaN)"
+        f"non-finite values after it (a value past {fmt}'s {limit:.3g} becomes inf, and inf - inf or 0 · inf "
+        "NaN)"
     )
     if origin.phase != "forward":
         fix = (
@@ -290,6 +317,61 @@ def _nonfinite(layers: Sequence[LayerReport], origin: NonfiniteOrigin | None) ->
     return [Finding("nonfinite", "error", (origin.module,), message, fix, scheme, options)]
 
 
+def _closed_main_path(layers: Sequence[LayerReport]) -> list[LayerReport]:
+    """The zero layers every signal goes through: a γ = 0 normalization (output exactly 0) or an all-zero
+    dense/conv weight, such that every trainable layer before it got exactly 0 gradient (nothing bypasses
+    it; at least one such layer exists). A zero γ at the end of a residual branch is not one: the
+    layers before the branch get gradients through the skip connection."""
+    firsts = _first_calls(layers)
+    closed = []
+    for i, la in enumerate(firsts):
+        if not _is_zero(la):
+            continue
+        before = [b for b in firsts[:i] if (is_weighted(b) or b.lookup) and b.weight_grad_norm is not None]
+        if before and all(b.weight_grad_norm == 0 for b in before):
+            closed.append(la)
+    heads = [la for la in closed if _is_head(layers, la)]
+    # a zero head gives every layer before it 0 gradient: the zeros before it cannot be told apart from
+    # branch gates at step 0 (a ResNet's zero-γ BatchNorms under a zero classifier), the head explains it
+    return heads or closed
+
+
+def _is_zero(layer: LayerReport) -> bool:
+    if is_norm(layer):  # Gemma's RMSNorm stores γ - 1: a zero weight there is γ = 1 (output not 0)
+        return layer.weight_rms == 0 and layer.activation_second_moment == 0
+    return is_weighted(layer) and layer.weight_rms == 0
+
+
+def _is_head(layers: Sequence[LayerReport], layer: LayerReport) -> bool:
+    """The last dense/conv layer: no dense/conv layer finishes after it."""
+    return is_weighted(layer) and not any(is_weighted(la) for la in layers[layers.index(layer) + 1:])
+
+
+def _closed_finding(layers: Sequence[LayerReport], closed: Sequence[LayerReport]) -> list[Finding]:
+    """A warning (an error for several in series) for zero layers on the main path, the head excepted."""
+    shut = [la for la in closed if not _is_head(layers, la)]
+    if not shut:
+        return []
+    first = shut[0]
+    message = (
+        f"{len(shut)} zero layer(s) on the path every signal takes ({first.name} first, "
+        f"{'γ = 0' if is_norm(first) else 'all-zero weight'}): the output does not depend on the input at "
+        "step 0 and every layer before it gets exactly 0 gradient. The zero layer gets a gradient and moves "
+        "in the first update, and each one in series costs one more update before the input connects; a "
+        "zero γ is deliberate at the end of a residual branch (Goyal et al. 2017), not on the main path"
+    )
+    severity = "error" if len(shut) > 1 else "warning"
+    norms = [la.module_name for la in shut if is_norm(la)]
+    dense = tuple(la.module_name for la in shut if not is_norm(la))
+    if norms:
+        fix = ("set their γ to 1: for name in " + repr(norms) +
+               ": torch.nn.init.ones_(model.get_submodule(name).weight)")
+        return [Finding("vanishing", severity, _names(shut), message, fix)]
+    scheme = _scheme_for(layers)
+    fix = f"initialize them randomly: report.with_fix({scheme!r}, layers={dense!r})"
+    return [Finding("vanishing", severity, _names(shut), message, fix, scheme, {"layers": dense})]
+
+
 def _starved(layers: Sequence[LayerReport]) -> list[Finding]:
     """Normalizations whose output is far below γ: their input is below eps, the signal vanished."""
     starved = [(la, _deficit(la)) for la in layers if _per_sample_norm(la)]
@@ -297,7 +379,15 @@ def _starved(layers: Sequence[LayerReport]) -> list[Finding]:
     if not starved:
         return []
     first, deficit = starved[0]
-    names = tuple(dict.fromkeys([la.name for la in _feeding(layers, first)] + [la.name for la, _ in starved]))
+    feeding = [_feeding(layers, la) for la, _ in starved]
+    if all(f and all(la.lookup for la in f) for f in feeding):
+        return [_small_init(starved, feeding)]
+    names = tuple(dict.fromkeys([la.name for la in feeding[0]] + [la.name for la, _ in starved]))
+    if not math.isfinite(deficit):  # output exactly 0 with γ != 0: its input is constant over the features
+        message = (f"{first.name} outputs exactly 0 though its γ is not 0: its input is the same in every "
+                   "feature (all zeros, or a constant), so the signal is gone before it; look at what "
+                   "feeds it")
+        return [Finding("vanishing", "error", names, message, "look at the layers feeding it")]
     factor = 2.0 ** ((deficit + _STARVED_MARGIN_LOG2) / 2)
     message = (
         f"{len(starved)} normalization layer(s) output E[y²] 2^{-deficit:.1f} of their γ² "
@@ -310,10 +400,25 @@ def _starved(layers: Sequence[LayerReport]) -> list[Finding]:
     return [Finding("vanishing", severity, names, message, fix, "rescale", {"factor": _round(factor)})]
 
 
+def _small_init(
+    starved: Sequence[tuple[LayerReport, float]], feeding: Sequence[Sequence[LayerReport]]
+) -> Finding:
+    """Info: normalizations below eps fed by embeddings alone (SmallInit, as RWKV initializes)."""
+    tables = tuple(dict.fromkeys(la.name for f in feeding for la in f))
+    message = (
+        f"{len(starved)} normalization layer(s) read embeddings initialized tiny ({', '.join(tables)}; "
+        f"{starved[0][0].name} outputs 2^{-starved[0][1]:.1f} of its γ²): small embeddings followed by a "
+        "LayerNorm (SmallInit, as RWKV does) are deliberate; the embeddings grow over the first updates "
+        "and the norm's output with them, while every layer after it trains from step 0"
+    )
+    return Finding("init", "info", (*tables, *(la.name for la, _ in starved)), message,
+                   "nothing to do: deliberate (raise the embeddings' std if this was not meant)")
+
+
 def _segment_gains(layers: Sequence[LayerReport], input_second_moment: float) -> list[Finding]:
     segs = [s for s in segments(layers, input_second_moment) if _judgeable(s)]
     findings = []
-    exploding = [(s, max(s.gains_log2())) for s in segs]
+    exploding = [(s, s.growth_log2()) for s in segs]
     exploding = [(s, g) for s, g in exploding if g > EXPLODING_LOG2]
     if exploding:
         worst, gain = max(exploding, key=lambda sg: sg[1])
@@ -321,8 +426,26 @@ def _segment_gains(layers: Sequence[LayerReport], input_second_moment: float) ->
     if segs and segs[-1].end is None:
         low = min(segs[-1].gains_log2())
         if low < -VANISHING_LOG2:
-            findings.append(_gain_finding("vanishing", segs[-1], low, [segs[-1]], VANISHING_LOG2))
+            head = _small_head(layers, segs[-1], low)
+            findings.append(head or _gain_finding("vanishing", segs[-1], low, [segs[-1]], VANISHING_LOG2))
     return findings
+
+
+def _small_head(layers: Sequence[LayerReport], seg: Segment, low: float) -> Finding | None:
+    """Info when the head alone makes the last segment vanish (its own step carries at least
+    :data:`_CULPRIT_SHARE` of it): a head initialized small, like a zero head, starts from near-uniform
+    predictions and trains; the body's signal reaches it at scale."""
+    gains = seg.gains_log2()
+    if not _is_head(layers, seg.members[-1]) or gains[-1] != low or len(gains) < 2:
+        return None
+    step = gains[-1] - gains[-2]
+    if step / low < _CULPRIT_SHARE:
+        return None
+    head = seg.members[-1]
+    message = (f"the head {head.name} is initialized small (its output E[y²] is 2^{step:+.1f} of what it "
+               "reads): predictions start near uniform, as with a zero head, and the head grows in the "
+               "first updates; the body's signal reaches it at scale")
+    return Finding("init", "info", (head.name,), message, "nothing to do if deliberate")
 
 
 def _gain_finding(
@@ -374,7 +497,7 @@ def _spread(layers: Sequence[LayerReport]) -> list[Finding]:
     if spread is None or abs(spread) <= SPREAD_LOG2:
         return []
     kind = "vanishing" if spread < 0 else "exploding"
-    names = tuple(name for name, _ in _relative_gradients(layers))
+    names = tuple(name for name, _ in _relative_gradients(layers)[:-1])
     message = (
         f"the relative gradient ||∇W||²/||W||² of the bottom layers is 2^{spread:+.1f} that of the top "
         f"layers ({len(names)} dense/conv layers, no normalization): no single learning rate moves both "
@@ -420,7 +543,7 @@ def _frac(table: dict[str, float], fmt: str, layer: LayerReport) -> float:
 
 def _dead(layers: Sequence[LayerReport]) -> list[Finding]:
     dead = [la for la in layers if la.kind in _RECTIFIERS and la.units >= 2
-            and la.dead_fraction >= DEAD_FRACTION and la.numel >= DEAD_MIN_VALUES * la.units]
+            and la.dead_fraction >= DEAD_FRACTION and _dead_is_judged(la)]
     if not dead:
         return []
     worst = max(la.dead_fraction for la in dead)
@@ -430,21 +553,43 @@ def _dead(layers: Sequence[LayerReport]) -> list[Finding]:
     return [Finding("dead", "warning", _names(dead), message, fix)]
 
 
+def _dead_is_judged(layer: LayerReport) -> bool:
+    """Enough values per unit for "0 in every one" not to be chance: :data:`DEAD_MIN_VALUES` per unit, or
+    :data:`DEAD_MIN_SAMPLES` per unit in a layer of at least :data:`DEAD_MIN_UNITS` units. A live unit is 0
+    on n independent inputs with probability about 2^-n; half of 32 such units at n = 4 (p = 1/16 each)
+    has a binomial tail near 1e-9, while a squeeze-excitation layer of 4 units at n = 4 would be half dead
+    by chance about 2 % of the time."""
+    per_unit = layer.numel / layer.units
+    return per_unit >= DEAD_MIN_VALUES or (layer.units >= DEAD_MIN_UNITS and per_unit >= DEAD_MIN_SAMPLES)
+
+
 def _symmetric(layers: Sequence[LayerReport]) -> list[Finding]:
-    sym = [la for la in _first_calls(layers) if is_weighted(la) and la.shared_with is None and la.units >= 2
-           and la.weight_rms and la.duplicate_weight_rows >= SYMMETRIC_FRACTION * la.units]
+    sym = [la for la in _first_calls(layers) if (is_weighted(la) or la.lookup) and la.shared_with is None
+           and _rows(la) >= 2 and la.weight_rms
+           and la.duplicate_weight_rows >= SYMMETRIC_FRACTION * _rows(la)]
     if not sym:
         return []
     message = (f"{len(sym)} layer(s) have most weight rows identical to another row: units initialized "
                "alike get the same gradient and stay alike, so the layer computes like a single unit (the "
-               "chapter's symmetry)")
+               "chapter's symmetry; for an embedding, tokens that start alike)")
+    tables = [la.module_name for la in sym if la.lookup]
+    if tables:  # numstab.init has no scheme for lookup tables
+        fix = ("break the symmetry with a random init: for name in " + repr(tables) +
+               ": torch.nn.init.normal_(model.get_submodule(name).weight, std=0.02)")
+        return [Finding("symmetric", "error", _names(sym), message, fix)]
     scheme = _scheme_for(layers)
     options = {"layers": tuple(la.module_name for la in sym)}
     fix = f"break the symmetry with a random init: report.with_fix({scheme!r}, layers={options['layers']!r})"
     return [Finding("symmetric", "error", _names(sym), message, fix, scheme, options)]
 
 
-def _deliberate(layers: Sequence[LayerReport]) -> list[Finding]:
+def _rows(layer: LayerReport) -> int:
+    """Rows of the weight that :attr:`LayerReport.duplicate_weight_rows` counts: output units, or an
+    embedding's entries (its ``fan_out``: a table is (num_embeddings, dim))."""
+    return (layer.fan_out or 0) if layer.lookup else layer.units
+
+
+def _deliberate(layers: Sequence[LayerReport], closed: Sequence[LayerReport] = ()) -> list[Finding]:
     """Info findings: scales that look alarming and are deliberate, with the reason."""
     findings = []
     firsts = _first_calls(layers)
@@ -457,8 +602,7 @@ def _deliberate(layers: Sequence[LayerReport]) -> list[Finding]:
             f"{gates[0].name}): each residual branch enters the stream scaled down and its gradients "
             "alike, by design (Touvron et al. 2021, CaiT; ConvNeXt): the gates grow as training needs them",
             "nothing to do: deliberate"))
-    zero_norms = [la for la in firsts  # Gemma's RMSNorm stores γ - 1: a zero weight there is γ = 1
-                  if is_norm(la) and la.weight_rms == 0 and la.activation_second_moment == 0]
+    zero_norms = [la for la in firsts if is_norm(la) and _is_zero(la) and la not in closed]
     if zero_norms:
         findings.append(Finding(
             "init", "info", _names(zero_norms),
@@ -466,14 +610,23 @@ def _deliberate(layers: Sequence[LayerReport]) -> list[Finding]:
             "identity (Goyal et al. 2017) and the layers inside it get zero gradient until γ moves, after "
             "the first update",
             "nothing to do: deliberate"))
-    zero = [la for la in firsts if is_weighted(la) and la.weight_rms == 0]
-    if zero:
+    heads = [la for la in closed if _is_head(layers, la)]
+    if heads:
         findings.append(Finding(
-            "init", "info", _names(zero),
-            f"{len(zero)} zero-initialized layer(s) ({zero[0].name}): at step 0 every layer before a zero "
-            "head gets exactly 0 gradient; the first update moves the head, and gradients reach the body "
-            "after it",
+            "init", "info", _names(heads),
+            f"a zero-initialized head ({heads[0].name}): at step 0 every layer before it gets exactly 0 "
+            "gradient; the first update moves the head, and gradients reach the body after it",
             "nothing to do: deliberate (a zero head starts from uniform predictions)"))
+    branches = [la for la in firsts if is_weighted(la) and la.weight_rms == 0 and la not in closed]
+    if branches:
+        findings.append(Finding(
+            "init", "info", _names(branches),
+            f"{len(branches)} zero-initialized layer(s) off the main path ({branches[0].name}): each outputs "
+            "0 at step 0, so the branch or gate it ends starts closed (LoRA's B, adaLN-Zero, a zero-"
+            "initialized residual projection) while the rest of the network trains; the layers feeding only "
+            "it get 0 "
+            "gradient until it moves, after the first update",
+            "nothing to do: deliberate"))
     return findings
 
 
@@ -487,6 +640,13 @@ def _judgeable(segment: Segment) -> bool:
         and math.isfinite(segment.start_second_moment)
         and bool(segment.members)
     )
+
+
+def _bias_dominated(layer: LayerReport) -> bool:
+    """True when a layer's output is mostly its bias: E[y²] < 2 · std(b)², so E[(Wx)²] < E[b²]. Its output
+    scale does not follow its input's (a classifier reading a signal that vanished outputs its bias), so
+    it is not a gain; what vanished is judged at the layers that made it vanish."""
+    return bool(layer.bias_std) and layer.activation_second_moment < 2 * layer.bias_std**2
 
 
 def _feeding(layers: Sequence[LayerReport], norm: LayerReport) -> list[LayerReport]:
