@@ -155,6 +155,12 @@ def test_a_zero_layer_on_the_main_path_is_a_warning_and_one_off_it_is_a_closed_b
     (finding,) = rules.evaluate(lora, input_second_moment=1.0)
     assert (finding.kind, finding.severity, finding.layers) == ("init", "info", ("lora_B",))
     assert "off the main path" in finding.message
+    # LoRA with a frozen base: the first B's only trainable predecessor, its A, gets 0 gradient, but the
+    # frozen base layers (no gradient measured) carry the signal past it
+    frozen = layer("embed", "Embedding", lookup=True, fan_in=8, fan_out=8, weight_grad_norm=None)
+    a = dense("q_proj.A", weight_grad_norm=0.0)
+    b = dense("q_proj.B", act=0.0, weight_rms=0.0, weight_grad_norm=1.0)
+    assert found([frozen, a, b, *after], q0=math.nan) == [("init", "info")]
 
 
 def test_symmetric_weights_threshold_and_a_tied_weight_is_judged_once() -> None:

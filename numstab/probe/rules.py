@@ -319,15 +319,17 @@ def _nonfinite(layers: Sequence[LayerReport], origin: NonfiniteOrigin | None) ->
 
 def _closed_main_path(layers: Sequence[LayerReport]) -> list[LayerReport]:
     """The zero layers every signal goes through: a γ = 0 normalization (output exactly 0) or an all-zero
-    dense/conv weight, such that every trainable layer before it got exactly 0 gradient (nothing bypasses
-    it; at least one such layer exists). A zero γ at the end of a residual branch is not one: the
+    dense/conv weight, such that every dense/conv/embedding layer before it is trainable and got exactly 0
+    gradient (nothing bypasses it; at least one such layer exists; a frozen one, as LoRA's base model,
+    may carry the signal past it, and its gradient is not measured). A zero γ at the end of a residual branch is not one: the
     layers before the branch get gradients through the skip connection."""
     firsts = _first_calls(layers)
     closed = []
     for i, la in enumerate(firsts):
         if not _is_zero(la):
             continue
-        before = [b for b in firsts[:i] if (is_weighted(b) or b.lookup) and b.weight_grad_norm is not None]
+        before = [b for b in firsts[:i] if is_weighted(b) or b.lookup]
+        # a frozen layer before it (weight_grad_norm None: LoRA's base model) may carry the signal past it
         if before and all(b.weight_grad_norm == 0 for b in before):
             closed.append(la)
     heads = [la for la in closed if _is_head(layers, la)]
