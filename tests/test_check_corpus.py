@@ -69,3 +69,16 @@ def test_offered_fixes_are_the_ones_the_rules_promise() -> None:
 
     assert ratio(after) == pytest.approx(ratio(report), rel=1e-6)
     assert ratio(report) == pytest.approx(0.5, rel=0.05)  # 1/sqrt(2 * 2 layers), HF's GPT-2 init
+
+
+@pytest.mark.parametrize("name", ["resnet", "mobilenet_v2", "vgg_bn"])
+def test_batchnorm_models_in_eval_mode_stay_healthy_and_say_what_eval_mode_measures(name: str) -> None:
+    """In eval mode a fresh BatchNorm divides by running statistics (0 and 1): it does not normalize or
+    center. The scale is judged as training sees it (segments still cut there) and dead units are not
+    judged (HF MobileNetV2's late ReLU6s read un-centered values); an info finding says so."""
+    case = corpus.build(name, 0)
+    case.model.eval()
+    report = _diagnose(case)
+    assert corpus.serious(report) == []
+    (note,) = [f for f in report.findings if "eval mode" in f.message]
+    assert note.severity == "info" and "model.train()" in note.fix

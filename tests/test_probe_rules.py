@@ -68,11 +68,16 @@ def test_the_scale_is_not_compared_across_a_normalization_or_from_an_embedding()
 def test_a_residual_branch_that_starts_small_is_deliberate_but_not_the_last_segment() -> None:
     branch = [norm("ln_1"), dense("c_attn", act=2.0**-5), dense("c_proj", act=2.0**-20), norm("ln_f")]
     assert found(branch + [dense("head")]) == []
+    # a head alone after the last norm, 2^-20: a small head (predictions start near uniform), info
     (finding,) = rules.evaluate(branch + [dense("head", act=2.0**-20)], input_second_moment=1.0)
-    assert (finding.kind, finding.layers) == ("vanishing", ("head",))
-    # one layer in the segment: its own scale is the cause, it alone is raised by 2^(20/2)
+    assert (finding.kind, finding.severity, finding.layers) == ("init", "info", ("head",))
+    # two layers after the last norm, the first carrying most of the fall: a vanishing signal; its own
+    # scale is the cause, it alone is raised by 2^(20/2)
+    tail = [dense("proj", act=2.0**-20), dense("head", act=2.0**-20)]
+    (finding,) = rules.evaluate(branch + tail, input_second_moment=1.0)
+    assert (finding.kind, finding.severity, finding.layers[0]) == ("vanishing", "warning", "proj")
     assert finding.scheme == "rescale"
-    assert finding.options == {"factor": pytest.approx(2.0**10, rel=1e-2), "layers": ("head",)}
+    assert finding.options == {"factor": pytest.approx(2.0**10, rel=1e-2), "layers": ("proj",)}
 
 
 def test_a_normalization_below_its_eps_is_starved_and_names_what_feeds_it_first() -> None:

@@ -368,8 +368,15 @@ def _layer_report(
         shared_with=owner if owner != record.module_name else None,
         duplicate_weight_rows=dup_w,
         lookup=isinstance(module, (nn.Embedding, nn.EmbeddingBag)),
+        running_stats=_uses_running_stats(module),
         **{k: v for k, v in wstats.items() if k != "weight_std"},
     )
+
+
+def _uses_running_stats(module: nn.Module) -> bool:
+    """A BatchNorm (torch's, or any module with running_mean/running_var buffers) in eval mode."""
+    stats = (getattr(module, "running_mean", None), getattr(module, "running_var", None))
+    return all(isinstance(t, torch.Tensor) for t in stats) and not module.training
 
 
 def _duplicate_weight_rows(module: nn.Module, weight: torch.Tensor | None) -> int:

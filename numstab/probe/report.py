@@ -89,6 +89,8 @@ class LayerReport:
         lookup: the main weight is a lookup table (``nn.Embedding``): rows are read, never summed over.
         input_second_moment: E[x²] of the first floating-point input of a dense/conv call (what the layer
             really receives: in a residual network, the stream), None for other modules.
+        running_stats: a BatchNorm in eval mode: it divides by its running statistics, a fixed affine map
+            that does not reset the scale (with freshly initialized statistics, the identity).
     """
 
     name: str
@@ -128,6 +130,7 @@ class LayerReport:
     duplicate_weight_rows: int = 0
     lookup: bool = False
     input_second_moment: float | None = None
+    running_stats: bool = False
 
     def __repr__(self) -> str:
         return (

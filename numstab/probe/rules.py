@@ -176,7 +176,7 @@ def segments(layers: Sequence[LayerReport], input_second_moment: float) -> list[
     start = input_second_moment
     members: list[LayerReport] = []
     for la in layers:
-        if is_norm(la):
+        if is_norm(la):  # an eval-mode BatchNorm too: judged as training sees it (see _deliberate)
             if members:
                 out.append(Segment(tuple(starts), start, tuple(members), la))
             starts, members, start = [la], [], la.activation_second_moment
@@ -321,8 +321,8 @@ def _closed_main_path(layers: Sequence[LayerReport]) -> list[LayerReport]:
     """The zero layers every signal goes through: a γ = 0 normalization (output exactly 0) or an all-zero
     dense/conv weight, such that every dense/conv/embedding layer before it is trainable and got exactly 0
     gradient (nothing bypasses it; at least one such layer exists; a frozen one, as LoRA's base model,
-    may carry the signal past it, and its gradient is not measured). A zero γ at the end of a residual branch is not one: the
-    layers before the branch get gradients through the skip connection."""
+    may carry the signal past it, and its gradient is not measured). A zero γ at the end of a residual
+    branch is not one: the layers before the branch get gradients through the skip connection."""
     firsts = _first_calls(layers)
     closed = []
     for i, la in enumerate(firsts):
@@ -438,9 +438,9 @@ def _small_head(layers: Sequence[LayerReport], seg: Segment, low: float) -> Find
     :data:`_CULPRIT_SHARE` of it): a head initialized small, like a zero head, starts from near-uniform
     predictions and trains; the body's signal reaches it at scale."""
     gains = seg.gains_log2()
-    if not _is_head(layers, seg.members[-1]) or gains[-1] != low or len(gains) < 2:
+    if not _is_head(layers, seg.members[-1]) or gains[-1] != low:
         return None
-    step = gains[-1] - gains[-2]
+    step = gains[-1] - (gains[-2] if len(gains) > 1 else 0.0)  # a head alone after the last norm: all of it
     if step / low < _CULPRIT_SHARE:
         return None
     head = seg.members[-1]
@@ -544,6 +544,8 @@ def _frac(table: dict[str, float], fmt: str, layer: LayerReport) -> float:
 
 
 def _dead(layers: Sequence[LayerReport]) -> list[Finding]:
+    if any(la.running_stats for la in layers):  # eval-mode BatchNorm does not center: judged in train mode
+        return []
     dead = [la for la in layers if la.kind in _RECTIFIERS and la.units >= 2
             and la.dead_fraction >= DEAD_FRACTION and _dead_is_judged(la)]
     if not dead:
@@ -604,6 +606,16 @@ def _deliberate(layers: Sequence[LayerReport], closed: Sequence[LayerReport] = (
             f"{gates[0].name}): each residual branch enters the stream scaled down and its gradients "
             "alike, by design (Touvron et al. 2021, CaiT; ConvNeXt): the gates grow as training needs them",
             "nothing to do: deliberate"))
+    frozen_stats = [la for la in firsts if la.running_stats]
+    if frozen_stats:
+        findings.append(Finding(
+            "init", "info", _names(frozen_stats),
+            f"{len(frozen_stats)} BatchNorm layer(s) run in eval mode: they divide by their running "
+            "statistics (at a fresh init mean 0 and variance 1: they do not normalize), while training "
+            "divides by each batch's; numstab judges the scale between them as training sees it, the "
+            "activations' range (float16 overflow) as this pass saw it, and dead units not at all (without "
+            "centering, a unit can be negative on the whole batch)",
+            "call model.train() before numstab.diagnose to measure what training sees"))
     zero_norms = [la for la in firsts if is_norm(la) and _is_zero(la) and la not in closed]
     if zero_norms:
         findings.append(Finding(
