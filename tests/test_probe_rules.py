@@ -182,6 +182,14 @@ def test_dead_needs_a_rectifier_half_its_units_and_enough_values_per_unit() -> N
     assert found([layer("r", "ReLU", dead_fraction=0.5, numel=8 * 16)]) == [("dead", "warning")]
     assert found([layer("r", "ReLU", dead_fraction=1.0, numel=8 * 15)]) == []  # 15 values per unit
     assert found([layer("bias_table", "Embedding", dead_fraction=1.0)]) == []  # a zero table is no ReLU
+    # a wide layer seen on a batch of 4: 32 units at 4 values each are judged; 31 units, or 3 values, not
+    wide = dict(dead_fraction=0.5)
+    assert found([layer("r", "ReLU", units=32, numel=32 * 4, **wide)]) == [("dead", "warning")]
+    assert found([layer("r", "ReLU", units=31, numel=31 * 4, **wide)]) == []
+    assert found([layer("r", "ReLU", units=32, numel=32 * 3, **wide)]) == []
+    # behind an eval-mode BatchNorm (no centering) dead units are not judged
+    bn = layer("bn", "BatchNorm1d", running_stats=True)
+    assert [k for k, _ in found([bn, layer("r", "ReLU", dead_fraction=1.0, numel=8 * 16)])] == ["init"]
 
 
 def test_fp16_overflow_is_a_warning_and_gradient_underflow_info() -> None:

@@ -293,9 +293,8 @@ def _nonfinite(layers: Sequence[LayerReport], origin: NonfiniteOrigin | None) ->
         return []
     hit = [la.name for la in layers if la.nonfinite]
     where = f"{origin.module}'s {'output' if origin.phase == 'forward' else 'backward pass'}"
-    dtype = getattr(origin, "dtype", None)
-    fmt = str(dtype).removeprefix("torch.") if dtype is not None and dtype.is_floating_point else "float32"
-    limit = torch.finfo(getattr(torch, fmt)).max
+    dtype = origin.dtype if origin.dtype is not None and origin.dtype.is_floating_point else torch.float32
+    fmt, limit = str(dtype).removeprefix("torch."), torch.finfo(dtype).max
     message = (
         f"the first NaN/inf appeared in the {origin.phase} pass, in {where}; {len(hit)} layer(s) carry "
         f"non-finite values after it (a value past {fmt}'s {limit:.3g} becomes inf, and inf - inf or 0 · inf "
