@@ -429,7 +429,7 @@ def test_an_output_cut_from_autograd_is_an_error_not_a_healthy_verdict(generator
 
     model = Detached()
     before = copy.deepcopy(model.state_dict())
-    with pytest.raises(ModelError, match="does not depend on any of the model's 2 trainable parameter"):
+    with pytest.raises(ModelError, match="loss does not depend on any of the model's 2 trainable parameter"):
         diagnose(model, torch.randn(4, 8, generator=generator), loss_fn=nn.functional.cross_entropy,
                  target=torch.tensor([0, 1, 0, 1]))
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

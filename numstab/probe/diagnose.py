@@ -252,10 +252,11 @@ def _backward(model: nn.Module, loss: torch.Tensor) -> dict[nn.Parameter, float]
         return None
     if not loss.requires_grad:
         raise ModelError(
-            f"the output does not depend on any of the model's {len(params)} trainable parameter(s) through "
-            "autograd (detached, computed under torch.no_grad, or from frozen layers only), so there is no "
-            "gradient to measure: remove the .detach()/no_grad from forward, or freeze every parameter "
-            "(requires_grad_(False)) for a forward-only check"
+            f"the loss does not depend on any of the model's {len(params)} trainable parameter(s) through "
+            "autograd (an output detached or computed under torch.no_grad, frozen layers only, or a loss_fn "
+            "that leaves the graph with .item()/.detach()), so there is no gradient to measure: keep the "
+            "forward and loss_fn differentiable, or freeze every parameter (requires_grad_(False)) for a "
+            "forward-only check"
         )
     norms: dict[nn.Parameter, float] = {}
     handles = [p.register_hook(_reduce_to_norm(norms, p)) for p in params]
