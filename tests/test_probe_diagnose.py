@@ -467,3 +467,48 @@ def test_a_weight_stored_as_a_1_1_c_vector_is_a_gate_not_a_dense_layer(generator
     report = diagnose(model, torch.randn(4, 3, 3, 8, generator=generator))
     grn = report.layer("1")
     assert grn.fan_in is None and report.findings == [] and report.verdict == "healthy"
+
+
+class _ParallelBlock(nn.Module):
+    """x + f2(f1(ln x)) + g2(g1(ln x)), then a norm and a head: four layers in a segment, two in series."""
+
+    def __init__(self, d: int = 64) -> None:
+        super().__init__()
+        self.ln, self.out = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.f1, self.f2, self.g1, self.g2 = (nn.Linear(d, d) for _ in range(4))
+        self.head = nn.Linear(d, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.ln(x)
+        return self.head(self.out(x + self.f2(self.f1(h)) + self.g2(self.g1(h))))
+
+
+def test_a_whole_model_rescale_is_refined_until_its_copy_is_healthy() -> None:
+    """Each of f1, f2 multiplies E[x²] by 2^4 and each of g1, g2 by 2^9: g2 reads 2^+18 over 4 layers, and
+    the first factor 2^(-18/8) assumes 4 in series (2 are): the copy still explodes (2^+9), so the
+    offered factor comes from the copies' own findings and its copy is healthy."""
+    model = _ParallelBlock()
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for layer, log2_gain in ((model.f1, 4), (model.f2, 4), (model.g1, 9), (model.g2, 9)):
+            layer.weight.normal_(0.0, 2 ** (log2_gain / 2) / 8, generator=gen)
+            layer.bias.zero_()
+    x = torch.randn(16, 64, generator=gen)
+    report = diagnose(model, x, loss_fn=nn.functional.cross_entropy, target=torch.arange(16) % 10)
+    finding = report.findings[0]
+    assert (finding.kind, finding.scheme, set(finding.options)) == ("exploding", "rescale", {"factor"})
+    first_guess = 2.0 ** (-report.forward_gain_log2 / 8)
+    assert finding.options["factor"] < 0.75 * first_guess
+    assert f"factor={finding.options['factor']:.3g}" in finding.fix
+    assert report.with_fix("rescale", **finding.options).after.verdict == "healthy"
+    assert diagnose(_scaled_copy(model, first_guess), x, loss_fn=nn.functional.cross_entropy,
+                    target=torch.arange(16) % 10).verdict == "exploding"
+
+
+def _scaled_copy(model: nn.Module, factor: float) -> nn.Module:
+    copied = copy.deepcopy(model)
+    with torch.no_grad():
+        for layer in copied.modules():
+            if isinstance(layer, nn.Linear):
+                layer.weight.mul_(factor)
+    return copied

@@ -1,4 +1,5 @@
-"""numstab.probe.inputs: what each dense/conv layer reads, per call, with every hook removed."""
+"""numstab.probe.inputs: what each dense/conv or normalization layer reads, per call, with every hook
+removed."""
 
 from __future__ import annotations
 
@@ -26,8 +27,9 @@ def test_each_call_records_the_second_moment_of_what_it_reads() -> None:
     x = torch.tensor([[1.0, -1.0, 3.0, -3.0]])  # E[x²] = 5; LayerNorm's output has E = 5 / (5 + eps)
     with InputMoments(model) as moments:
         model(x)
-    assert set(moments.values) == {"lin", "lin#2"}  # the LayerNorm has no 2-D weight
+    assert set(moments.values) == {"lin", "norm", "lin#2"}  # normalizations are recorded too
     assert moments.values["lin"] == pytest.approx(5.0, rel=1e-12)
+    assert moments.values["norm"] == pytest.approx(5.0, rel=1e-12)
     # the second call reads norm(x) + x: the residual sum, not the norm's output
     expected = float(((x / torch.sqrt(torch.tensor(5.0 + 1e-5)) + x) ** 2).mean())
     assert moments.values["lin#2"] == pytest.approx(expected, rel=1e-6)

@@ -245,3 +245,42 @@ def test_a_segment_starts_at_what_its_first_layer_reads() -> None:
     conv = dense("conv1", act=2.0**8.5, input_second_moment=2.0**5)
     assert found([bn, conv]) == []
     assert found([bn, dense("conv1", act=2.0**8.5)]) == [("exploding", "warning")]  # without the input
+
+
+def test_the_last_segment_vanishes_only_if_what_reaches_the_loss_does() -> None:
+    # no final norm: the last segment holds a branch's gate logits (2^-25, into a softmax) and the head,
+    # which reads the stream and outputs 2^-6: nothing vanishes on the way to the loss
+    gate = dense("gate", act=2.0**-25)
+    assert found([norm("ln"), gate, dense("head", act=2.0**-6, input_second_moment=1.0)]) == []
+    assert rules.forward_gain_log2([norm("ln"), gate, dense("head", act=2.0**-6)], 1.0) == -6.0
+
+
+def test_a_layers_own_step_is_its_output_over_what_it_reads_not_over_a_sibling() -> None:
+    # q_proj and a reduction conv both read the norm's output (1): the conv's own step is 2^+9, not
+    # 2^+9 - (-7) = 2^+16 over q_proj's output, so it alone carries 9 / 12 of a gain of 2^+12
+    layers = [norm("ln"), dense("q_proj", act=2.0**-7, input_second_moment=1.0),
+              dense("sr", act=2.0**9, input_second_moment=1.0),
+              dense("fc", act=2.0**12, input_second_moment=2.0**9)]
+    (seg,) = rules.segments(layers, 1.0)
+    assert seg.own_steps() == [-7.0, 9.0, 3.0]
+    (finding,) = rules.evaluate(layers, input_second_moment=1.0)
+    assert finding.layers[0] == "sr" and finding.options["layers"] == ("sr",)
+
+
+def test_a_layer_read_as_is_by_the_norm_that_ends_its_segment_is_not_a_gain() -> None:
+    # Segformer's reduction conv feeds its LayerNorm directly: its 2^+9 is normalized away
+    sr = dense("sr", act=2.0**9, input_second_moment=1.0)
+    assert found([norm("ln"), sr, norm("sr_norm", input_second_moment=2.0**9), dense("k")]) == []
+    # the same output added to a stream before the norm is a gain
+    assert found([norm("ln"), sr, norm("next", input_second_moment=2.0**9 + 1.0), dense("k")]) == [
+        ("exploding", "warning")]
+
+
+def test_a_segment_started_by_an_eval_mode_batchnorm_is_not_judged() -> None:
+    # a fresh BatchNorm in eval mode passes its tiny input on (2^-14); a parameter-free reset to 1 after
+    # it (F.normalize) would read as a gain of 2^+14 that training never sees
+    bn = layer("bn", "BatchNorm2d", act=2.0**-14, running_stats=True)
+    after = [dense("fc", act=2.0**-14, input_second_moment=2.0**-14),
+             dense("proj", act=1.0, input_second_moment=1.0)]
+    assert [kind for kind, _ in found([bn, *after])] == ["init"]  # only the eval-mode note
+    assert found([layer("bn", "BatchNorm2d", act=2.0**-14), *after]) == [("exploding", "warning")]

@@ -31,7 +31,7 @@ from numstab.instrument.origin import LOSS
 from numstab.probe import analytic, rules
 from numstab.probe.hooks import CallRecord, Capture, measured_modules
 from numstab.probe.inputs import InputMoments
-from numstab.probe.report import LayerReport, Report
+from numstab.probe.report import Finding, LayerReport, Report
 from numstab.probe.stats import TensorStats, duplicate_rows, merge, norm, summarize
 
 __all__ = ["diagnose", "DEFAULT_SEED"]
@@ -473,24 +473,55 @@ def _with_recheck(
     report = replace(report, _recheck=recheck, seed=seed)
     if not verify or not any(f.scheme for f in report.findings):
         return report
-    checked = {}
+    checked: dict[str, dict[str, Any] | None] = {}  # the options that heal, per offered fix
+    findings = []
     for f in report.findings:
-        key = (f.scheme, repr(sorted(f.options.items())))
+        key = repr((f.scheme, sorted(f.options.items())))
         if f.scheme and key not in checked:
-            checked[key] = _heals(recheck, f.scheme, dict(f.options))
-    findings = [
-        f if not f.scheme or checked[(f.scheme, repr(sorted(f.options.items())))] else rules.withdrawn(f)
-        for f in report.findings
-    ]
+            checked[key] = _verified(recheck, f.scheme, f.options)
+        if not f.scheme:
+            findings.append(f)
+        else:
+            healed = checked[key]
+            findings.append(rules.withdrawn(f) if healed is None else _with_options(f, healed))
     return replace(report, findings=findings)
 
 
-def _heals(recheck: Callable[..., tuple[nn.Module, Report]], scheme: str, options: dict[str, Any]) -> bool:
-    """Whether the fix makes the copy healthy; a fix that cannot apply to this model is not offered."""
-    try:
-        return recheck(scheme, options)[1].verdict == "healthy"
-    except NumstabError:  # e.g. the scheme has no layer it can initialize here
-        return False
+#: Re-checks a whole-model rescale may take to find its factor (each one a diagnose pass of a copy).
+_RESCALE_TRIES = 3
+
+
+def _verified(
+    recheck: Callable[..., tuple[nn.Module, Report]], scheme: str, offered: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The options of ``scheme`` that make the copy healthy, or None (also when the fix cannot apply).
+
+    A whole-model ``rescale`` whose copy still shows the same kind is refined from that copy's own
+    finding, the factors multiplied, up to :data:`_RESCALE_TRIES` passes: the first factor assumes the
+    k layers of a segment are in series, and in a parallel block (Phi's attention beside its MLP) they
+    are not, so it undershoots.
+    """
+    options = dict(offered)
+    for _ in range(_RESCALE_TRIES if scheme == "rescale" and "layers" not in options else 1):
+        try:
+            after = recheck(scheme, options)[1]
+        except NumstabError:  # e.g. the scheme has no layer it can initialize here
+            return None
+        if after.verdict == "healthy":
+            return options
+        again = next((f for f in after.findings if f.severity != "info"), None)
+        if again is None or again.scheme != "rescale" or "layers" in again.options:
+            return None
+        options = {"factor": float(f"{options['factor'] * again.options['factor']:.3g}")}
+    return None
+
+
+def _with_options(finding: Finding, options: dict[str, Any]) -> Finding:
+    """``finding`` offering ``options``, its fix text quoting the refined factor."""
+    if options == finding.options:
+        return finding
+    old, new = f"factor={finding.options['factor']:.3g}", f"factor={options['factor']:.3g}"
+    return replace(finding, fix=finding.fix.replace(old, new), options=options)
 
 
 #: What a re-check needs besides the model (inputs, loss_fn, target), per model and per report. Neither the

@@ -33,16 +33,19 @@ __all__ = ["InputMoments"]
 
 
 class InputMoments:
-    """Context manager: ``values[name]``, E[x²] of the first floating-point input of a weighted call.
+    """Context manager: ``values[name]``, E[x²] of the first floating-point input of a weighted or
+    normalization call.
 
     Weighted modules have a ``weight`` of two or more dimensions (:func:`numstab.layers.own_weight`);
+    normalizations are the classes whose name contains "Norm" (what a norm reads tells whether the layer
+    before it feeds it directly);
     a module called again is ``name#2``, as in :class:`numstab.probe.hooks.Capture`. Hooks are removed on
     exit, also after an exception.
     """
 
     def __init__(self, model: nn.Module) -> None:
         self.values: dict[str, float] = {}
-        self._names = {m: n for n, m in model.named_modules() if layers_of.own_weight(m) is not None}
+        self._names = {m: n for n, m in model.named_modules() if _reads_scale(m)}
         self._calls: Counter[nn.Module] = Counter()
         self._handles: list[Any] = []
 
@@ -68,3 +71,8 @@ class InputMoments:
         name = self._names[module] if k == 1 else f"{self._names[module]}#{k}"
         with torch.no_grad():
             self.values[name] = norm(x) ** 2 / x.numel()
+
+
+def _reads_scale(module: nn.Module) -> bool:
+    """A dense/conv layer or a normalization: the modules whose input's E[x²] the rules read."""
+    return layers_of.own_weight(module) is not None or "norm" in type(module).__name__.lower()

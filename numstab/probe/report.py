@@ -87,8 +87,8 @@ class LayerReport:
         duplicate_weight_rows: rows of the main weight (one per output unit) equal to another row (zero
             rows skipped): the chapter's symmetry, in the weights themselves.
         lookup: the main weight is a lookup table (``nn.Embedding``): rows are read, never summed over.
-        input_second_moment: E[x²] of the first floating-point input of a dense/conv call (what the layer
-            really receives: in a residual network, the stream), None for other modules.
+        input_second_moment: E[x²] of the first floating-point input of a dense/conv or normalization call
+            (what the layer really receives: in a residual network, the stream), None for other modules.
         running_stats: a BatchNorm in eval mode: it divides by its running statistics, a fixed affine map
             that does not reset the scale (with freshly initialized statistics, the identity).
     """

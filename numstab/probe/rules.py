@@ -16,10 +16,11 @@ both *where a product of Jacobians really happens*, and nowhere else:
   layers. Above :data:`EXPLODING_LOG2` it explodes: between two normalizations a signal 2^8 times
   larger in E[x²] (16× in magnitude) saturates softmax, GELU and the loss, and no deliberate
   convention comes near it (the largest at a default init: 2^5.0, HF ResNet-50's 1x1 fan_out convs).
-- **Vanishing toward the loss**: the last segment (the one that feeds the loss) falling below
-  :data:`VANISHING_LOG2`. Residual branches that start small (GPT-2's projections at
-  0.02/sqrt(2 n_layer), attention averaging over positions, zero-γ BatchNorm, layer-scale gates) are
-  deliberate and are not judged by their forward gain: the residual stream carries the signal past them.
+- **Vanishing toward the loss**: the output of the last segment (what feeds the loss) falling below
+  :data:`VANISHING_LOG2` against the segment's start. Residual branches that start small (GPT-2's
+  projections at 0.02/sqrt(2 n_layer), attention averaging over positions, zero-γ BatchNorm, layer-scale
+  gates) are deliberate and are not judged by their forward gain: the residual stream carries the signal
+  past them.
 - **Starved normalization**: a LayerNorm/RMSNorm/GroupNorm whose output E[y²] is below E[γ²] by more
   than :data:`STARVED_LOG2`: its input's variance is below its ``eps``, so it cannot normalize and
   passes a vanishing signal on (GPT-2 at ``initializer_range=1e-5``). BatchNorm is left out: in eval
@@ -152,10 +153,27 @@ class Segment:
         """log2 E[y_l²] / E[x_start²] for each member."""
         return [_log2_ratio(m.activation_second_moment, self.start_second_moment) for m in self.members]
 
+    def _feeds_end(self, member: LayerReport) -> bool:
+        read = self.end.input_second_moment if self.end is not None else None
+        return bool(read) and math.isclose(member.activation_second_moment, read, rel_tol=1e-6)
+
+    def own_steps(self) -> list[float]:
+        """log2 E[y_l²] / E[x_l²] for each member, x_l what it reads (:attr:`LayerReport.input_second_moment`;
+        where not measured, the previous member's output, or the start for the first): its own gain, not
+        its output over a parallel sibling's (Segformer's reduction conv after q_proj)."""
+        steps, prev = [], self.start_second_moment
+        for m in self.members:
+            read = m.input_second_moment if m.input_second_moment else prev
+            steps.append(_log2_ratio(m.activation_second_moment, read))
+            prev = m.activation_second_moment
+        return steps
+
     def growth_log2(self) -> float:
         """The largest gain of a member whose output is a product, not mostly its bias
-        (:func:`_bias_dominated`); -inf when there is none."""
-        gains = [g for g, m in zip(self.gains_log2(), self.members, strict=True) if not _bias_dominated(m)]
+        (:func:`_bias_dominated`), and not read by the normalization that ends the segment as it is (its
+        scale is normalized away: Segformer's reduction conv feeds its LayerNorm); -inf when none."""
+        gains = [g for g, m in zip(self.gains_log2(), self.members, strict=True)
+                 if not _bias_dominated(m) and not self._feeds_end(m)]
         return max(gains, default=-math.inf)
 
 
@@ -198,7 +216,8 @@ def segments(layers: Sequence[LayerReport], input_second_moment: float) -> list[
 def forward_gain_log2(layers: Sequence[LayerReport], input_second_moment: float) -> float | None:
     """The most extreme segment gain: log2 E[y²]/E[x_start²] furthest from 0 (None when undefined).
 
-    The largest gain over every segment, or the last segment's smallest when that is further from 0.
+    The largest gain over every segment, or the last segment's output (what reaches the loss) when that
+    is further from 0.
 
     Examples:
         >>> forward_gain_log2([_layer("0", act=2.0**-30, dense=True)], 1.0)
@@ -208,7 +227,7 @@ def forward_gain_log2(layers: Sequence[LayerReport], input_second_moment: float)
     if not segs:
         return None
     top = max(seg.growth_log2() for seg in segs)
-    low = min(segs[-1].gains_log2())
+    low = segs[-1].gains_log2()[-1]
     return low if abs(low) > abs(top) else top
 
 
@@ -338,9 +357,17 @@ def _closed_main_path(layers: Sequence[LayerReport]) -> list[LayerReport]:
 
 
 def _is_zero(layer: LayerReport) -> bool:
-    if is_norm(layer):  # Gemma's RMSNorm stores γ - 1: a zero weight there is γ = 1 (output not 0)
-        return layer.weight_rms == 0 and layer.activation_second_moment == 0
+    if is_norm(layer):  # output exactly 0: γ = 0 in effect (Gemma's norms multiply by 1 + weight: weight
+        return layer.activation_second_moment == 0  # -1 there), or an input constant over the features
     return is_weighted(layer) and layer.weight_rms == 0
+
+
+def _zero_what(layer: LayerReport) -> str:
+    if not is_norm(layer):
+        return "all-zero weight"
+    if layer.weight_rms == 0:
+        return "γ = 0"
+    return "output exactly 0 with a non-zero weight: γ = 0 in effect, e.g. weight -1 in a (1 + weight) norm"
 
 
 def _is_head(layers: Sequence[LayerReport], layer: LayerReport) -> bool:
@@ -356,7 +383,7 @@ def _closed_finding(layers: Sequence[LayerReport], closed: Sequence[LayerReport]
     first = shut[0]
     message = (
         f"{len(shut)} zero layer(s) on the path every signal takes ({first.name} first, "
-        f"{'γ = 0' if is_norm(first) else 'all-zero weight'}): the output does not depend on the input at "
+        f"{_zero_what(first)}): the output does not depend on the input at "
         "step 0 and every layer before it gets exactly 0 gradient. The zero layer gets a gradient and moves "
         "in the first update, and each one in series costs one more update before the input connects; a "
         "zero γ is deliberate at the end of a residual branch (Goyal et al. 2017), not on the main path"
@@ -367,6 +394,9 @@ def _closed_finding(layers: Sequence[LayerReport], closed: Sequence[LayerReport]
     if norms:
         fix = ("set their γ to 1: for name in " + repr(norms) +
                ": torch.nn.init.ones_(model.get_submodule(name).weight)")
+        if any(la.weight_rms for la in shut if is_norm(la)):  # output 0 with a non-zero weight
+            fix += (" (zeros_ instead for a norm that multiplies by 1 + weight, as Gemma's and Nemotron's; "
+                    "if the weight is not the cause, the norm's input is constant across features)")
         return [Finding("vanishing", severity, _names(shut), message, fix)]
     scheme = _scheme_for(layers)
     fix = f"initialize them randomly: report.with_fix({scheme!r}, layers={dense!r})"
@@ -425,8 +455,8 @@ def _segment_gains(layers: Sequence[LayerReport], input_second_moment: float) ->
         worst, gain = max(exploding, key=lambda sg: sg[1])
         findings.append(_gain_finding("exploding", worst, gain, [s for s, _ in exploding], EXPLODING_LOG2))
     if segs and segs[-1].end is None:
-        low = min(segs[-1].gains_log2())
-        if low < -VANISHING_LOG2:
+        low = segs[-1].gains_log2()[-1]  # what reaches the loss: branch layers inside it (a gate's logits)
+        if low < -VANISHING_LOG2:         # do not feed the loss directly
             head = _small_head(layers, segs[-1], low)
             findings.append(head or _gain_finding("vanishing", segs[-1], low, [segs[-1]], VANISHING_LOG2))
     return findings
@@ -454,15 +484,15 @@ def _gain_finding(
 ) -> Finding:
     """The finding for a segment whose gain crossed ``threshold``: one layer to rescale, or all of them.
 
-    When one layer's own step (its log2 gain over the previous member's) is beyond the threshold by
-    itself and carries at least :data:`_CULPRIT_SHARE` of the segment's gain, its scale causes the
-    problem: it is named first and alone rescaled (an ``init`` problem of that layer). Otherwise every
-    weight is rescaled by the factor that brings the worst gain to 0 over its k layers:
+    When one layer's own step (log2 of its output's E[y²] over what it reads, :meth:`Segment.own_steps`)
+    is beyond the threshold by itself and carries at least :data:`_CULPRIT_SHARE` of the segment's gain,
+    its scale causes the problem: it is named first and alone rescaled (an ``init`` problem of that layer).
+    Otherwise every weight is rescaled by the factor that brings the worst gain to 0 over its k layers:
     :math:`2^{-G/(2k)}`.
     """
     gains = worst.gains_log2()
     k = 1 + gains.index(gain)
-    steps = [g - prev for g, prev in zip(gains[:k], [0.0, *gains[: k - 1]], strict=True)]
+    steps = worst.own_steps()[:k]
     step = max(steps) if kind == "exploding" else min(steps)
     names = tuple(dict.fromkeys(m.name for s in segs for m in s.members))
     if abs(step) > threshold and step / gain >= _CULPRIT_SHARE:
@@ -647,9 +677,11 @@ def _deliberate(layers: Sequence[LayerReport], closed: Sequence[LayerReport] = (
 
 
 def _judgeable(segment: Segment) -> bool:
-    """A segment with a finite, non-zero start (a zero-γ norm's output starts none)."""
+    """A segment with a finite, non-zero start (a zero-γ norm's output starts none), not started by an
+    eval-mode BatchNorm (its output is not at the scale training gives it, so no gain from it means much)."""
     return (
-        segment.start_second_moment > 0
+        not any(s.running_stats for s in segment.starts)
+        and segment.start_second_moment > 0
         and math.isfinite(segment.start_second_moment)
         and bool(segment.members)
     )
