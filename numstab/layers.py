@@ -41,6 +41,7 @@ __all__ = [
     "TORCH_LAYER_TYPES",
     "LOOKUP_TYPES",
     "WeightLayer",
+    "expert_weights",
     "fans",
     "is_hf_conv1d",
     "owners",
@@ -149,6 +150,31 @@ def own_weight(module: nn.Module) -> torch.Tensor | None:
     if isinstance(weight, nn.parameter.UninitializedParameter):
         return weight
     return weight if isinstance(weight, torch.Tensor) and weight.dim() >= 2 else None
+
+
+def expert_weights(module: nn.Module) -> list[torch.Tensor]:
+    """The fused per-expert matrices of a mixture-of-experts module, or [] for any other module.
+
+    transformers 5 stores a block's experts as one module with 3-D parameters of shape (experts, out, in)
+    (Mixtral's ``gate_up_proj`` and ``down_proj``), applied as ``F.linear(x, w[e])``; such a module has no
+    ``weight``. Recognized: no 2-D ``weight`` of its own, and at least two 3-D parameters sharing a
+    leading dimension above 1 (a ViT's (1, N, D) position table is not one).
+
+    Examples:
+        >>> class Experts(nn.Module):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.gate_up_proj = nn.Parameter(torch.zeros(4, 32, 8))
+        ...         self.down_proj = nn.Parameter(torch.zeros(4, 8, 16))
+        >>> [tuple(w.shape) for w in expert_weights(Experts())], expert_weights(nn.Linear(2, 3))
+        ([(4, 32, 8), (4, 8, 16)], [])
+    """
+    if own_weight(module) is not None:
+        return []
+    stacked = [p for p in module.parameters(recurse=False) if p.dim() == 3]
+    if len(stacked) >= 2 and len({p.shape[0] for p in stacked}) == 1 and stacked[0].shape[0] > 1:
+        return stacked
+    return []
 
 
 def owners(model: nn.Module) -> dict[int, str]:

@@ -337,6 +337,9 @@ def _rwkv(seed: int) -> Case:
 
 
 GOOD["rwkv"] = _rwkv
+# Mixtral: transformers 5 fuses each block's experts into 3-D parameters (no `weight`)
+GOOD["mixtral"] = _lm("MixtralConfig", "MixtralForCausalLM", **_TEXT, num_key_value_heads=2,
+                      num_local_experts=4, num_experts_per_tok=2)
 # OLMo: parameter-free LayerNorms (no γ), at a width where a gain read across them would show
 GOOD["olmo"] = _lm("OlmoConfig", "OlmoForCausalLM", vocab_size=VOCAB, hidden_size=512, num_hidden_layers=1,
                    num_attention_heads=8, intermediate_size=1024, pad_token_id=0, eos_token_id=1,
@@ -474,7 +477,19 @@ def _dead_relu(seed: int) -> Case:
     return _vector_case(model, seed)
 
 
+def _mixtral_expert_x100(seed: int) -> Case:
+    """Mixtral with expert 0 of block 0 scaled x100 in both of its matrices."""
+    case = GOOD["mixtral"](seed)
+    experts = case.model.model.layers[0].mlp.experts
+    with torch.no_grad():
+        experts.gate_up_proj[0].mul_(100.0)
+        experts.down_proj[0].mul_(100.0)
+    return case
+
+
 FAULTS.update({f.name: f for f in [
+    Fault("mixtral_expert_x100", _mixtral_expert_x100, "exploding", "model.layers.0.mlp.experts",
+          "one expert's weights x100 in a Mixtral block (fused 3-D expert parameters)"),
     Fault("bert_embedding_ln_zero", _bert_zero_ln(False), "vanishing", "bert.embeddings.LayerNorm",
           "BERT with γ = 0 in the embedding LayerNorm: the output does not depend on the input"),
     Fault("bert_all_ln_zero", _bert_zero_ln(True), "vanishing", "bert.embeddings.LayerNorm",

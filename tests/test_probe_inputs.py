@@ -40,3 +40,25 @@ def test_hooks_are_removed_also_when_the_model_raises() -> None:
     with pytest.raises(RuntimeError), InputMoments(model):
         model(torch.ones(2, 4))
     assert all(not m._forward_pre_hooks for m in model)
+
+
+class _Reduction(nn.Module):
+    """A conv whose output, reshaped, goes straight into a LayerNorm (Segformer's sequence reduction), and a
+    Linear whose output is added to its input before the next LayerNorm (a residual branch)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sr, self.sr_norm = nn.Conv1d(4, 4, 1), nn.LayerNorm(4)
+        self.fc, self.norm = nn.Linear(4, 4), nn.LayerNorm(4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.sr_norm(self.sr(x.transpose(1, 2)).transpose(1, 2))
+        return self.norm(h + self.fc(h))
+
+
+def test_a_layer_read_as_is_by_the_next_normalization_is_told_from_a_residual_branch() -> None:
+    model = _Reduction()
+    with InputMoments(model) as moments:
+        model(torch.randn(2, 3, 4, generator=torch.Generator().manual_seed(0)))
+    assert moments.feeds_norm == {"sr"}
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())

@@ -142,7 +142,7 @@ def _diagnose(
     given = loss_fn is not None
     report = _build(
         model, capture, grad_norms, loss, origin, inputs=(args, kwargs), loss_given=given,
-        input_moments=moments.values,
+        input_moments=moments,
     )
     report = replace(report, compiled=compiled)
     return _with_recheck(report, model, inputs, loss_fn, target, seed, verify=verify)
@@ -290,12 +290,13 @@ def _build(
     *,
     inputs: tuple[tuple[Any, ...], dict[str, Any]],
     loss_given: bool,
-    input_moments: dict[str, float],
+    input_moments: InputMoments,
 ) -> Report:
     modules = {n: m for m, n in measured_modules(model).items()}
     owners = layers_of.owners(model)
     layers = [_layer_report(r, modules[r.module_name], grad_norms, owners) for r in capture.records]
-    layers = [replace(la, input_second_moment=input_moments.get(la.name)) for la in layers]
+    layers = [replace(la, input_second_moment=input_moments.values.get(la.name),
+                      feeds_norm=la.name in input_moments.feeds_norm) for la in layers]
     acts = {r.name: act for r in capture.records if (act := analytic.activation_of(modules[r.module_name]))}
     layers = analytic.annotate(layers, acts)
     q0 = _input_second_moment(inputs, layers)
@@ -404,8 +405,10 @@ def _weight_fields(module: nn.Module, weight: torch.Tensor | None) -> dict[str, 
     bias = getattr(module, "bias", None)
     if isinstance(bias, torch.Tensor) and bias.is_floating_point():
         fields["bias_std"] = _std(bias)
-    if _is_matrix(weight) and weight is getattr(module, "weight", None):  # not a table (ViT's cls_token)
-        fan_in, fan_out = layers_of.fans(weight, transposed=layers_of.is_hf_conv1d(module))
+    experts = layers_of.expert_weights(module)
+    if experts or _is_matrix(weight) and weight is getattr(module, "weight", None):  # not ViT's cls_token
+        matrix = experts[0][0] if experts else weight  # one expert's (out, in) matrix
+        fan_in, fan_out = layers_of.fans(matrix, transposed=layers_of.is_hf_conv1d(module))
         fields.update(
             fan_in=fan_in,
             fan_out=fan_out,
@@ -612,6 +615,8 @@ def _rescale(targets: Sequence[nn.Module], options: dict[str, Any]) -> None:
         for target in targets:
             for module in target.modules():
                 weight = getattr(module, "weight", None)
-                if isinstance(weight, torch.Tensor) and _is_matrix(weight) and id(weight) not in seen:
-                    seen.add(id(weight))
-                    weight.mul_(factor)
+                matrices = [weight] if isinstance(weight, torch.Tensor) and _is_matrix(weight) else []
+                for w in matrices + layers_of.expert_weights(module):
+                    if id(w) not in seen:
+                        seen.add(id(w))
+                        w.mul_(factor)

@@ -37,22 +37,27 @@ class InputMoments:
     normalization call.
 
     Weighted modules have a ``weight`` of two or more dimensions (:func:`numstab.layers.own_weight`);
-    normalizations are the classes whose name contains "Norm" (what a norm reads tells whether the layer
-    before it feeds it directly);
-    a module called again is ``name#2``, as in :class:`numstab.probe.hooks.Capture`. Hooks are removed on
-    exit, also after an exception.
+    normalizations are the classes whose name contains "Norm"; a module called again is ``name#2``, as in
+    :class:`numstab.probe.hooks.Capture`. ``feeds_norm`` holds the dense/conv calls whose output the next
+    hooked call, a normalization, reads as it is (the same storage: Segformer's reduction conv, reshaped,
+    into its LayerNorm), not added to a residual stream first. Hooks are removed on exit, also after an
+    exception.
     """
 
     def __init__(self, model: nn.Module) -> None:
         self.values: dict[str, float] = {}
+        self.feeds_norm: set[str] = set()
         self._names = {m: n for n, m in model.named_modules() if _reads_scale(m)}
         self._calls: Counter[nn.Module] = Counter()
         self._handles: list[Any] = []
+        self._last: tuple[str, int] | None = None  # the last dense/conv call's name and output storage
 
     def __enter__(self) -> InputMoments:
         try:
             for module in self._names:
                 self._handles.append(module.register_forward_pre_hook(self._hook))
+                if not _is_norm(module):
+                    self._handles.append(module.register_forward_hook(self._after))
         except BaseException:
             self.__exit__()
             raise
@@ -69,10 +74,32 @@ class InputMoments:
             return
         k = self._calls[module]
         name = self._names[module] if k == 1 else f"{self._names[module]}#{k}"
+        if self._last is not None and _is_norm(module) and self._last[1] == _storage(x):
+            self.feeds_norm.add(self._last[0])
+        self._last = None
         with torch.no_grad():
             self.values[name] = norm(x) ** 2 / x.numel()
 
+    def _after(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        y = next(float_tensors(output), None)
+        k = self._calls[module]
+        name = self._names[module] if k == 1 else f"{self._names[module]}#{k}"
+        self._last = None if y is None else (name, _storage(y))
+
+
+def _storage(t: torch.Tensor) -> int:
+    return t.untyped_storage().data_ptr()
+
+
+def _is_norm(module: nn.Module) -> bool:
+    return "norm" in type(module).__name__.lower()
+
 
 def _reads_scale(module: nn.Module) -> bool:
-    """A dense/conv layer or a normalization: the modules whose input's E[x²] the rules read."""
-    return layers_of.own_weight(module) is not None or "norm" in type(module).__name__.lower()
+    """A dense/conv layer (MoE experts too) or a normalization: the modules whose input's E[x²] the rules
+    read."""
+    return (
+        layers_of.own_weight(module) is not None
+        or bool(layers_of.expert_weights(module))
+        or _is_norm(module)
+    )

@@ -89,6 +89,8 @@ class LayerReport:
         lookup: the main weight is a lookup table (``nn.Embedding``): rows are read, never summed over.
         input_second_moment: E[x²] of the first floating-point input of a dense/conv or normalization call
             (what the layer really receives: in a residual network, the stream), None for other modules.
+        feeds_norm: a dense/conv call whose output a normalization reads as it is, next (not added to a
+            residual stream first): its scale is normalized away.
         running_stats: a BatchNorm in eval mode: it divides by its running statistics, a fixed affine map
             that does not reset the scale (with freshly initialized statistics, the identity).
     """
@@ -131,6 +133,7 @@ class LayerReport:
     lookup: bool = False
     input_second_moment: float | None = None
     running_stats: bool = False
+    feeds_norm: bool = False
 
     def __repr__(self) -> str:
         return (

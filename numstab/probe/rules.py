@@ -153,10 +153,6 @@ class Segment:
         """log2 E[y_l²] / E[x_start²] for each member."""
         return [_log2_ratio(m.activation_second_moment, self.start_second_moment) for m in self.members]
 
-    def _feeds_end(self, member: LayerReport) -> bool:
-        read = self.end.input_second_moment if self.end is not None else None
-        return bool(read) and math.isclose(member.activation_second_moment, read, rel_tol=1e-6)
-
     def own_steps(self) -> list[float]:
         """log2 E[y_l²] / E[x_l²] for each member, x_l what it reads (:attr:`LayerReport.input_second_moment`;
         where not measured, the previous member's output, or the start for the first): its own gain, not
@@ -170,10 +166,10 @@ class Segment:
 
     def growth_log2(self) -> float:
         """The largest gain of a member whose output is a product, not mostly its bias
-        (:func:`_bias_dominated`), and not read by the normalization that ends the segment as it is (its
-        scale is normalized away: Segformer's reduction conv feeds its LayerNorm); -inf when none."""
+        (:func:`_bias_dominated`), and not read by a normalization as it is (:attr:`LayerReport.feeds_norm`:
+        its scale is normalized away, as Segformer's reduction conv's by its LayerNorm); -inf when none."""
         gains = [g for g, m in zip(self.gains_log2(), self.members, strict=True)
-                 if not _bias_dominated(m) and not self._feeds_end(m)]
+                 if not _bias_dominated(m) and not m.feeds_norm]
         return max(gains, default=-math.inf)
 
 
