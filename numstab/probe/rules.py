@@ -267,12 +267,15 @@ def evaluate(
         []
     """
     findings = _nonfinite(layers, first_nonfinite)
+    symmetric = _symmetric(layers)
     closed = _closed_main_path(layers)
+    if symmetric:  # a norm that outputs 0 with a non-zero weight reads a constant: the symmetry is the cause
+        closed = [la for la in closed if not (is_norm(la) and la.weight_rms)]
     if first_nonfinite is None:
         findings += _closed_finding(layers, closed)
         if not findings:  # behind a closed path every scale below is a consequence, not a cause
             findings += _starved(layers) + _segment_gains(layers, input_second_moment) + _spread(layers)
-    findings += _out_of_range(layers) + _dead(layers) + _symmetric(layers) + _deliberate(layers, closed)
+    findings += _out_of_range(layers) + _dead(layers) + symmetric + _deliberate(layers, closed)
     return sorted(findings, key=lambda f: (SEVERITIES.index(f.severity), KINDS.index(f.kind)))
 
 
@@ -641,7 +644,8 @@ def _deliberate(layers: Sequence[LayerReport], closed: Sequence[LayerReport] = (
             "activations' range (float16 overflow) as this pass saw it, and dead units not at all (without "
             "centering, a unit can be negative on the whole batch)",
             "call model.train() before numstab.diagnose to measure what training sees"))
-    zero_norms = [la for la in firsts if is_norm(la) and _is_zero(la) and la not in closed]
+    zero_norms = [la for la in firsts
+                  if is_norm(la) and _is_zero(la) and la.weight_rms == 0 and la not in closed]
     if zero_norms:
         findings.append(Finding(
             "init", "info", _names(zero_norms),
