@@ -36,7 +36,76 @@ SEQ = 16
 VOCAB = 128
 HIDDEN = 64
 IMAGE = 32
+LAYERS = 2
 CLASSES = 10
+
+
+@dataclass(frozen=True)
+class Size:
+    """How large the corpus builds each architecture: :data:`TINY` for the tests, :data:`BENCH` for timing.
+
+    A model's config is written once, at the tiny size; :meth:`config` scales it: every width
+    (hidden sizes, feed-forward and head dims, CNN channel lists, width multipliers) by ``hidden / 64``
+    (by ``hidden / d``, at least 1, for a transformer written at its real width ``d``), every depth (layer
+    counts, stage depths, depth multipliers) by ``layers / 2``, the vocabulary and the image size set,
+    positions raised to ``seq + 2`` (RoBERTa counts from 2). At
+    :data:`TINY` it changes nothing.
+
+    Attributes:
+        batch: samples of a text or image batch.
+        seq: tokens per sample.
+        vocab: vocabulary of the text models.
+        hidden: hidden size of the transformers (64 at the tiny size; a multiple of it).
+        layers: transformer layers (2 at the tiny size; a multiple of it).
+        image: image side in pixels.
+        vectors: samples of an MLP batch (their width is ``hidden``).
+
+    Examples:
+        >>> BENCH.config({"hidden_size": 64, "depths": [1, 1], "image_size": 32, "patch_size": 8})
+        {'hidden_size': 256, 'depths': [2, 2], 'image_size': 128, 'patch_size': 8}
+    """
+
+    batch: int = BATCH
+    seq: int = SEQ
+    vocab: int = VOCAB
+    hidden: int = HIDDEN
+    layers: int = LAYERS
+    image: int = IMAGE
+    vectors: int = BATCH
+
+    def config(self, config: dict[str, Any]) -> dict[str, Any]:
+        """``config`` (written for :data:`TINY`) at this size."""
+        own = next((config[k] for k in _HIDDEN_KEYS if k in config), HIDDEN)
+        wide, deep = max(self.hidden // own, 1), self.layers // LAYERS
+
+        def scaled(key: str, value: Any) -> Any:
+            factor = wide if key in _WIDTHS else deep if key in _DEPTHS else None
+            if factor is not None:
+                return [v * factor for v in value] if isinstance(value, list) else value * factor
+            return {"vocab_size": self.vocab, "image_size": self.image}.get(
+                key, max(value, self.seq + 2) if key in _POSITIONS else value)
+
+        return {k: scaled(k, v) for k, v in config.items()}
+
+
+#: Config keys that :meth:`Size.config` multiplies by ``hidden / 64`` (widths) and ``layers / 2`` (depths).
+_WIDTHS = frozenset({
+    "hidden_size", "n_embd", "d_model", "dim", "embed_dim", "embedding_size", "intermediate_size", "ffn_dim",
+    "d_ff", "hidden_dim", "encoder_ffn_dim", "decoder_ffn_dim", "word_embed_proj_dim", "head_dim", "d_kv",
+    "hidden_sizes", "width_coefficient", "depth_multiplier", "attention_hidden_size",
+})
+_DEPTHS = frozenset({
+    "num_hidden_layers", "n_layer", "num_layers", "n_layers", "encoder_layers", "decoder_layers", "depths",
+    "depth_coefficient",
+})
+_POSITIONS = frozenset({"max_position_embeddings", "n_positions", "context_length"})
+#: A transformer config's own hidden size: one written wider than 64 (T5 at d_model 512) is widened less.
+_HIDDEN_KEYS = ("hidden_size", "n_embd", "d_model", "dim")
+
+#: The size the tests use: 2 layers, hidden 64, batch 4, 16 tokens, 32-pixel images.
+TINY = Size()
+#: The size the scorecard times diagnose at (a plain forward+backward of tens of milliseconds on one thread).
+BENCH = Size(batch=4, seq=128, vocab=8192, hidden=256, layers=4, image=128, vectors=1024)
 
 
 @dataclass(frozen=True)
@@ -96,20 +165,21 @@ def _gen(seed: int) -> torch.Generator:
 # -- inputs ------------------------------------------------------------------------------------------
 
 
-def _tokens(seed: int, *, labels: bool = True, **extra: Any) -> dict[str, torch.Tensor]:
-    ids = torch.randint(0, VOCAB, (BATCH, SEQ), generator=_gen(seed))
+def _tokens(seed: int, size: Size, *, labels: bool = True, **extra: Any) -> dict[str, torch.Tensor]:
+    ids = torch.randint(0, size.vocab, (size.batch, size.seq), generator=_gen(seed))
     out = {"input_ids": ids, **extra}
     if labels:
         out["labels"] = ids.clone()
     return out
 
 
-def _classes(seed: int, n: int = CLASSES) -> torch.Tensor:
-    return torch.randint(0, n, (BATCH,), generator=_gen(seed + 1000))
+def _classes(seed: int, samples: int) -> torch.Tensor:
+    return torch.randint(0, CLASSES, (samples,), generator=_gen(seed + 1000))
 
 
-def _images(seed: int, size: int = IMAGE) -> dict[str, torch.Tensor]:
-    return {"pixel_values": torch.randn(BATCH, 3, size, size, generator=_gen(seed)), "labels": _classes(seed)}
+def _images(seed: int, size: Size) -> dict[str, torch.Tensor]:
+    x = torch.randn(size.batch, 3, size.image, size.image, generator=_gen(seed))
+    return {"pixel_values": x, "labels": _classes(seed, size.batch)}
 
 
 # -- HF text models ----------------------------------------------------------------------------------
@@ -119,48 +189,48 @@ _TEXT = dict(vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=2, num_atte
 _NO_DROPOUT = dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
 
 
-def _hf(config_name: str, model_name: str, **config: Any) -> nn.Module:
+def _hf(config_name: str, model_name: str, size: Size, **config: Any) -> nn.Module:
     import transformers
 
-    cfg = getattr(transformers, config_name)(**config)
+    cfg = getattr(transformers, config_name)(**size.config(config))
     return getattr(transformers, model_name)(cfg)
 
 
-def gpt2(seed: int, **config: Any) -> Case:
+def gpt2(seed: int, size: Size = TINY, **config: Any) -> Case:
     """HF GPT-2 (tied lm_head, Conv1D projections, residual projections at 0.02/sqrt(2 n_layer))."""
     cfg = dict(vocab_size=VOCAB, n_embd=HIDDEN, n_layer=2, n_head=4, n_positions=64,
                resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0) | config
-    model = _seeded(lambda: _hf("GPT2Config", "GPT2LMHeadModel", **cfg))
-    return Case(model, _tokens(seed), hf_loss)
+    model = _seeded(lambda: _hf("GPT2Config", "GPT2LMHeadModel", size, **cfg))
+    return Case(model, _tokens(seed, size), hf_loss)
 
 
 def _lm(config_name: str, model_name: str, **config: Any) -> Callable[[int], Case]:
     """A language model (causal or masked) whose loss is on its own input ids."""
 
-    def build(seed: int) -> Case:
-        model = _seeded(lambda: _hf(config_name, model_name, **config))
-        return Case(model, _tokens(seed), hf_loss)
+    def build(seed: int, size: Size = TINY) -> Case:
+        model = _seeded(lambda: _hf(config_name, model_name, size, **config))
+        return Case(model, _tokens(seed, size), hf_loss)
 
     return build
 
 
-def t5(seed: int) -> Case:
+def t5(seed: int, size: Size = TINY) -> Case:
     """HF T5: relative attention without 1/sqrt(d) (the query is scaled at init instead), decoder ids."""
     cfg = dict(vocab_size=VOCAB, d_model=HIDDEN, d_kv=16, d_ff=4 * HIDDEN, num_layers=2, num_heads=4,
                dropout_rate=0.0, decoder_start_token_id=0, pad_token_id=0)
-    model = _seeded(lambda: _hf("T5Config", "T5ForConditionalGeneration", **cfg))
-    return Case(model, _tokens(seed), hf_loss)
+    model = _seeded(lambda: _hf("T5Config", "T5ForConditionalGeneration", size, **cfg))
+    return Case(model, _tokens(seed, size), hf_loss)
 
 
-def bart(seed: int) -> Case:
+def bart(seed: int, size: Size = TINY) -> Case:
     """HF BART: encoder-decoder with learned positions and tied embeddings."""
     cfg = dict(vocab_size=VOCAB, d_model=HIDDEN, encoder_layers=2, decoder_layers=2,
                encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=4 * HIDDEN,
                decoder_ffn_dim=4 * HIDDEN,
                max_position_embeddings=64, dropout=0.0, attention_dropout=0.0, activation_dropout=0.0,
                pad_token_id=1, bos_token_id=0, eos_token_id=2, decoder_start_token_id=2)
-    model = _seeded(lambda: _hf("BartConfig", "BartForConditionalGeneration", **cfg))
-    inputs = _tokens(seed)
+    model = _seeded(lambda: _hf("BartConfig", "BartForConditionalGeneration", size, **cfg))
+    inputs = _tokens(seed, size)
     inputs["input_ids"] = inputs["input_ids"].clamp(min=3)  # no padding or special token inside the batch
     inputs["labels"] = inputs["input_ids"].clone()
     return Case(model, inputs, hf_loss)
@@ -169,11 +239,11 @@ def bart(seed: int) -> Case:
 # -- HF vision models --------------------------------------------------------------------------------
 
 
-def _vision(config_name: str, model_name: str, *, image: int = IMAGE, stochastic: bool = False,
+def _vision(config_name: str, model_name: str, *, stochastic: bool = False,
             **config: Any) -> Callable[[int], Case]:
-    def build(seed: int) -> Case:
-        model = _seeded(lambda: _hf(config_name, model_name, num_labels=CLASSES, **config))
-        return Case(model, _images(seed, image), hf_loss, stochastic=stochastic)
+    def build(seed: int, size: Size = TINY) -> Case:
+        model = _seeded(lambda: _hf(config_name, model_name, size, num_labels=CLASSES, **config))
+        return Case(model, _images(seed, size), hf_loss, stochastic=stochastic)
 
     return build
 
@@ -206,9 +276,9 @@ def vgg(*, batchnorm: bool, depth: int = 12, width: int = 32) -> nn.Module:
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), head)
 
 
-def _image_case(model: nn.Module, seed: int, *, stochastic: bool = False) -> Case:
-    x = torch.randn(BATCH, 3, IMAGE, IMAGE, generator=_gen(seed))
-    return Case(model, x, nn.functional.cross_entropy, _classes(seed), stochastic=stochastic)
+def _image_case(model: nn.Module, seed: int, size: Size = TINY, *, stochastic: bool = False) -> Case:
+    x = torch.randn(size.batch, 3, size.image, size.image, generator=_gen(seed))
+    return Case(model, x, nn.functional.cross_entropy, _classes(seed, size.batch), stochastic=stochastic)
 
 
 def mlp(activation: type[nn.Module], init: Callable[[torch.Tensor], Any] | None, *, depth: int = 12,
@@ -224,9 +294,9 @@ def mlp(activation: type[nn.Module], init: Callable[[torch.Tensor], Any] | None,
     return nn.Sequential(*layers, nn.Linear(width, CLASSES))
 
 
-def _vector_case(model: nn.Module, seed: int) -> Case:
-    x = torch.randn(BATCH, HIDDEN, generator=_gen(seed))
-    return Case(model, x, nn.functional.cross_entropy, _classes(seed))
+def _vector_case(model: nn.Module, seed: int, size: Size = TINY) -> Case:
+    x = torch.randn(size.vectors, size.hidden, generator=_gen(seed))
+    return Case(model, x, nn.functional.cross_entropy, _classes(seed, size.vectors))
 
 
 def _kaiming(w: torch.Tensor) -> Any:
@@ -237,9 +307,28 @@ def _xavier(w: torch.Tensor) -> Any:
     return nn.init.xavier_normal_(w, gain=nn.init.calculate_gain("tanh"))
 
 
+def _vgg_case(*, batchnorm: bool) -> Callable[..., Case]:
+    """VGG of width ``hidden / 2`` (32 at the tiny size)."""
+
+    def build(seed: int, size: Size = TINY) -> Case:
+        model = _seeded(lambda: vgg(batchnorm=batchnorm, width=size.hidden // 2))
+        return _image_case(model, seed, size, stochastic=batchnorm)
+
+    return build
+
+
+def _mlp_case(activation: type[nn.Module], init: Callable[[torch.Tensor], Any]) -> Callable[..., Case]:
+    """MLP of width ``hidden`` (64 at the tiny size)."""
+
+    def build(seed: int, size: Size = TINY) -> Case:
+        return _vector_case(_seeded(lambda: mlp(activation, init, width=size.hidden)), seed, size)
+
+    return build
+
+
 # -- the known-good corpus ---------------------------------------------------------------------------
 
-GOOD: dict[str, Callable[[int], Case]] = {
+GOOD: dict[str, Callable[..., Case]] = {
     "gpt2": gpt2,
     "bert": _lm("BertConfig", "BertForMaskedLM", **_TEXT, **_NO_DROPOUT),
     "roberta": _lm("RobertaConfig", "RobertaForMaskedLM", **_TEXT, **_NO_DROPOUT, pad_token_id=1),
@@ -280,15 +369,15 @@ GOOD: dict[str, Callable[[int], Case]] = {
     "swin": _vision("SwinConfig", "SwinForImageClassification", image_size=IMAGE, patch_size=4, embed_dim=16,
                     depths=[1, 1], num_heads=[2, 4], window_size=4, hidden_dropout_prob=0.0,
                     attention_probs_dropout_prob=0.0, drop_path_rate=0.0),
-    "vgg_bn": lambda seed: _image_case(_seeded(lambda: vgg(batchnorm=True)), seed, stochastic=True),
-    "vgg_plain": lambda seed: _image_case(_seeded(lambda: vgg(batchnorm=False)), seed),
-    "mlp_kaiming": lambda seed: _vector_case(_seeded(lambda: mlp(nn.ReLU, _kaiming)), seed),
-    "mlp_xavier_tanh": lambda seed: _vector_case(_seeded(lambda: mlp(nn.Tanh, _xavier)), seed),
+    "vgg_bn": _vgg_case(batchnorm=True),
+    "vgg_plain": _vgg_case(batchnorm=False),
+    "mlp_kaiming": _mlp_case(nn.ReLU, _kaiming),
+    "mlp_xavier_tanh": _mlp_case(nn.Tanh, _xavier),
 }
 
-def _zero_gamma_resnet(seed: int) -> Case:
+def _zero_gamma_resnet(seed: int, size: Size = TINY) -> Case:
     """HF ResNet with each residual block's last BatchNorm at γ = 0 (torchvision's zero_init_residual)."""
-    case = GOOD["resnet"](seed)
+    case = GOOD["resnet"](seed, size)
     with torch.no_grad():
         for module in case.model.modules():
             if type(module).__name__ in ("ResNetBasicLayer", "ResNetBottleNeckLayer"):
@@ -296,24 +385,24 @@ def _zero_gamma_resnet(seed: int) -> Case:
     return case
 
 
-def _zero_head_vit(seed: int) -> Case:
+def _zero_head_vit(seed: int, size: Size = TINY) -> Case:
     """HF ViT with a zero-initialized classifier (uniform predictions at step 0, as in MAE fine-tuning)."""
-    case = GOOD["vit"](seed)
+    case = GOOD["vit"](seed, size)
     with torch.no_grad():
         case.model.classifier.weight.zero_()
         case.model.classifier.bias.zero_()
     return case
 
 
-def _small_head_mlp(seed: int) -> Case:
+def _small_head_mlp(seed: int, size: Size = TINY) -> Case:
     """A 4-layer Kaiming ReLU MLP whose head is drawn at std 0.01 (torchvision's classifier init): a
     short body, so a bottom-vs-top gradient comparison would compare the bottom with the head alone."""
     def build() -> nn.Module:
-        model = mlp(nn.ReLU, _kaiming, depth=4)
+        model = mlp(nn.ReLU, _kaiming, depth=4, width=size.hidden)
         nn.init.normal_(model[-1].weight, 0.0, 0.01)
         return model
 
-    return _vector_case(_seeded(build), seed)
+    return _vector_case(_seeded(build), seed, size)
 
 
 GOOD["resnet_zero_gamma"] = _zero_gamma_resnet
@@ -328,11 +417,11 @@ GOOD["convnextv2"] = _vision("ConvNextV2Config", "ConvNextV2ForImageClassificati
                              hidden_sizes=[16, 32, 64, 128], depths=[1, 1, 1, 1])
 
 
-def _rwkv(seed: int) -> Case:
+def _rwkv(seed: int, size: Size = TINY) -> Case:
     """RWKV: embeddings at SmallInit scale before a LayerNorm (below its eps at step 0, by design).
     ``use_cache=False``: with a cache its eval-mode forward updates the state in place (no backward)."""
     case = _lm("RwkvConfig", "RwkvForCausalLM", vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=2,
-               attention_hidden_size=HIDDEN, intermediate_size=4 * HIDDEN, context_length=64)(seed)
+               attention_hidden_size=HIDDEN, intermediate_size=4 * HIDDEN, context_length=64)(seed, size)
     return Case(case.model, {**case.inputs, "use_cache": False}, hf_loss)
 
 
@@ -466,7 +555,7 @@ def _constant_embedding(seed: int) -> Case:
     with torch.no_grad():
         model.emb.weight.fill_(0.1)
     ids = torch.randint(0, VOCAB, (BATCH, SEQ), generator=_gen(seed))
-    return Case(model, ids, nn.functional.cross_entropy, _classes(seed))
+    return Case(model, ids, nn.functional.cross_entropy, _classes(seed, BATCH))
 
 
 def _dead_relu(seed: int) -> Case:
@@ -499,10 +588,13 @@ FAULTS.update({f.name: f for f in [
 ]})
 
 
-def build(name: str, input_seed: int = 0) -> Case:
-    """The case ``name`` (a :data:`GOOD` model or a :data:`FAULTS` entry) with inputs from ``input_seed``."""
+def build(name: str, input_seed: int = 0, size: Size = TINY) -> Case:
+    """The case ``name`` (a :data:`GOOD` model or a :data:`FAULTS` entry) with inputs from ``input_seed``;
+    ``size`` scales a known-good model (faults are built at :data:`TINY`, where their answers hold)."""
     if name in GOOD:
-        return GOOD[name](input_seed)
+        return GOOD[name](input_seed, size)
+    if size != TINY:
+        raise ValueError(f"{name} is a planted fault: it is built at the tiny size only")
     return FAULTS[name].build(input_seed)
 
 
