@@ -15,6 +15,8 @@ from numstab.probe.stats import (
     merge,
     range_fractions,
     summarize,
+    unit_census,
+    unit_rows,
 )
 
 
@@ -108,6 +110,23 @@ def test_duplicate_rows_counts_bitwise_copies_and_skips_dead_rows() -> None:
     assert duplicate_rows(w) == 2
     assert duplicate_rows(w, skip_zero=False) == 3
     assert duplicate_rows(torch.tensor([[1.0, 2.0], [1.0, 2.0 + 2**-20]])) == 0
+
+
+def test_unit_census_counts_dead_and_duplicate_channels_of_a_strided_output() -> None:
+    """A conv-shaped output (batch 3, 6 channels, 9x9): channel 0 dead, 2 and 4 copies of 1, channel 5 equal
+    to 1 in its first 64 entries only (a hash collision that the full comparison must reject), channel 3
+    holds a NaN (never alive, never equal)."""
+    x = torch.randn(3, 6, 9, 9, generator=torch.Generator().manual_seed(0))
+    x[:, 0] = 0.0
+    x[:, 2] = x[:, 1]
+    x[:, 4] = x[:, 1]
+    x[:, 5] = x[:, 1]
+    x[2, 5, 8, 8] += 1.0  # the last entry of the row (243 entries; 64 are hashed)
+    x[0, 3, 0, 0] = float("nan")
+    dead, duplicates = unit_census(x, 1)
+    assert (dead, duplicates) == (dead_fraction(x, 1), duplicate_rows(unit_rows(x, 1)))
+    assert dead == pytest.approx(2 / 6, abs=1e-15) and duplicates == 2
+    assert duplicate_rows(x.movedim(1, 0)) == 2  # a strided view, as the hooks pass it
 
 
 def test_summarize_keeps_no_reference_to_the_tensor() -> None:

@@ -26,8 +26,7 @@ import torch
 from torch import nn
 
 from numstab.instrument import ROOT, ModuleCalls, float_tensors
-from numstab.probe.stats import RANGE_FORMATS, TensorStats, dead_fraction, duplicate_rows, merge, summarize
-from numstab.probe.stats import unit_rows as _unit_rows
+from numstab.probe.stats import RANGE_FORMATS, TensorStats, merge, summarize, unit_census
 
 __all__ = ["CallRecord", "Capture", "is_activation", "owns_parameters", "measured_modules"]
 
@@ -151,8 +150,7 @@ class Capture(ModuleCalls):
         if main is not None and main.dim() > 0 and main.numel() > 0:
             record.units = main.shape[unit_dim]
             record.numel = main.numel()
-            record.dead_fraction = dead_fraction(main, unit_dim)
-            record.duplicate_units = duplicate_rows(_unit_rows(main, unit_dim))
+            record.dead_fraction, record.duplicate_units = unit_census(main, unit_dim)
         return record
 
     def _unit_dim(self, kind: str, main: torch.Tensor | None) -> int:

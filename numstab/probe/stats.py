@@ -39,6 +39,7 @@ Examples:
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -52,6 +53,7 @@ __all__ = [
     "norm",
     "dead_fraction",
     "duplicate_rows",
+    "unit_census",
     "range_fractions",
     "RANGE_FORMATS",
 ]
@@ -116,23 +118,31 @@ def summarize(t: torch.Tensor, *, formats: tuple[str, ...] = ()) -> TensorStats:
     """
     with torch.no_grad():
         x = t.detach().reshape(-1)
-        values, nonfinite, extremes = _finite_part(x)
-        moments = _moments(values, extremes)
-        ranges = range_fractions(x, formats, max_abs=moments[3]) if formats else ({}, {}, {})
+        extremes = _extremes(x)
+        values, nonfinite = _finite_part(x, extremes)
+        moments = _moments(values, None if nonfinite else extremes)
+        ranges = ({}, {}, {})
+        if formats:
+            ranges = range_fractions(x, formats, max_abs=moments[3], extremes=extremes)
     return TensorStats(x.numel(), *moments, nonfinite, *ranges)
 
 
-def _finite_part(x: torch.Tensor) -> tuple[torch.Tensor, int, tuple[float, float] | None]:
-    """(finite entries, non-finite count, (min, max) when known). One pass when all is finite:
-    min and max are finite only if no entry is inf, and NaN propagates into them."""
+def _extremes(x: torch.Tensor) -> tuple[float, float]:
+    """(min, max) of all entries, NaN when one is NaN ((0, 0) for an empty tensor)."""
     if x.numel() == 0:
-        return x, 0, None
-    lo, hi = (float(v) for v in torch.aminmax(x))
-    if math.isfinite(lo) and math.isfinite(hi):
-        return x, 0, (lo, hi)
+        return 0.0, 0.0
+    lo, hi = torch.aminmax(x)
+    return float(lo), float(hi)
+
+
+def _finite_part(x: torch.Tensor, extremes: tuple[float, float]) -> tuple[torch.Tensor, int]:
+    """(finite entries, non-finite count) given ``x``'s (min, max): min and max are finite only if no
+    entry is inf, and NaN propagates into them, so an all-finite tensor costs no pass here."""
+    if all(math.isfinite(v) for v in extremes):
+        return x, 0
     finite = torch.isfinite(x)
     values = x[finite]
-    return values, x.numel() - values.numel(), None
+    return values, x.numel() - values.numel()
 
 
 def _moments(values: torch.Tensor, extremes: tuple[float, float] | None = None) -> tuple[float, ...]:
@@ -261,7 +271,7 @@ def merge(a: TensorStats | None, b: TensorStats) -> TensorStats:
 
 
 def range_fractions(
-    x: torch.Tensor, formats: tuple[str, ...], *, max_abs: float
+    x: torch.Tensor, formats: tuple[str, ...], *, max_abs: float, extremes: tuple[float, float] | None = None
 ) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
     """Fractions of ``x`` that overflow or flush to zero in each format, and the headroom left.
 
@@ -280,6 +290,7 @@ def range_fractions(
         x: the values (any floating dtype).
         formats: :func:`numstab.precision.formats` names.
         max_abs: the largest finite magnitude of ``x`` (for the headroom).
+        extremes: ``x``'s (min, max) when the caller has them (NaN if an entry is); else computed here.
 
     Returns:
         ``(overflow, underflow, headroom_log2)``, each a dict keyed by format name.
@@ -290,16 +301,12 @@ def range_fractions(
         >>> over["float16"], under["float16"], round(room["float16"], 3)
         (0.25, 0.25, -0.61)
     """
-    from numstab import precision
-
     n = max(x.numel(), 1)
-    specs = [precision.get_format(name) for name in formats]
     flat = x.detach().reshape(-1)
-    lo, hi = (float(v) for v in torch.aminmax(flat)) if flat.numel() else (0.0, 0.0)
+    specs, flushes = _range_specs(tuple(formats), flat.dtype)
+    lo, hi = extremes if extremes is not None else _extremes(flat)
     finite = math.isfinite(lo) and math.isfinite(hi)  # NaN and inf both fail
     nan = 0 if finite else int(torch.isnan(flat).sum())
-    tiny = torch.finfo(flat.dtype).smallest_normal * torch.finfo(flat.dtype).eps  # x's smallest subnormal
-    flushes = sorted({f.smallest_subnormal / 2 for f in specs if f.smallest_subnormal / 2 >= tiny})
     at_or_below = _nonzero_at_or_below(flat, flushes)
     overflow: dict[str, float] = {}
     underflow: dict[str, float] = {}
@@ -318,10 +325,21 @@ def range_fractions(
     return overflow, underflow, headroom
 
 
+@functools.cache
+def _range_specs(formats: tuple[str, ...], dtype: torch.dtype) -> tuple[tuple[Any, ...], tuple[float, ...]]:
+    """The formats' specs, and the flush thresholds to count for values of ``dtype``: those at or above
+    its own smallest subnormal (ascending)."""
+    from numstab import precision
+
+    specs = tuple(precision.get_format(name) for name in formats)
+    tiny = torch.finfo(dtype).smallest_normal * torch.finfo(dtype).eps  # dtype's smallest subnormal
+    return specs, tuple(sorted({f.smallest_subnormal / 2 for f in specs if f.smallest_subnormal / 2 >= tiny}))
+
+
 _BITS = {torch.float32: (torch.int32, 0x7FFFFFFF), torch.float64: (torch.int64, 0x7FFFFFFFFFFFFFFF)}
 
 
-def _nonzero_at_or_below(flat: torch.Tensor, thresholds: list[float]) -> dict[float, int]:
+def _nonzero_at_or_below(flat: torch.Tensor, thresholds: tuple[float, ...]) -> dict[float, int]:
     """``{t: #{i : 0 < |x_i| <= t}}`` for each threshold, one chunk of ``|x|`` at a time.
 
     For non-negative IEEE numbers the order of the bit patterns, read as integers, is the order of the
@@ -334,17 +352,29 @@ def _nonzero_at_or_below(flat: torch.Tensor, thresholds: list[float]) -> dict[fl
         return counts
     work = torch.float64 if flat.dtype == torch.float64 else torch.float32
     ints, mask = _BITS[work]
-    limits = {t: int(torch.tensor(t, dtype=work).view(ints)) - 1 for t in thresholds}
+    limits = _bit_limits(work, thresholds)
     buffer = torch.empty(min(_CHUNK, flat.numel()), dtype=work, device=flat.device)
     for start in range(0, flat.numel(), _CHUNK):
         part = flat[start : start + _CHUNK]
         bits = buffer[: part.numel()].copy_(part).abs_().view(ints)
         bits.sub_(1).bitwise_and_(mask)  # 0 -> the largest pattern; x > 0 -> bits(x) - 1
         smallest = int(bits.amin())
-        for t, limit in limits.items():
-            if limit >= smallest:
-                counts[t] += int(torch.count_nonzero(bits <= limit))
+        active = [(t, limit) for t, limit in limits if limit >= smallest]
+        if not active:
+            continue
+        top, top_limit = active[-1]
+        below = bits[bits <= top_limit]  # one pass; the lower thresholds count within what is below the top
+        counts[top] += below.numel()
+        for t, limit in active[:-1]:
+            counts[t] += int(torch.count_nonzero(below <= limit))
     return counts
+
+
+@functools.cache
+def _bit_limits(work: torch.dtype, thresholds: tuple[float, ...]) -> tuple[tuple[float, int], ...]:
+    """``(t, bits(t) - 1)`` for each threshold in ``work``'s bit patterns (ascending, as ``thresholds``)."""
+    ints = _BITS[work][0]
+    return tuple((t, int(torch.tensor(t, dtype=work).view(ints)) - 1) for t in thresholds)
 
 
 def dead_fraction(t: torch.Tensor, unit_dim: int) -> float:
@@ -366,6 +396,23 @@ def dead_fraction(t: torch.Tensor, unit_dim: int) -> float:
     return 1.0 - float(alive.sum()) / max(alive.numel(), 1)
 
 
+def unit_census(t: torch.Tensor, unit_dim: int) -> tuple[float, int]:
+    """``(dead_fraction(t, unit_dim), duplicate_rows(unit_rows(t, unit_dim)))`` with one pass for both:
+    which units hold a non-zero is computed once, and the unit rows are never copied.
+
+    Examples:
+        >>> unit_census(torch.tensor([[0.0, 1.0, 1.0, 3.0], [0.0, 2.0, 2.0, 4.0]]), 1)  # unit 0 dead, 2 = 1
+        (0.25, 1)
+    """
+    with torch.no_grad():
+        x = t.detach()
+        if x.dim() < 2:  # a unit is one value: the rows' own test of "non-zero" (NaN is not) applies
+            return dead_fraction(x, unit_dim), duplicate_rows(_unit_rows(x, unit_dim))
+        alive = _alive(x, unit_dim)
+        dead = 1.0 - float(alive.sum()) / max(alive.numel(), 1)
+        return dead, duplicate_rows(x.movedim(unit_dim, 0), alive=alive)
+
+
 def _alive(t: torch.Tensor, unit_dim: int) -> torch.Tensor:
     """Per unit: is any of its values non-zero? (max |x| over the other dims, fast in any layout)."""
     x = t.detach()
@@ -377,7 +424,7 @@ def _alive(t: torch.Tensor, unit_dim: int) -> torch.Tensor:
     return (x.amax(dim=others) > 0) | (x.amin(dim=others) < 0)  # two reductions, no |x| copy
 
 
-def duplicate_rows(rows: torch.Tensor, *, skip_zero: bool = True) -> int:
+def duplicate_rows(rows: torch.Tensor, *, skip_zero: bool = True, alive: torch.Tensor | None = None) -> int:
     """Number of rows equal to an earlier row (bit for bit): ``rows - distinct rows``.
 
     This is the chapter's symmetry: units initialized alike get the same gradient and stay alike, so a
@@ -386,26 +433,66 @@ def duplicate_rows(rows: torch.Tensor, *, skip_zero: bool = True) -> int:
 
     Each row is hashed by a random linear form of the bit patterns of its first 64 entries, in wrapping
     int64 arithmetic (exact and independent of summation order); only rows whose hashes collide are
-    compared, exactly and in full.
+    compared, exactly and in full. Nothing else is copied: ``rows`` may be a strided view.
 
     Args:
-        rows: a 2-D tensor, one row per unit (a weight matrix, or a unit's values over the batch).
+        rows: a tensor of one or more dimensions, one row per index of its first (a weight matrix, or a
+            layer's output with its unit dimension moved first: row ``u`` is everything unit ``u`` holds).
         skip_zero: ignore rows that are all zero.
+        alive: when ``rows`` has two or more dimensions, the caller's ``_alive(rows, 0)`` (which rows hold
+            a non-zero), so that it is not computed twice.
 
     Examples:
         >>> duplicate_rows(torch.tensor([[1.0, 2.0], [1.0, 2.0], [3.0, 4.0], [0.0, 0.0], [0.0, 0.0]]))
         1
     """
     with torch.no_grad():
-        r = rows.detach().reshape(rows.shape[0], -1)
-        keep = _alive(r, 0).nonzero().flatten() if skip_zero else torch.arange(r.shape[0], device=r.device)
+        r = rows.detach()
+        if r.dim() < 2:
+            r, alive = r.reshape(r.shape[0], -1), None
+        if skip_zero:
+            keep = (_alive(r, 0) if alive is None else alive).nonzero().flatten()
+        else:
+            keep = torch.arange(r.shape[0], device=r.device)
         if keep.numel() < 2:
             return 0
-        hashes = _row_hashes(r[:, :_HASHED_COLUMNS][keep])  # copies 64 columns of the kept rows only
+        hashes = _row_hashes(_leading(r, _HASHED_COLUMNS)[keep])  # copies 64 entries of the kept rows only
         sorted_hashes, by_hash = torch.sort(hashes)  # one sort gives both
         order = keep[by_hash]
-        same = (sorted_hashes[1:] == sorted_hashes[:-1]).nonzero().flatten().tolist()
-        return sum(bool(torch.equal(r[order[i]], r[order[i + 1]])) for i in same)
+        same = (sorted_hashes[1:] == sorted_hashes[:-1]).nonzero().flatten()
+        return _equal_pairs(r, order[same], order[same + 1])
+
+
+def _equal_pairs(r: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> int:
+    """How many of the row pairs ``(r[a[i]], r[b[i]])`` are equal entry for entry (``torch.equal``'s rule:
+    NaN equals nothing, -0.0 equals 0.0), compared a cache-sized batch of pairs at a time."""
+    step = max(1, _CHUNK // max(math.prod(r.shape[1:]), 1))
+    equal = 0
+    for start in range(0, a.numel(), step):
+        i, j = a[start : start + step], b[start : start + step]
+        equal += int((r[i] == r[j]).flatten(1).all(dim=1).sum())
+    return equal
+
+
+def _leading(r: torch.Tensor, n: int) -> torch.Tensor:
+    """The first ``n`` entries of each row of ``r`` (row ``u``: ``r[u]`` in row-major order), as a
+    ``(rows, <= n)`` tensor, copying only the slab of ``r`` that holds them.
+
+    Examples:
+        >>> _leading(torch.arange(24.0).reshape(2, 3, 4), 5)
+        tensor([[ 0.,  1.,  2.,  3.,  4.],
+                [12., 13., 14., 15., 16.]])
+    """
+    view = r
+    for d in range(1, r.dim()):
+        inner = math.prod(r.shape[d + 1 :])
+        if inner == 0:
+            break
+        need = -(-n // inner)  # indices of dim d that hold the first n entries
+        view = view.narrow(d, 0, min(need, r.shape[d]))
+        if need > 1:
+            break
+    return view.reshape(r.shape[0], -1)[:, :n]
 
 
 _INT_OF_SIZE = {1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
@@ -417,9 +504,14 @@ _HASHED_COLUMNS = 64
 def _row_hashes(r: torch.Tensor) -> torch.Tensor:
     """One int64 per row: sum of (bit pattern × fixed random odd multiplier), wrapping."""
     bits = r.contiguous().view(_INT_OF_SIZE[r.element_size()]).to(torch.int64)
-    gen = torch.Generator(device=r.device).manual_seed(0x5EED)
-    weights = torch.randint(-(2**62), 2**62, (bits.shape[1],), generator=gen, device=r.device) | 1
-    return (bits * weights).sum(dim=1)
+    return (bits * _hash_weights(bits.shape[1], r.device)).sum(dim=1)
+
+
+@functools.cache
+def _hash_weights(columns: int, device: torch.device) -> torch.Tensor:
+    """The fixed random odd multipliers of :func:`_row_hashes` (seeded, so every call draws the same)."""
+    gen = torch.Generator(device=device).manual_seed(0x5EED)
+    return torch.randint(-(2**62), 2**62, (columns,), generator=gen, device=device) | 1
 
 
 def unit_rows(t: torch.Tensor, unit_dim: int) -> torch.Tensor:
