@@ -16,18 +16,10 @@ floating-point output tensor). "diagnose" is ``numstab.diagnose(model, x)``: hoo
 float64 statistics in every hook, range checks for six formats, dead and duplicate units, weight
 statistics, rules and the report.
 
-Time: both run alternately in this process, ``--repeats`` times after one warm-up each; medians of CPU time
-(``time.process_time``: one thread, so other jobs on the machine do not count) and their ratio are printed,
-wall-clock medians beside them.
-
-Peak memory: each variant runs in its own fresh child process with MALLOC_MMAP_THRESHOLD_=131072, so
-glibc serves every block above 128 KiB with mmap and returns it on free (no dynamic threshold, no heap
-reuse) and the resident set size (RSS) follows live tensor memory. The child builds the model and
-inputs, runs one warm-up pass, sets .grad to None, resets the kernel's RSS high-water mark (writing 5
-to /proc/self/clear_refs), reads its RSS, runs the variant once and reads the high-water mark (VmHWM in
-/proc/self/status). The difference is the extra memory the pass needed: saved activations, gradients
-and whatever the hooks hold. The ratio is over that working set, which leaves out the weights and the
-interpreter (counting them would flatter the ratio).
+Time and peak memory are measured as ``benchmarks/measure.py`` describes: both variants alternately in this
+process, ``--repeats`` times after one warm-up each, CPU-time medians and their ratio printed (wall-clock
+medians beside them); the peak extra RSS of one pass of each variant in a fresh child process, after a
+warm-up pass and with .grad set to None.
 
 Run:  OMP_NUM_THREADS=1 .venv/bin/python benchmarks/diagnose_overhead.py [--repeats 5] [--models gpt2,vgg16]
 Exit status 1 when a ratio misses its target.
@@ -36,20 +28,15 @@ Exit status 1 when a ratio misses its target.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
-import time
 from collections.abc import Callable
+from functools import partial
 
 import torch
+from measure import MEDIAN_TIME_TARGET, MEMORY_TARGET, TIME_TARGET, peak_extra_mib, report_peak, time_medians
 from torch import nn
-
-TIME_TARGET = 3.0
-MEDIAN_TIME_TARGET = 2.0
-MEMORY_TARGET = 1.2
 
 
 def transformer() -> tuple[nn.Module, torch.Tensor]:
@@ -168,47 +155,15 @@ VARIANTS = {"plain": plain, "diagnose": diagnosed}
 MEMORY_ONLY = {"accumulate": accumulate}
 
 
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        line = next(line for line in f if line.startswith(field + ":"))
-    return int(line.split()[1])
-
-
 def child(model_name: str, variant: str) -> None:
     """Run in a fresh process: print the peak extra RSS (KiB) one pass of ``variant`` needed."""
     torch.set_num_threads(1)
     model, x = MODELS[model_name]()
-    {**VARIANTS, **MEMORY_ONLY}[variant](model, x)  # warm-up: lazy initialisation
+    run = partial({**VARIANTS, **MEMORY_ONLY}[variant], model, x)
+    run()  # warm-up: lazy initialisation
     if variant != "accumulate":  # the measured pass allocates its own .grad, as a training step does
         model.zero_grad(set_to_none=True)
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # reset VmHWM to the current RSS
-    base = _status_kib("VmRSS")
-    {**VARIANTS, **MEMORY_ONLY}[variant](model, x)
-    print(json.dumps({"extra_kib": _status_kib("VmHWM") - base}))
-
-
-def peak_extra_mib(model_name: str, variant: str) -> float:
-    cmd = [sys.executable, __file__, "--child", model_name, variant]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MALLOC_MMAP_THRESHOLD_": "131072"}
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
-    return json.loads(out.stdout.strip().splitlines()[-1])["extra_kib"] / 1024
-
-
-def time_medians(model_name: str, repeats: int) -> dict[str, tuple[float, float]]:
-    """{variant: (median CPU seconds, median wall seconds)}."""
-    model, x = MODELS[model_name]()
-    cpu: dict[str, list[float]] = {v: [] for v in VARIANTS}
-    wall: dict[str, list[float]] = {v: [] for v in VARIANTS}
-    for variant in VARIANTS:
-        VARIANTS[variant](model, x)  # warm-up
-    for _ in range(repeats):
-        for variant, fn in VARIANTS.items():
-            start, start_cpu = time.perf_counter(), time.process_time()
-            fn(model, x)
-            cpu[variant].append(time.process_time() - start_cpu)
-            wall[variant].append(time.perf_counter() - start)
-    return {v: (statistics.median(cpu[v]), statistics.median(wall[v])) for v in VARIANTS}
+    report_peak(run)
 
 
 def main() -> int:
@@ -230,8 +185,10 @@ def main() -> int:
     ratios: list[float] = []
     notes: list[str] = []
     for name in names:
-        t = time_medians(name, args.repeats)
-        m = {v: peak_extra_mib(name, v) for v in (*VARIANTS, *MEMORY_ONLY)}
+        model, x = MODELS[name]()
+        t = time_medians({v: partial(fn, model, x) for v, fn in VARIANTS.items()}, args.repeats)
+        del model, x
+        m = {v: peak_extra_mib(__file__, name, v) for v in (*VARIANTS, *MEMORY_ONLY)}
         tr, mr = t["diagnose"][0] / t["plain"][0], m["diagnose"] / m["plain"]
         ratios.append(tr)
         ok &= tr <= TIME_TARGET and mr <= MEMORY_TARGET
