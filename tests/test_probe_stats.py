@@ -113,19 +113,19 @@ def test_duplicate_rows_counts_bitwise_copies_and_skips_dead_rows() -> None:
 
 
 def test_unit_census_counts_dead_and_duplicate_channels_of_a_strided_output() -> None:
-    """A conv-shaped output (batch 3, 6 channels, 9x9): channel 0 dead, 2 and 4 copies of 1, channel 5 equal
-    to 1 in its first 64 entries only (a hash collision that the full comparison must reject), channel 3
+    """A conv-shaped output (batch 3, 7 channels, 9x9): channel 0 dead, 2 and 4 copies of 1, channel 6 equal
+    to 5 in its first 64 entries only (a hash collision that the full comparison must reject), channel 3
     holds a NaN (never alive, never equal)."""
-    x = torch.randn(3, 6, 9, 9, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(3, 7, 9, 9, generator=torch.Generator().manual_seed(0))
     x[:, 0] = 0.0
     x[:, 2] = x[:, 1]
     x[:, 4] = x[:, 1]
-    x[:, 5] = x[:, 1]
-    x[2, 5, 8, 8] += 1.0  # the last entry of the row (243 entries; 64 are hashed)
+    x[:, 6] = x[:, 5]
+    x[2, 6, 8, 8] += 1.0  # the last entry of the row (243 entries; 64 are hashed)
     x[0, 3, 0, 0] = float("nan")
     dead, duplicates = unit_census(x, 1)
     assert (dead, duplicates) == (dead_fraction(x, 1), duplicate_rows(unit_rows(x, 1)))
-    assert dead == pytest.approx(2 / 6, abs=1e-15) and duplicates == 2
+    assert dead == pytest.approx(2 / 7, abs=1e-15) and duplicates == 2
     assert duplicate_rows(x.movedim(1, 0)) == 2  # a strided view, as the hooks pass it
 
 

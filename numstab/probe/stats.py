@@ -367,7 +367,12 @@ def _nonzero_at_or_below(flat: torch.Tensor, thresholds: tuple[float, ...]) -> d
     buffer = torch.empty(min(_CHUNK, flat.numel()), dtype=work, device=flat.device)
     for start in range(0, flat.numel(), _CHUNK):
         part = flat[start : start + _CHUNK]
-        bits = buffer[: part.numel()].copy_(part).abs_().view(ints)
+        magnitudes = buffer[: part.numel()]
+        if part.dtype == work:
+            torch.abs(part, out=magnitudes)
+        else:
+            magnitudes.copy_(part).abs_()
+        bits = magnitudes.view(ints)
         bits.sub_(1).bitwise_and_(mask)  # 0 -> the largest pattern; x > 0 -> bits(x) - 1
         smallest = int(bits.amin())
         for t, limit in limits:
