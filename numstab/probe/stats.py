@@ -347,24 +347,26 @@ def _range_specs(formats: tuple[str, ...], dtype: torch.dtype) -> tuple[tuple[An
     return specs, tuple(sorted({f.smallest_subnormal / 2 for f in specs if f.smallest_subnormal / 2 >= tiny}))
 
 
-_BITS = {torch.float32: (torch.int32, 0x7FFFFFFF), torch.float64: (torch.int64, 0x7FFFFFFFFFFFFFFF)}
+#: The integer dtype whose patterns are a float dtype's bits.
+_BITS = {torch.float32: torch.int32, torch.float64: torch.int64}
 
 
 def _nonzero_at_or_below(flat: torch.Tensor, thresholds: tuple[float, ...]) -> dict[float, int]:
     """``{t: #{i : 0 < |x_i| <= t}}`` for each threshold, one chunk of ``|x|`` at a time.
 
     For non-negative IEEE numbers the order of the bit patterns, read as integers, is the order of the
-    values. So in each chunk ``|x|``'s bits minus one, masked to the positive range, send 0 to the top
-    and keep every other entry's order: one ``amin`` gives the smallest non-zero magnitude, and only the
-    thresholds at or above it need a comparison (usually only the float8 ones).
+    values (NaN's patterns lie above every finite one), so ``|x| <= t`` is ``bits(|x|) <= bits(t)``, and
+    ``|x| = 0`` is ``bits(|x|) = 0``: each count is ``#{bits <= bits(t)} - #zeros``. The thresholds are
+    counted from the highest down; once one counts nothing, none below it can (usually only the float8
+    ones count anything). On CPU the comparisons run in numpy, ~5x faster than torch's there.
     """
     counts = dict.fromkeys(thresholds, 0)
     if not thresholds:
         return counts
     work = torch.float64 if flat.dtype == torch.float64 else torch.float32
-    ints, mask = _BITS[work]
     limits = _bit_limits(work, thresholds)
     buffer = torch.empty(min(_CHUNK, flat.numel()), dtype=work, device=flat.device)
+    scratch = _Scratch(buffer.numel()) if flat.device.type == "cpu" else None
     for start in range(0, flat.numel(), _CHUNK):
         part = flat[start : start + _CHUNK]
         magnitudes = buffer[: part.numel()]
@@ -372,29 +374,44 @@ def _nonzero_at_or_below(flat: torch.Tensor, thresholds: tuple[float, ...]) -> d
             torch.abs(part, out=magnitudes)
         else:
             magnitudes.copy_(part).abs_()
-        bits = magnitudes.view(ints)
-        bits.sub_(1).bitwise_and_(mask)  # 0 -> the largest pattern; x > 0 -> bits(x) - 1
-        smallest = int(bits.amin())
-        for t, limit in limits:
-            if limit >= smallest:
-                counts[t] += _count_at_or_below(bits, limit)
+        bits = magnitudes.view(_BITS[work])
+        values = bits if scratch is None else bits.numpy()
+        zeros = part.numel() - _count(values)
+        for t, limit in reversed(limits):
+            below = _count(values, limit, scratch) - zeros
+            if not below:
+                break
+            counts[t] += below
     return counts
 
 
-def _count_at_or_below(values: torch.Tensor, limit: int) -> int:
-    """``#{i : values_i <= limit}``; on CPU numpy's comparison and count (~5x faster than torch's there)."""
-    if values.device.type == "cpu":
+class _Scratch:
+    """A reused boolean numpy buffer for :func:`_count`'s comparisons."""
+
+    def __init__(self, n: int) -> None:
         import numpy as np
 
-        return int(np.count_nonzero(values.numpy() <= limit))
-    return int(torch.count_nonzero(values <= limit))
+        self.mask = np.empty(n, dtype=bool)
+
+
+def _count(values: Any, limit: int | None = None, scratch: _Scratch | None = None) -> int:
+    """``#{i : values_i != 0}`` (no ``limit``) or ``#{i : values_i <= limit}``, for a torch tensor or (with
+    ``scratch``, or for the non-zero count) a numpy array."""
+    import numpy as np
+
+    if limit is None:
+        return int(np.count_nonzero(values) if isinstance(values, np.ndarray) else values.count_nonzero())
+    if scratch is None:
+        return int(torch.count_nonzero(values <= limit))
+    mask = scratch.mask[: values.size]
+    return int(np.count_nonzero(np.less_equal(values, limit, out=mask)))
 
 
 @functools.cache
 def _bit_limits(work: torch.dtype, thresholds: tuple[float, ...]) -> tuple[tuple[float, int], ...]:
-    """``(t, bits(t) - 1)`` for each threshold in ``work``'s bit patterns (ascending, as ``thresholds``)."""
-    ints = _BITS[work][0]
-    return tuple((t, int(torch.tensor(t, dtype=work).view(ints)) - 1) for t in thresholds)
+    """``(t, bits(t))`` for each threshold in ``work``'s bit patterns (ascending, as ``thresholds``)."""
+    ints = _BITS[work]
+    return tuple((t, int(torch.tensor(t, dtype=work).view(ints))) for t in thresholds)
 
 
 def dead_fraction(t: torch.Tensor, unit_dim: int) -> float:
