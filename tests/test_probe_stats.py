@@ -97,6 +97,23 @@ def test_summarize_with_formats_reports_headroom_in_powers_of_two() -> None:
     assert s.out_of_range == {"float16": 0.0}
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+def test_flush_fractions_equal_their_definition_across_chunks(dtype: torch.dtype) -> None:
+    """underflow[f] = #{0 < |x| <= half f's smallest subnormal} / n, counted directly in float64, on
+    300 000 entries (two chunks) spanning 1 to 1e-300 with zeros, -0.0, NaN and +-inf among them."""
+    g = torch.Generator().manual_seed(0)
+    scales = torch.logspace(0, -300, 300_000, dtype=torch.float64)
+    x = torch.randn(300_000, generator=g, dtype=torch.float64) * scales
+    x[::7], x[1::11] = 0.0, -0.0
+    x[5], x[6], x[299_999] = float("nan"), float("inf"), -float("inf")
+    x = x.to(dtype)
+    _, under, _ = range_fractions(x, RANGE_FORMATS, max_abs=float(x[torch.isfinite(x)].abs().max()))
+    magnitude = x.double().abs()
+    for name in RANGE_FORMATS:
+        flush = precision.get_format(name).smallest_subnormal / 2
+        assert under[name] == int(((magnitude > 0) & (magnitude <= flush)).sum()) / x.numel(), name
+
+
 def test_dead_fraction_counts_units_zero_for_every_sample() -> None:
     x = torch.tensor([[0.0, 1.0, 0.0, 2.0], [0.0, 0.0, 0.0, 3.0]])
     assert dead_fraction(x, 1) == 0.5  # units 0 and 2
