@@ -15,7 +15,11 @@ their largest magnitude first (exact), the trick LAPACK's ``dnrm2`` uses (Blue 1
 Cost: :func:`_sums` converts one chunk of 2^18 entries at a time into a reused float64 buffer that stays
 in cache and reduces it there (``sum`` and a BLAS ``dot``): one read of the tensor, no float64 copy of it.
 Casting on the fly (``torch.sum(x, dtype=torch.float64)``, ``vector_norm(x, dtype=torch.float64)``) took
-~9x longer on CPU; on VGG-16 those reductions were more than half of ``diagnose``'s time.
+~9x longer on CPU; on VGG-16 those reductions were more than half of ``diagnose``'s time. The parts whose
+result is exact whoever computes it (a minimum, a maximum, a count) run in numpy on CPU, where its
+reductions and comparisons are 2-5x torch's on one thread; everything summed stays in torch, so every
+reported number is the same bit for bit. Per tensor: one min/max, the float64 sums, and ``|x|``
+compared with the flush thresholds that count anything (:func:`_nonzero_at_or_below`).
 
 Statistics cover the finite entries; the non-finite ones are counted apart.
 
