@@ -497,10 +497,14 @@ def duplicate_rows(rows: torch.Tensor, *, skip_zero: bool = True, alive: torch.T
             keep = torch.arange(r.shape[0], device=r.device)
         if keep.numel() < 2:
             return 0
-        hashes = _row_hashes(_leading(r, _HASHED_COLUMNS)[keep])  # copies 64 entries of the kept rows only
+        every = keep.numel() == r.shape[0]
+        leading = _leading(r, _HASHED_COLUMNS)  # copies 64 entries of each row only
+        hashes = _row_hashes(leading if every else leading[keep])
         sorted_hashes, by_hash = torch.sort(hashes)  # one sort gives both
-        order = keep[by_hash]
         same = (sorted_hashes[1:] == sorted_hashes[:-1]).nonzero().flatten()
+        if not same.numel():
+            return 0
+        order = by_hash if every else keep[by_hash]
         return _equal_pairs(r, order[same], order[same + 1])
 
 
