@@ -70,21 +70,21 @@ class InputMoments:
     def _hook(self, module: nn.Module, args: tuple[Any, ...]) -> None:
         self._calls[module] += 1
         x = next(float_tensors(args), None)
+        last, self._last = self._last, None  # "next": any hooked call in between breaks the link
         if x is None or not x.numel():
             return
-        k = self._calls[module]
-        name = self._names[module] if k == 1 else f"{self._names[module]}#{k}"
-        if self._last is not None and _is_norm(module) and self._last[1] == _storage(x):
-            self.feeds_norm.add(self._last[0])
-        self._last = None
+        if last is not None and _is_norm(module) and last[1] == _storage(x):
+            self.feeds_norm.add(last[0])
         with torch.no_grad():
-            self.values[name] = norm(x) ** 2 / x.numel()
+            self.values[self._call_name(module)] = norm(x) ** 2 / x.numel()
 
     def _after(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
         y = next(float_tensors(output), None)
+        self._last = None if y is None else (self._call_name(module), _storage(y))
+
+    def _call_name(self, module: nn.Module) -> str:
         k = self._calls[module]
-        name = self._names[module] if k == 1 else f"{self._names[module]}#{k}"
-        self._last = None if y is None else (name, _storage(y))
+        return self._names[module] if k == 1 else f"{self._names[module]}#{k}"
 
 
 def _storage(t: torch.Tensor) -> int:
